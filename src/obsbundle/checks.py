@@ -1,0 +1,145 @@
+"""Checks that span more than one field of a System, each reported at the key path to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from fractions import Fraction
+
+from obsbundle.errors import KeyPath, Problem
+from obsbundle.model import Broker, DatastoreKind, Instrumentation, SliKind, System
+from obsbundle.slo_math import fastest_page_factor, format_factor
+
+# Which datastore kind can hold which broker's queues.
+_BROKER_STORE: dict[Broker, DatastoreKind] = {
+    Broker.RABBITMQ: DatastoreKind.RABBITMQ,
+    Broker.REDIS: DatastoreKind.REDIS,
+    Broker.POSTGRES: DatastoreKind.POSTGRES,
+    Broker.KAFKA: DatastoreKind.KAFKA,
+}
+
+
+def check_system(system: System, file: str) -> list[Problem]:
+    """Every cross-reference and consistency problem of one system, in file order."""
+    return [Problem(file, path, message) for path, message in _problems(system)]
+
+
+def _problems(system: System) -> Iterator[tuple[KeyPath, str]]:
+    yield from _duplicates("node_pools", (pool.name for pool in system.node_pools), "node pool")
+    yield from _duplicates("services", (service.name for service in system.services), "service")
+    yield from _duplicates("datastores", (store.name for store in system.datastores), "datastore")
+    yield from _duplicates("queues", (queue.name for queue in system.queues), "queue")
+
+    pools = {pool.name for pool in system.node_pools}
+    stores = {store.name: store for store in system.datastores}
+    services = {service.name for service in system.services}
+
+    for index, service in enumerate(system.services):
+        at: KeyPath = ("services", index)
+        if service.node_pool is not None and service.node_pool not in pools:
+            yield (*at, "node_pool"), _undefined("node pool", service.node_pool, pools, "node_pools")
+        for position, store in enumerate(service.datastores):
+            if store not in stores:
+                yield (*at, "datastores", position), _undefined("datastore", store, set(stores), "datastores")
+        if service.autoscaling and service.replicas is not None and not (
+            service.autoscaling.min <= service.replicas <= service.autoscaling.max
+        ):
+            yield (*at, "replicas"), (
+                f"{service.replicas} is outside autoscaling min..max "
+                f"({service.autoscaling.min}..{service.autoscaling.max}): make them agree"
+            )
+        yield from _duplicates((*at, "slos"), (slo.name for slo in service.slos), "SLO")
+        for position in range(len(service.slos)):
+            yield from _slo_problems(system, index, position)
+
+    for index, store in enumerate(system.datastores):
+        if store.node_pool is not None and store.node_pool not in pools:
+            yield ("datastores", index, "node_pool"), _undefined("node pool", store.node_pool, pools, "node_pools")
+
+    for index, queue in enumerate(system.queues):
+        at = ("queues", index)
+        store = stores.get(queue.datastore)
+        if store is None:
+            yield (*at, "datastore"), _undefined("datastore", queue.datastore, set(stores), "datastores")
+        elif _BROKER_STORE[queue.broker] is not store.kind:
+            yield (*at, "broker"), (
+                f"'{queue.broker.value}' does not match datastore '{store.name}', which is "
+                f"{store.kind.value}: point datastore at a {_BROKER_STORE[queue.broker].value} datastore"
+            )
+        for position, consumer in enumerate(queue.consumers):
+            if consumer not in services:
+                yield (*at, "consumers", position), _undefined("service", consumer, services, "services")
+
+    yield from _team_channels(system)
+
+
+def _slo_problems(system: System, service_index: int, slo_index: int) -> Iterator[tuple[KeyPath, str]]:
+    service = system.services[service_index]
+    slo = service.slos[slo_index]
+    at: KeyPath = ("services", service_index, "slos", slo_index)
+    factor = fastest_page_factor(slo.window_seconds)
+    if factor * Fraction(slo.error_budget) >= 1:
+        lowest = Decimal(100) - Decimal(100) * Decimal(factor.denominator) / Decimal(factor.numerator)
+        yield (*at, "objective"), (
+            f"the page alert can never fire: at {slo.objective} % over {slo.window} it needs an error "
+            f"ratio of {format_factor(factor)} × {slo.error_budget.normalize()} ≥ 1. "
+            f"raise the objective above {lowest.quantize(Decimal('0.01'))} or lengthen the window"
+        )
+    metrics = service.metrics
+    threshold = slo.threshold_seconds
+    if slo.kind is SliKind.LATENCY and metrics is not None and threshold is not None:
+        if metrics.instrumentation is Instrumentation.CUSTOM:
+            yield (*at, "sli"), "a custom-instrumented service needs sli: custom with good_query and total_query"
+            return
+        boundaries = {Decimal(str(bucket)).normalize() for bucket in metrics.buckets}
+        if threshold not in boundaries:
+            listed = ", ".join(f"{bucket:g}" for bucket in metrics.buckets)
+            yield (*at, "threshold"), (
+                f"{slo.threshold} is not a bucket boundary of the service's latency histogram "
+                f"({listed} s), so the SLI cannot count requests under it: pick one of those, or list "
+                f"the real boundaries in services[{service_index}].metrics.histogram_buckets"
+            )
+    if slo.kind is SliKind.AVAILABILITY and metrics is not None and metrics.instrumentation is Instrumentation.CUSTOM:
+        yield (*at, "sli"), "a custom-instrumented service needs sli: custom with good_query and total_query"
+
+
+def _team_channels(system: System) -> Iterator[tuple[KeyPath, str]]:
+    """One team, one set of channels: routing goes by team, so two answers would be ambiguous."""
+    first: dict[str, tuple[KeyPath, tuple[str, str | None]]] = {
+        system.owner.team: (("owner",), (system.owner.slack_channel, system.owner.oncall_channel))
+    }
+    for index, service in enumerate(system.services):
+        if service.owner is None:
+            continue
+        channels = (service.owner.slack_channel, service.owner.oncall_channel)
+        seen = first.setdefault(service.owner.team, (("services", index, "owner"), channels))
+        if seen[1] != channels:
+            yield ("services", index, "owner"), (
+                f"team '{service.owner.team}' already has channels {seen[1][0]}"
+                f"{' / ' + seen[1][1] if seen[1][1] else ''} at {_path_text(seen[0])}: "
+                "give a team the same channels everywhere, or name a different team"
+            )
+
+
+def _duplicates(at: str | KeyPath, names: Iterable[str], what: str) -> Iterator[tuple[KeyPath, str]]:
+    prefix: KeyPath = (at,) if isinstance(at, str) else at
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            yield (*prefix, index, "name"), (
+                f"duplicate {what} name '{name}' (also at {_path_text((*prefix, seen[name]))}): "
+                "names must be unique"
+            )
+        else:
+            seen[name] = index
+
+
+def _undefined(what: str, name: str, defined: set[str], section: str) -> str:
+    known = ", ".join(sorted(defined)) or "none"
+    return f"'{name}' is not a defined {what} (defined: {known}): define it under {section} or fix the name"
+
+
+def _path_text(path: KeyPath) -> str:
+    from obsbundle.errors import format_key_path
+
+    return format_key_path(path)

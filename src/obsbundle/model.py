@@ -1,0 +1,505 @@
+"""The inventory model (contract v1): a frozen, typed description of one system.
+
+Raw YAML or Jsonnet is parsed into these classes once, by `obsbundle.loader`; every generator
+reads only these objects. All collections are tuples so that a parsed inventory cannot change.
+Rules that need more than one field (a service on an undefined pool, an SLO whose page can
+never fire) live in `obsbundle.checks`, which reports them with the key path of the culprit.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from obsbundle.durations import parse_duration, parse_duration_ms
+
+API_VERSION = "obsbundle/v1"
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+_K8S_LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+_K8S_LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _check_fine_duration(value: str) -> str:
+    parse_duration_ms(value)
+    return value
+
+
+def _check_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 and not (len(fields) == 1 and fields[0].startswith("@")):
+        raise ValueError(
+            "must be a five-field cron schedule such as '0 2 * * *' (minute hour day month weekday)"
+        )
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+"""A Prometheus duration such as `30s`, `5m`, `1h30m`, `30d`."""
+
+FineDuration = Annotated[str, AfterValidator(_check_fine_duration)]
+"""A duration that may have milliseconds, for latency thresholds such as `250ms`."""
+
+Name = Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]
+"""A Kubernetes DNS label: lower case letters, digits and '-'."""
+
+CronSchedule = Annotated[str, AfterValidator(_check_cron)]
+
+
+class Frozen(BaseModel):
+    """Base of every model class: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Owner(Frozen):
+    """Who is told when something breaks."""
+
+    team: Name
+    slack_channel: str = Field(pattern=r"^#[a-z0-9][a-z0-9._-]*$")
+    oncall_channel: str | None = Field(
+        default=None,
+        pattern=r"^#[a-z0-9][a-z0-9._-]*$",
+        description="Channel for critical alerts; defaults to slack_channel.",
+    )
+    oncall_mention: str | None = Field(
+        default=None,
+        description="Slack mention put on critical alerts, e.g. '<!subteam^S0123>' or '@auth-oncall'.",
+    )
+
+    @property
+    def page_channel(self) -> str:
+        return self.oncall_channel or self.slack_channel
+
+
+class MonitoringSettings(Frozen):
+    """Where the generated objects go and how Prometheus Operator finds them."""
+
+    namespace: Name = Field(default="monitoring", description="Namespace of PrometheusRules and configs.")
+    selector_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"},
+        description="Labels the Prometheus and Alertmanager resources select objects by.",
+    )
+    grafana_url: str = Field(default="https://grafana.example.com", pattern=r"^https?://[^\s]+$")
+    alertmanager_url: str = Field(default="https://alertmanager.example.com", pattern=r"^https?://[^\s]+$")
+    runbook_url: str = Field(
+        default="https://runbooks.example.com/{system}/{alert}",
+        description="Pattern of runbook links; {system} and {alert} are replaced.",
+    )
+
+    @field_validator("selector_labels")
+    @classmethod
+    def _labels_are_kubernetes_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            if not re.match(_K8S_LABEL_KEY, key) or not re.match(_K8S_LABEL_VALUE, value):
+                raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
+        return labels
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _runbook_url_names_the_alert(cls, pattern: str) -> str:
+        if "{alert}" not in pattern:
+            raise ValueError("must contain '{alert}' so that every alert links to its own runbook")
+        return pattern
+
+
+class NodePool(Frozen):
+    """A set of nodes that carry the same value of the system's node pool label."""
+
+    name: Name
+    instance_type: str | None = None
+    vcpu: float | None = Field(default=None, gt=0)
+    memory_gib: float | None = Field(default=None, gt=0)
+    disk_gib: float | None = Field(default=None, gt=0)
+    min_nodes: int = Field(ge=0)
+    max_nodes: int = Field(ge=1)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> NodePool:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"min_nodes ({self.min_nodes}) is greater than max_nodes ({self.max_nodes}); "
+                "swap them or raise max_nodes"
+            )
+        return self
+
+
+class Instrumentation(StrEnum):
+    """How a service exposes its request metrics; decides which SLI queries apply."""
+
+    PROMETHEUS_CLIENT = "prometheus-client"
+    MICROMETER = "micrometer"
+    GRPC = "grpc"
+    CUSTOM = "custom"
+
+
+class MonitorKind(StrEnum):
+    SERVICE = "service"
+    POD = "pod"
+
+
+# Default histogram boundaries of each client library, used when the inventory gives none.
+DEFAULT_BUCKETS: dict[Instrumentation, tuple[float, ...]] = {
+    Instrumentation.PROMETHEUS_CLIENT: (
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ),
+    # Micrometer publishes no buckets unless percentiles-histogram is on; then these
+    # (its default SLO boundaries are service-specific, so inventories should list them).
+    Instrumentation.MICROMETER: (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    Instrumentation.GRPC: (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    Instrumentation.CUSTOM: (),
+}
+
+
+class Metrics(Frozen):
+    """Where and how a workload's /metrics endpoint is scraped."""
+
+    port: str | int = Field(
+        description="Port name (Service port for a ServiceMonitor, container port for a PodMonitor), "
+        "or a container port number when the port has no name (PodMonitor only)."
+    )
+    path: str = Field(default="/metrics", pattern=r"^/[^\s]*$")
+    scheme: Literal["http", "https"] = "http"
+    interval: Duration = "30s"
+    scrape_timeout: Duration = "10s"
+    instrumentation: Instrumentation = Instrumentation.PROMETHEUS_CLIENT
+    monitor: MonitorKind = Field(
+        default=MonitorKind.SERVICE,
+        description="service: the workload has a Kubernetes Service with a named port; pod: scrape pods.",
+    )
+    service_name: Name | None = Field(
+        default=None, description="Name of the Kubernetes Service, when it differs from the service's name."
+    )
+    histogram_buckets: tuple[float, ...] | None = Field(
+        default=None, description="Latency histogram bucket boundaries (le values), in seconds."
+    )
+
+    @field_validator("port")
+    @classmethod
+    def _port_is_name_or_number(cls, port: str | int) -> str | int:
+        if isinstance(port, int):
+            if not 1 <= port <= 65535:
+                raise ValueError("a port number must be between 1 and 65535")
+        elif not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", port) or len(port) > 15:
+            raise ValueError("a port name must be an IANA_SVC_NAME: at most 15 lower case letters, digits, '-'")
+        return port
+
+    @field_validator("histogram_buckets")
+    @classmethod
+    def _buckets_ascend(cls, buckets: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if buckets is not None and (
+            not buckets or any(b <= a for a, b in zip(buckets, buckets[1:], strict=False))
+        ):
+            raise ValueError("must be a non-empty list of strictly increasing boundaries in seconds")
+        return buckets
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> Metrics:
+        if parse_duration(self.scrape_timeout) > parse_duration(self.interval):
+            raise ValueError(
+                f"scrape_timeout ({self.scrape_timeout}) is longer than interval ({self.interval}); "
+                "Prometheus rejects such a target: shorten the timeout"
+            )
+        if self.monitor is MonitorKind.SERVICE and isinstance(self.port, int):
+            raise ValueError(
+                f"port {self.port} is a number, but a ServiceMonitor selects a Service port by name: "
+                "name the Service port, or set monitor: pod to scrape the container port"
+            )
+        return self
+
+    @property
+    def buckets(self) -> tuple[float, ...]:
+        """The histogram boundaries in force: the inventory's, or the library default."""
+        if self.histogram_buckets is not None:
+            return self.histogram_buckets
+        return DEFAULT_BUCKETS[self.instrumentation]
+
+
+class Resources(Frozen):
+    cpu: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+
+
+class ResourceSpec(Frozen):
+    requests: Resources = Resources()
+    limits: Resources = Resources()
+
+
+class Autoscaling(Frozen):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+    cpu_utilization: int | None = Field(default=None, ge=1, le=100)
+    memory_utilization: int | None = Field(default=None, ge=1, le=100)
+    hpa_name: Name | None = Field(default=None, description="HPA name, when not '<service>' or '<service>-hpa'.")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max}); swap them")
+        return self
+
+
+class SliKind(StrEnum):
+    AVAILABILITY = "availability"
+    LATENCY = "latency"
+    CUSTOM = "custom"
+
+
+class Slo(Frozen):
+    """A service level objective over a rolling window."""
+
+    name: Name
+    sli: SliKind | None = Field(
+        default=None,
+        description="availability, latency or custom; defaults to latency when a threshold is given.",
+    )
+    objective: Decimal = Field(description="Percent of good events, strictly between 0 and 100.")
+    window: Duration = "30d"
+    threshold: FineDuration | None = Field(default=None, description="Latency SLOs: the slowest good request.")
+    good_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of good events.")
+    total_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of all events.")
+    description: str = ""
+
+    @field_validator("objective")
+    @classmethod
+    def _objective_in_range(cls, objective: Decimal) -> Decimal:
+        if not Decimal(0) < objective < Decimal(100):
+            raise ValueError(
+                f"must be between 0 and 100 (got {objective}): write 99.9 for a 99.9 % objective"
+            )
+        return objective
+
+    @field_validator("window")
+    @classmethod
+    def _window_is_whole_days(cls, window: str) -> str:
+        seconds = parse_duration(window)
+        if seconds % 86400 or not 1 <= seconds // 86400 <= 90:
+            raise ValueError(f"must be a whole number of days between 1d and 90d, e.g. 30d (got {window})")
+        return window
+
+    @model_validator(mode="after")
+    def _fields_match_the_sli(self) -> Slo:
+        kind = self.kind
+        if kind is SliKind.LATENCY and self.threshold is None:
+            raise ValueError("a latency SLO needs a threshold, e.g. threshold: 500ms")
+        if kind is not SliKind.LATENCY and self.threshold is not None:
+            raise ValueError(f"threshold is only for latency SLOs, but sli is {kind.value}")
+        if kind is SliKind.CUSTOM and (not self.good_query or not self.total_query):
+            raise ValueError("a custom SLO needs both good_query and total_query")
+        if kind is not SliKind.CUSTOM and (self.good_query or self.total_query):
+            raise ValueError(f"good_query and total_query are only for custom SLOs, but sli is {kind.value}")
+        return self
+
+    @property
+    def kind(self) -> SliKind:
+        if self.sli is not None:
+            return self.sli
+        return SliKind.LATENCY if self.threshold is not None else SliKind.AVAILABILITY
+
+    @property
+    def error_budget(self) -> Decimal:
+        """Allowed fraction of bad events, e.g. Decimal('0.005') for 99.5 %."""
+        return (Decimal(100) - self.objective) / Decimal(100)
+
+    @property
+    def window_seconds(self) -> int:
+        return parse_duration(self.window)
+
+    @property
+    def threshold_seconds(self) -> Decimal | None:
+        """The latency threshold in seconds, exact (`250ms` → Decimal('0.25'))."""
+        if self.threshold is None:
+            return None
+        return (Decimal(parse_duration_ms(self.threshold)) / 1000).normalize()
+
+
+class WorkloadKind(StrEnum):
+    API = "api"
+    WORKER = "worker"
+    JOB = "job"
+    CRONJOB = "cronjob"
+
+
+class Service(Frozen):
+    """A workload: an API behind a Kubernetes Service, a queue worker, a Job or a CronJob."""
+
+    name: Name
+    namespace: Name
+    kind: WorkloadKind = WorkloadKind.API
+    description: str = ""
+    node_pool: Name | None = None
+    replicas: int | None = Field(default=None, ge=0)
+    autoscaling: Autoscaling | None = None
+    resources: ResourceSpec | None = None
+    metrics: Metrics | None = None
+    selector: dict[str, str] | None = Field(
+        default=None, description="Labels that select the workload's Service or pods; default {app: <name>}."
+    )
+    owner: Owner | None = None
+    slos: tuple[Slo, ...] = ()
+    datastores: tuple[Name, ...] = Field(default=(), description="Datastores this service uses.")
+    volumes: tuple[Name, ...] = Field(default=(), description="PersistentVolumeClaims to watch for filling up.")
+    schedule: CronSchedule | None = Field(default=None, description="CronJobs: the cron schedule.")
+    backoff_limit: int | None = Field(default=None, ge=0, description="Jobs: retries before failure.")
+    latency_alert: FineDuration | None = Field(
+        default=None, description="Alert when P95 latency stays above this (e.g. 2s)."
+    )
+    error_rate_alert: Decimal | None = Field(
+        default=None, gt=0, lt=1, description="Alert when the 5xx ratio stays above this (e.g. 0.05)."
+    )
+    errors_per_second_alert: Decimal | None = Field(
+        default=None, gt=0, description="Alert when 5xx responses per second stay above this (e.g. 0.1)."
+    )
+    memory_limit_alert: Decimal = Field(
+        default=Decimal("0.9"), gt=0, lt=1, description="Warn when a container's memory exceeds this share of its limit."
+    )
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_is_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
+        if labels is not None:
+            if not labels:
+                raise ValueError("must select on at least one label, e.g. {app: my-service}")
+            for key, value in labels.items():
+                if not re.match(_K8S_LABEL_KEY, key) or not re.match(_K8S_LABEL_VALUE, value):
+                    raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
+        return labels
+
+    @model_validator(mode="after")
+    def _fields_match_the_kind(self) -> Service:
+        if self.kind is WorkloadKind.API and self.metrics is None:
+            raise ValueError("an api service needs metrics: {port: ..., path: ...} so that it is scraped")
+        if self.kind is WorkloadKind.CRONJOB and self.schedule is None:
+            raise ValueError("a cronjob needs a schedule, e.g. schedule: '0 2 * * *'")
+        if self.kind is not WorkloadKind.CRONJOB and self.schedule is not None:
+            raise ValueError(f"schedule is only for cronjobs, but kind is {self.kind.value}")
+        if self.slos and self.metrics is None:
+            raise ValueError("SLOs need metrics: add a metrics section or remove the slos")
+        return self
+
+    @property
+    def labels_selector(self) -> dict[str, str]:
+        return dict(self.selector) if self.selector else {"app": self.name}
+
+    @property
+    def has_http_api(self) -> bool:
+        return self.kind is WorkloadKind.API
+
+
+class DatastoreKind(StrEnum):
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    RABBITMQ = "rabbitmq"
+    KAFKA = "kafka"
+    SQLITE = "sqlite"
+
+
+class Datastore(Frozen):
+    name: Name
+    kind: DatastoreKind
+    namespace: Name
+    node_pool: Name | None = None
+    description: str = ""
+    exporter_source: Name | None = Field(
+        default=None, description="`source` label of its series in the pool & queue exporter."
+    )
+    pgbouncer_source: Name | None = Field(default=None, description="Postgres: exporter source of its PgBouncer.")
+    max_connections_alert: Decimal = Field(
+        default=Decimal("0.8"), gt=0, lt=1, description="Postgres: alert above this share of max_connections."
+    )
+    volume: Name | None = Field(default=None, description="PersistentVolumeClaim holding its data.")
+
+    @property
+    def source(self) -> str:
+        return self.exporter_source or self.name
+
+
+class Broker(StrEnum):
+    RABBITMQ = "rabbitmq"
+    REDIS = "redis"
+    POSTGRES = "postgres"
+    KAFKA = "kafka"
+
+
+class Queue(Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    broker: Broker
+    datastore: Name
+    consumers: tuple[Name, ...] = ()
+    consumer_group: str | None = Field(default=None, description="Kafka: the consumer group to watch.")
+    max_backlog: int = Field(default=1000, ge=1, description="Alert when ready messages exceed this.")
+    max_age: Duration = Field(default="10m", description="Alert when the oldest message is older.")
+    max_lag: int = Field(default=10000, ge=1, description="Kafka: alert when consumer lag exceeds this.")
+
+    @model_validator(mode="after")
+    def _kafka_needs_a_group(self) -> Queue:
+        if self.broker is Broker.KAFKA and not self.consumer_group:
+            raise ValueError("a kafka queue needs consumer_group: the group whose lag is watched")
+        return self
+
+
+class Platform(Frozen):
+    """Cluster add-ons the system relies on and that have alerts of their own."""
+
+    argocd_namespace: Name | None = Field(default=None, description="Watch ArgoCD applications.")
+
+
+class System(Frozen):
+    """One platform: the unit of an inventory file and of the output folder."""
+
+    api_version: Literal["obsbundle/v1"] = Field(alias="apiVersion")
+    kind: Literal["System"]
+    name: Name
+    description: str = ""
+    cluster: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    owner: Owner
+    node_pool_label: str = Field(default="node-role", pattern=_K8S_LABEL_KEY)
+    monitoring: MonitoringSettings = MonitoringSettings()
+    platform: Platform = Platform()
+    node_pools: tuple[NodePool, ...] = ()
+    services: tuple[Service, ...] = ()
+    datastores: tuple[Datastore, ...] = ()
+    queues: tuple[Queue, ...] = ()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def owner_of(self, service: Service) -> Owner:
+        return service.owner or self.owner
+
+    def node_pool(self, name: str) -> NodePool:
+        return next(pool for pool in self.node_pools if pool.name == name)
+
+    def service(self, name: str) -> Service:
+        return next(service for service in self.services if service.name == name)
+
+    def datastore(self, name: str) -> Datastore:
+        return next(store for store in self.datastores if store.name == name)
+
+    @property
+    def scraped_services(self) -> tuple[Service, ...]:
+        return tuple(service for service in self.services if service.metrics is not None)
+
+    @property
+    def node_pool_label_name(self) -> str:
+        """The label kube-state-metrics gives the node pool: `label_` + the sanitised node label."""
+        return "label_" + re.sub(r"[^a-zA-Z0-9_]", "_", self.node_pool_label)
+
+
+class Inventory(Frozen):
+    """Every system read from the inventory paths, sorted by name."""
+
+    systems: tuple[System, ...]
+
+
+LABEL_NAME_PATTERN = _LABEL_NAME

@@ -1,0 +1,36 @@
+"""Safe PromQL building blocks: every value from the inventory enters a query through these."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal for `value`: quotes, backslashes and control characters escaped."""
+    # PromQL double-quoted strings use Go escapes, which agree with JSON's for these characters.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def regex_quote(value: str) -> str:
+    """A PromQL string literal that matches `value` literally inside `=~`."""
+    return quote(re.escape(value))
+
+
+def matchers(labels: Mapping[str, str], **extra: str) -> str:
+    """`{a="x",b="y"}` from label equality matchers, in the order given; `{}` needs no caller care."""
+    items = {**labels, **extra}
+    for name in items:
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"'{name}' is not a Prometheus label name")
+    return "{" + ",".join(f"{name}={quote(value)}" for name, value in items.items()) + "}"
+
+
+def selector(metric: str, labels: Mapping[str, str], *raw: str) -> str:
+    """`metric{labels..., raw...}` where `raw` are pre-built matchers such as `code=~"5.."`."""
+    parts = [f"{name}={quote(value)}" for name, value in labels.items()]
+    parts.extend(raw)
+    return metric + "{" + ",".join(parts) + "}"

@@ -1,0 +1,63 @@
+"""The inventory's JSON Schema (for editors) and key lookups used in error messages."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
+
+from obsbundle.model import System
+
+
+def inventory_json_schema() -> str:
+    """JSON Schema of one inventory document, as deterministic JSON text."""
+    schema = System.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://obsbundle.dev/schema/inventory-v1.json"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def allowed_keys(path: tuple[str | int, ...], data: Any) -> list[str]:
+    """Keys the model accepts at `path` (a path into the raw data), sorted; [] when unknown."""
+    model: Any = System
+    for part in path:
+        if isinstance(part, int):
+            model = _item_type(model)
+        else:
+            model = _field_type(model, part)
+        if model is None:
+            return []
+    del data
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(field.alias or name for name, field in model.model_fields.items())
+    return []
+
+
+def _field_type(model: Any, key: str) -> Any:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return _unwrap(field.annotation)
+    return None
+
+
+def _item_type(annotation: Any) -> Any:
+    args = get_args(annotation)
+    if get_origin(annotation) in (tuple, list) and args:
+        return _unwrap(args[0])
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional and Annotated so that the model class or container remains."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return _unwrap(members[0]) if len(members) == 1 else None
+    return annotation
