@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from fractions import Fraction
 
-from obsbundle.errors import KeyPath, Problem
+from obsbundle.errors import KeyPath, Problem, format_key_path
 from obsbundle.model import Broker, DatastoreKind, Instrumentation, SliKind, System
 from obsbundle.slo_math import fastest_page_factor, format_factor
 
@@ -38,9 +38,9 @@ def _problems(system: System) -> Iterator[tuple[KeyPath, str]]:
         at: KeyPath = ("services", index)
         if service.node_pool is not None and service.node_pool not in pools:
             yield (*at, "node_pool"), _undefined("node pool", service.node_pool, pools, "node_pools")
-        for position, store in enumerate(service.datastores):
-            if store not in stores:
-                yield (*at, "datastores", position), _undefined("datastore", store, set(stores), "datastores")
+        for position, store_name in enumerate(service.datastores):
+            if store_name not in stores:
+                yield (*at, "datastores", position), _undefined("datastore", store_name, set(stores), "datastores")
         if service.autoscaling and service.replicas is not None and not (
             service.autoscaling.min <= service.replicas <= service.autoscaling.max
         ):
@@ -52,19 +52,21 @@ def _problems(system: System) -> Iterator[tuple[KeyPath, str]]:
         for position in range(len(service.slos)):
             yield from _slo_problems(system, index, position)
 
-    for index, store in enumerate(system.datastores):
-        if store.node_pool is not None and store.node_pool not in pools:
-            yield ("datastores", index, "node_pool"), _undefined("node pool", store.node_pool, pools, "node_pools")
+    for index, datastore in enumerate(system.datastores):
+        if datastore.node_pool is not None and datastore.node_pool not in pools:
+            yield ("datastores", index, "node_pool"), _undefined(
+                "node pool", datastore.node_pool, pools, "node_pools"
+            )
 
     for index, queue in enumerate(system.queues):
         at = ("queues", index)
-        store = stores.get(queue.datastore)
-        if store is None:
+        backing = stores.get(queue.datastore)
+        if backing is None:
             yield (*at, "datastore"), _undefined("datastore", queue.datastore, set(stores), "datastores")
-        elif _BROKER_STORE[queue.broker] is not store.kind:
+        elif _BROKER_STORE[queue.broker] is not backing.kind:
             yield (*at, "broker"), (
-                f"'{queue.broker.value}' does not match datastore '{store.name}', which is "
-                f"{store.kind.value}: point datastore at a {_BROKER_STORE[queue.broker].value} datastore"
+                f"'{queue.broker.value}' does not match datastore '{backing.name}', which is "
+                f"{backing.kind.value}: point datastore at a {_BROKER_STORE[queue.broker].value} datastore"
             )
         for position, consumer in enumerate(queue.consumers):
             if consumer not in services:
@@ -140,6 +142,4 @@ def _undefined(what: str, name: str, defined: set[str], section: str) -> str:
 
 
 def _path_text(path: KeyPath) -> str:
-    from obsbundle.errors import format_key_path
-
     return format_key_path(path)

@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 from obsbundle.checks import check_system
 from obsbundle.errors import InputError, KeyPath, Problem
 from obsbundle.model import API_VERSION, Inventory, System
+from obsbundle.schema import allowed_keys
 
 INVENTORY_SUFFIXES = (".yaml", ".yml", ".jsonnet", ".json")
 
@@ -30,7 +31,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 "while reading a mapping",
@@ -76,7 +77,7 @@ def read_document(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise InputError([Problem(name, (), f"cannot read the file: {error}")]) from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
@@ -167,9 +168,7 @@ def _existing_prefix(path: KeyPath, data: Any) -> KeyPath:
     node = data
     kept: list[str | int] = []
     for part in path:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if _has_key(node, part):
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part not in _MODEL_NOISE:
             kept.append(part)
@@ -180,13 +179,17 @@ def _existing_prefix(path: KeyPath, data: Any) -> KeyPath:
     return tuple(kept)
 
 
+def _has_key(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
 # Names pydantic adds to error locations that are not keys of the input.
 _MODEL_NOISE = frozenset({"str", "int", "float", "function-after", "lax-or-strict", "json-or-python"})
 
 
 def _allowed_keys(path: Iterable[str | int], data: Any) -> list[str]:
-    from obsbundle.schema import allowed_keys  # local: the schema is only built for this message
-
     return allowed_keys(tuple(path), data)
 
 

@@ -8,6 +8,7 @@ never fire) live in `obsbundle.checks`, which reports them with the key path of 
 
 from __future__ import annotations
 
+import itertools
 import re
 from decimal import Decimal
 from enum import StrEnum
@@ -199,7 +200,7 @@ class Metrics(Frozen):
     @classmethod
     def _buckets_ascend(cls, buckets: tuple[float, ...] | None) -> tuple[float, ...] | None:
         if buckets is not None and (
-            not buckets or any(b <= a for a, b in zip(buckets, buckets[1:], strict=False))
+            not buckets or any(b <= a for a, b in itertools.pairwise(buckets))
         ):
             raise ValueError("must be a non-empty list of strictly increasing boundaries in seconds")
         return buckets
@@ -362,7 +363,7 @@ class Service(Frozen):
         default=None, gt=0, description="Alert when 5xx responses per second stay above this (e.g. 0.1)."
     )
     memory_limit_alert: Decimal = Field(
-        default=Decimal("0.9"), gt=0, lt=1, description="Warn when a container's memory exceeds this share of its limit."
+        default=Decimal("0.9"), gt=0, lt=1, description="Warn when memory exceeds this share of the container's limit."
     )
 
     @field_validator("selector")

@@ -24,10 +24,7 @@ def allowed_keys(path: tuple[str | int, ...], data: Any) -> list[str]:
     """Keys the model accepts at `path` (a path into the raw data), sorted; [] when unknown."""
     model: Any = System
     for part in path:
-        if isinstance(part, int):
-            model = _item_type(model)
-        else:
-            model = _field_type(model, part)
+        model = _item_type(model) if isinstance(part, int) else _field_type(model, part)
         if model is None:
             return []
     del data

@@ -54,11 +54,8 @@ BURN_TIERS: tuple[BurnTier, ...] = (
 def format_factor(factor: Fraction) -> str:
     """A factor as PromQL text: exact when it terminates (13.44), else rounded to 6 places (0.933333)."""
     exact = Decimal(factor.numerator) / Decimal(factor.denominator)
-    if factor == Fraction(exact):
-        text = format(exact.normalize(), "f")
-    else:
-        text = format(round(exact, 6).normalize(), "f")
-    return text
+    shown = exact if factor == Fraction(exact) else round(exact, 6)
+    return format(shown.normalize(), "f")
 
 
 def fastest_page_factor(slo_window_s: int) -> Fraction:
