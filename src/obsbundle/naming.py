@@ -1,0 +1,61 @@
+"""Names of recorded series shared by the rules that record them and the dashboards that read them.
+
+Names follow Prometheus's `level:metric:operations` practice. Labels on every recorded series:
+`system`, plus `namespace` and `service` (per service), `slo` (per SLO), `node` and `node_pool`
+(per node), `node_pool` (per pool).
+"""
+
+from __future__ import annotations
+
+# Label names used across rules, dashboards and routing.
+SYSTEM_LABEL = "system"
+SERVICE_LABEL = "service"
+NAMESPACE_LABEL = "namespace"
+NODE_POOL_LABEL = "node_pool"
+SLO_LABEL = "slo"
+TEAM_LABEL = "team"
+SEVERITY_LABEL = "severity"
+WINDOW_LABEL = "window"  # the SLO alert's window pair, e.g. `1h-5m`
+
+# --- RED per service, whatever the instrumentation (labels: system, namespace, service) ----------
+SERVICE_REQUESTS_RATE = "namespace_service:requests:rate5m"
+SERVICE_ERRORS_RATE = "namespace_service:request_errors:rate5m"
+SERVICE_ERROR_RATIO = "namespace_service:request_errors:ratio_rate5m"
+SERVICE_DURATION_BUCKETS_RATE = "namespace_service_le:request_duration_seconds_bucket:rate5m"
+SERVICE_LATENCY_QUANTILE = "namespace_service_quantile:request_duration_seconds:histogram_quantile5m"
+"""Carries a `quantile` label: "0.5", "0.95" and "0.99"."""
+
+# --- SLOs (labels: system, namespace, service, slo) -----------------------------------------------
+SLO_GOOD_EVENTS = "slo:sli_good_events:increase5m"
+SLO_TOTAL_EVENTS = "slo:sli_total_events:increase5m"
+SLO_OBJECTIVE = "slo:objective:ratio"
+"""The objective as a ratio (0.995), recorded so that dashboards and alerts read one source."""
+SLO_ERROR_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
+"""Share of the window's error budget left: 1 untouched, 0 spent, negative overspent."""
+
+
+def slo_error_ratio(window: str) -> str:
+    """Recorded error ratio of every SLO over `window` (`5m`, `30m`, `1h`, `2h`, `6h`, `1d`, `3d`, `30d`…)."""
+    return f"slo:sli_error:ratio_rate{window}"
+
+
+def slo_burn_rate(window: str) -> str:
+    """Recorded burn rate over `window`: error ratio divided by the error budget."""
+    return f"slo:burn_rate:ratio_rate{window}"
+
+
+# --- Nodes and node pools --------------------------------------------------------------------------
+NODE_POOL_MEMBERSHIP = "node_pool:node:info"
+"""Value 1 per node, labels `node` and `node_pool`: kube_node_labels joined by node name. Every
+node pool rule joins on this one series."""
+NODE_CPU_UTILISATION = "node:node_cpu_utilisation:ratio_rate5m"
+NODE_MEMORY_UTILISATION = "node:node_memory_utilisation:ratio"
+NODE_FILESYSTEM_USAGE = "node:node_filesystem_usage:ratio"
+"""The fullest real filesystem of each node."""
+POOL_CPU_UTILISATION = "node_pool:node_cpu_utilisation:ratio_rate5m"
+POOL_MEMORY_UTILISATION = "node_pool:node_memory_utilisation:ratio"
+POOL_FILESYSTEM_USAGE = "node_pool:node_filesystem_usage:max_ratio"
+POOL_NETWORK_RECEIVE = "node_pool:node_network_receive_bytes:rate5m"
+POOL_NETWORK_TRANSMIT = "node_pool:node_network_transmit_bytes:rate5m"
+POOL_NODES_READY = "node_pool:kube_node_status_ready:count"
+POOL_NODES = "node_pool:kube_node_info:count"
