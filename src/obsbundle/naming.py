@@ -59,3 +59,24 @@ POOL_NETWORK_RECEIVE = "node_pool:node_network_receive_bytes:rate5m"
 POOL_NETWORK_TRANSMIT = "node_pool:node_network_transmit_bytes:rate5m"
 POOL_NODES_READY = "node_pool:kube_node_status_ready:count"
 POOL_NODES = "node_pool:kube_node_info:count"
+
+# --- Alert label contract (rules set them; routing and inhibition in alerting/ rely on them) -------
+# Every alert: `severity` (critical | warning | info; `none` only for Watchdog), `system`, `team`.
+# Service alerts: `namespace`, `service`, and `node_pool` when the service runs on a known pool
+#   (so that a pool that is down can inhibit them).
+# Node and pool alerts: `node_pool`. SLO alerts: `service`, `slo`, `window` (e.g. `1h-5m`).
+# Datastore alerts: `datastore`. Queue alerts: `queue`.
+# Alerts computed from the pool & queue exporter's series: `exporter` = EXPORTER_LABEL_VALUE.
+DATASTORE_LABEL = "datastore"
+QUEUE_LABEL = "queue"
+EXPORTER_LABEL = "exporter"
+EXPORTER_LABEL_VALUE = "obsbundle-exporter"
+
+ALERT_WATCHDOG = "Watchdog"
+"""Always firing; routed to a dead man's switch, never to Slack."""
+ALERT_NODE_POOL_DOWN = "NodePoolDown"
+"""No node of a pool is ready (labels: node_pool); inhibits the alerts of workloads on that pool."""
+ALERT_EXPORTER_DOWN = "PoolQueueExporterDown"
+"""The pool & queue exporter is not scraped; inhibits every alert with `exporter` = EXPORTER_LABEL_VALUE."""
+ALERT_EXPORTER_SOURCE_DOWN = "PoolQueueSourceDown"
+"""One exporter source cannot be read (poolq_up == 0; labels: datastore)."""
