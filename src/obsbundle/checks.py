@@ -84,7 +84,7 @@ def _slo_problems(system: System, service_index: int, slo_index: int) -> Iterato
         lowest = Decimal(100) - Decimal(100) * Decimal(factor.denominator) / Decimal(factor.numerator)
         yield (*at, "objective"), (
             f"the page alert can never fire: at {slo.objective} % over {slo.window} it needs an error "
-            f"ratio of {format_factor(factor)} × {slo.error_budget.normalize()} ≥ 1. "
+            f"ratio of {format_factor(factor)} × {slo.error_budget.normalize()} ≥ 1: "
             f"raise the objective above {lowest.quantize(Decimal('0.01'))} or lengthen the window"
         )
     metrics = service.metrics

@@ -147,6 +147,8 @@ def _problem(file: str, detail: ErrorDetails, data: Any) -> Problem:
         message = f"has the wrong form ({_pattern_hint(path)})"
     if kind == "literal_error" and path == ("apiVersion",):
         message = f"must be {API_VERSION}"
+    if isinstance(value, dict | list):  # a whole section: the message itself names the values
+        return Problem(file, path, message)
     return Problem(file, path, f"{message} (got {_show(value)})")
 
 

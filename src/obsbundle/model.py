@@ -277,7 +277,7 @@ class Slo(Frozen):
     def _objective_in_range(cls, objective: Decimal) -> Decimal:
         if not Decimal(0) < objective < Decimal(100):
             raise ValueError(
-                f"must be between 0 and 100 (got {objective}): write 99.9 for a 99.9 % objective"
+                "must be between 0 and 100, exclusive: write 99.9 for a 99.9 % objective"
             )
         return objective
 
@@ -286,7 +286,7 @@ class Slo(Frozen):
     def _window_is_whole_days(cls, window: str) -> str:
         seconds = parse_duration(window)
         if seconds % 86400 or not 1 <= seconds // 86400 <= 90:
-            raise ValueError(f"must be a whole number of days between 1d and 90d, e.g. 30d (got {window})")
+            raise ValueError("must be a whole number of days between 1d and 90d, e.g. 30d")
         return window
 
     @model_validator(mode="after")

@@ -13,6 +13,17 @@ import yaml
 CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 
 
+class _CrdLoader(yaml.SafeLoader):
+    """SafeLoader that reads a bare `=` (an enum value in the CRDs) as the string it is."""
+
+
+def _construct_str(loader: _CrdLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", _construct_str)
+
+
 def _to_json_schema(node: Any) -> Any:
     """OpenAPI v3 → JSON Schema: int-or-string becomes a type union; other x- keys are dropped."""
     if isinstance(node, dict):
@@ -33,7 +44,7 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) → JSON Schema, for every CRD in tests/crds/."""
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(CRD_DIR.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
+        crd = yaml.load(path.read_text(), Loader=_CrdLoader)
         group = crd["spec"]["group"]
         kind = crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
