@@ -24,7 +24,12 @@ from obsbundle.schema import allowed_keys
 INVENTORY_SUFFIXES = (".yaml", ".yml", ".jsonnet", ".json")
 
 
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser when present: same data, several times faster on large inventories. Only
+# parsing uses it; output goes through the pure-Python emitter so that bytes never depend on it.
+_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeBase):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate keys, which plain YAML silently resolves to the last one."""
 
 
@@ -41,7 +46,8 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
                 key_node.start_mark,
             )
         seen[key] = key_node
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
