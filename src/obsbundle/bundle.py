@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from obsbundle.alerting import generate_alerting
 from obsbundle.documents import Document, Format
 from obsbundle.errors import InputError, Problem
 from obsbundle.model import Inventory, System
@@ -15,7 +16,7 @@ from obsbundle.settings import OutputFormat, Settings
 Generator = Callable[[System, Settings], Iterable[Document]]
 
 # One entry per component; each is a pure function of (system, settings).
-GENERATORS: tuple[Generator, ...] = (generate_monitors,)
+GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_alerting)
 
 
 def system_documents(system: System, settings: Settings) -> list[Document]:
