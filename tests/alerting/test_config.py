@@ -1,0 +1,102 @@
+"""The generated alertmanager.yaml: accepted by amtool, secrets only by file, one receiver per job."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obsbundle.model import System
+from tests.alerting.conftest import TEMPLATES
+from tests.support import amtool
+
+FLEET = ("aegis", "ecoeco", "logpilot")
+
+
+@pytest.mark.parametrize("system", FLEET)
+def test_amtool_accepts_the_generated_config_and_its_templates(config_paths: dict[str, Path], system: str) -> None:
+    result = amtool.check_config([config_paths[system]])
+    assert result.ok, result.output
+    assert "SUCCESS" in result.output
+    assert " - 1 templates" in result.output, "the templates file was not found next to the config"
+
+
+def test_amtool_check_rejects_a_broken_templates_file(config_paths: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "alertmanager"
+    shutil.copytree(config_paths["ecoeco"].parent, folder)
+    templates = folder / Path(TEMPLATES).name
+    templates.write_text(templates.read_text().replace("{{ end }}", "", 1))
+    result = amtool.check_config([folder / "alertmanager.yaml"])
+    assert not result.ok, "a template syntax error went unnoticed, so the check above proves nothing"
+
+
+@pytest.mark.parametrize("system", FLEET)
+def test_every_team_has_a_page_and_a_ticket_receiver_on_its_own_channels(
+    configs: dict[str, dict[str, Any]], fleet_systems: dict[str, System], system: str
+) -> None:
+    model = fleet_systems[system]
+    receivers = {receiver["name"]: receiver for receiver in configs[system]["receivers"]}
+    owners = [model.owner, *(model.owner_of(service) for service in model.services)]
+    for owner in owners:
+        page = receivers[f"{owner.team}-page"]["slack_configs"][0]
+        ticket = receivers[f"{owner.team}-ticket"]["slack_configs"][0]
+        assert page["channel"] == owner.page_channel
+        assert ticket["channel"] == owner.slack_channel
+        assert page["api_url_file"] == ticket["api_url_file"] == f"/etc/alertmanager/secrets/slack-{owner.team}/url"
+        if owner.oncall_mention:
+            assert owner.oncall_mention in page["pretext"]
+            assert page["link_names"] is True
+        assert "pretext" not in ticket, "tickets must not mention anyone"
+    teams = {owner.team for owner in owners}
+    assert len(receivers) == 2 * len(teams) + 2  # plus the null receiver and the dead man's switch
+
+
+@pytest.mark.parametrize("system", FLEET)
+def test_slack_webhook_urls_are_read_only_from_mounted_secret_files(
+    configs: dict[str, dict[str, Any]], config_paths: dict[str, Path], system: str
+) -> None:
+    text = config_paths[system].read_text()
+    assert "hooks.slack.com" not in text
+    assert "slack_api_url" not in text
+    for receiver in configs[system]["receivers"]:
+        for slack in receiver.get("slack_configs", []):
+            assert "api_url" not in slack
+            assert slack["api_url_file"].startswith("/etc/alertmanager/secrets/slack-")
+
+
+@pytest.mark.parametrize("system", FLEET)
+def test_watchdog_goes_to_a_webhook_that_never_hears_about_resolution_and_never_to_slack(
+    configs: dict[str, dict[str, Any]], system: str
+) -> None:
+    config = configs[system]
+    watchdog_route = config["route"]["routes"][0]
+    assert watchdog_route["matchers"] == ['alertname="Watchdog"']
+    receiver = next(r for r in config["receivers"] if r["name"] == watchdog_route["receiver"])
+    assert "slack_configs" not in receiver
+    [webhook] = receiver["webhook_configs"]
+    assert webhook["send_resolved"] is False
+    assert "routes" not in watchdog_route
+
+
+@pytest.mark.parametrize("system", FLEET)
+def test_every_slack_message_has_resolved_messages_colour_and_runbook_dashboard_and_silence_buttons(
+    configs: dict[str, dict[str, Any]], fleet_systems: dict[str, System], system: str
+) -> None:
+    alertmanager_url = fleet_systems[system].monitoring.alertmanager_url.rstrip("/")
+    for receiver in configs[system]["receivers"]:
+        for slack in receiver.get("slack_configs", []):
+            assert slack["send_resolved"] is True
+            assert "color" in slack and "title" in slack and "text" in slack
+            buttons = {action["text"]: action for action in slack["actions"]}
+            assert sorted(buttons) == ["Dashboard", "Runbook", "Silence"]
+            assert "runbook_url" in buttons["Runbook"]["url"]
+            assert "dashboard_url" in buttons["Dashboard"]["url"]
+            assert buttons["Silence"]["url"].startswith(f"{alertmanager_url}/#/silences/new?filter=")
+
+
+def test_routes_group_by_alertname_system_and_service(configs: dict[str, dict[str, Any]]) -> None:
+    for config in configs.values():
+        assert config["route"]["group_by"] == ["alertname", "system", "service"]
+        assert config["templates"] == ["slack.tmpl"]
