@@ -1,0 +1,204 @@
+"""The prometheus-client collector: every source at once, under one deadline, one collection at a time.
+
+A scrape's budget is the smaller of the configured timeout and Prometheus's
+`X-Prometheus-Scrape-Timeout-Seconds` (passed in through `SCRAPE_TIMEOUT`), minus a margin for
+writing the answer. Each source runs on its own worker thread; whatever has not answered when the
+budget is spent is reported with `poolq_up` 0 and the others are served as usual.
+
+Scrapes that arrive while a collection runs wait for it and share its result (coalescing), so two
+Prometheus replicas, or a burst of scrapes, cost the servers one collection. A source whose
+collection outlived its deadline is not started again until it returns: at most one connection
+and one query per source, ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from contextvars import ContextVar
+from dataclasses import dataclass
+from importlib import metadata
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from obsbundle.exporters import families as f
+from obsbundle.exporters.families import Family, Sample
+from obsbundle.exporters.sources.base import Deadline, Source
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT: ContextVar[float | None] = ContextVar("SCRAPE_TIMEOUT", default=None)
+"""Set by the HTTP handler to Prometheus's scrape timeout header, for the collection it triggers."""
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    source: Source
+    samples: Sequence[Sample]
+    seconds: float
+    error: str | None = None
+    """Why the source is down for this scrape; None when it is up."""
+
+
+class PoolQueueCollector(Collector):
+    """Collects all sources for each registry collection; see the module's docstring."""
+
+    def __init__(self, sources: Sequence[Source], timeout: float, margin: float) -> None:
+        self._sources = tuple(sources)
+        self._timeout = timeout
+        self._margin = margin
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()
+        self._down: set[str] = set()
+        self._in_flight: Future[list[Metric]] | None = None
+        self._build_labels = (_package_version(), platform.python_version())
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return self._sources
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering must not trigger a collection (prometheus-client would call collect()).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.scrape(SCRAPE_TIMEOUT.get())
+
+    def budget(self, requested: float | None) -> float:
+        """Seconds a collection may take: min(configured timeout, Prometheus's timeout) minus the margin."""
+        timeout = self._timeout if requested is None or requested <= 0 else min(self._timeout, requested)
+        # Never less than a sliver: a tiny header still gets an answer, with every slow source down.
+        return max(timeout - self._margin, 0.05)
+
+    def scrape(self, requested_timeout: float | None = None) -> list[Metric]:
+        """All metric families, from a new collection or from the one in flight when this call came."""
+        with self._lock:
+            in_flight = self._in_flight
+            leader = in_flight is None
+            if in_flight is None:
+                in_flight = self._in_flight = Future()
+        if not leader:
+            return in_flight.result()
+        try:
+            metrics = self._collect_all(Deadline.after(self.budget(requested_timeout)))
+        except BaseException as error:
+            in_flight.set_exception(error)
+            raise
+        finally:
+            with self._lock:
+                self._in_flight = None
+        in_flight.set_result(metrics)
+        return metrics
+
+    def close(self) -> None:
+        """Stop the workers (without waiting for stragglers) and close every source's connection."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        for source in self._sources:
+            try:
+                source.close()
+            except Exception as error:
+                log.debug("source %s: closing failed: %s", source.name, source.describe_error(error))
+
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=max(1, len(self._sources)), thread_name_prefix="poolq-source"
+            )
+        return self._executor
+
+    def _collect_all(self, deadline: Deadline) -> list[Metric]:
+        started = time.monotonic()
+        pending: dict[Future[SourceResult], Source] = {}
+        results: list[SourceResult] = []
+        for source in self._sources:
+            with self._lock:
+                busy = source.name in self._busy
+                self._busy.add(source.name)
+            if busy:
+                reason = "still busy with a collection that missed an earlier deadline"
+                results.append(SourceResult(source, (), 0.0, reason))
+            else:
+                pending[self._workers().submit(self._run, source, deadline)] = source
+        done, _ = wait_for(pending, timeout=max(0.0, deadline.remaining()))
+        for future, source in pending.items():
+            if future in done:
+                results.append(future.result())
+            else:
+                reason = f"did not answer within {deadline.at - started:.1f}s"
+                results.append(SourceResult(source, (), time.monotonic() - started, reason))
+        order = {source.name: index for index, source in enumerate(self._sources)}
+        results.sort(key=lambda result: order[result.source.name])
+        for result in results:
+            self._log_state(result)
+        return self._families(results)
+
+    def _run(self, source: Source, deadline: Deadline) -> SourceResult:
+        started = time.monotonic()
+        try:
+            samples = source.collect(deadline)
+        except Exception as error:
+            return SourceResult(source, (), time.monotonic() - started, source.describe_error(error))
+        finally:
+            with self._lock:
+                self._busy.discard(source.name)
+        return SourceResult(source, samples, time.monotonic() - started)
+
+    def _log_state(self, result: SourceResult) -> None:
+        """One line per source that is down in this scrape, and one when it comes back."""
+        source = result.source
+        if result.error is not None:
+            self._down.add(source.name)
+            log.warning("source %s (%s) is down for this scrape: %s", source.name, source.kind, result.error)
+        elif source.name in self._down:
+            self._down.discard(source.name)
+            log.info("source %s (%s) is answering again", source.name, source.kind)
+
+    def _families(self, results: Sequence[SourceResult]) -> list[Metric]:
+        up = GaugeMetricFamily(f.UP.name, f.UP.help, labels=("source", *f.UP.labels))
+        duration = GaugeMetricFamily(
+            f.SCRAPE_DURATION.name, f.SCRAPE_DURATION.help, labels=("source", *f.SCRAPE_DURATION.labels)
+        )
+        by_family: dict[Family, list[tuple[tuple[str, ...], float]]] = {}
+        for result in results:
+            up.add_metric((result.source.name, result.source.kind), 0.0 if result.error else 1.0)
+            duration.add_metric((result.source.name,), result.seconds)
+            for sample in result.samples:
+                by_family.setdefault(sample.family, []).append(((result.source.name, *sample.labels), sample.value))
+        build = GaugeMetricFamily(f.BUILD_INFO_NAME, f.BUILD_INFO_HELP, labels=("version", "python"))
+        build.add_metric(self._build_labels, 1.0)
+        metrics: list[Metric] = [up, duration, build]
+        for family in f.SOURCE_FAMILIES:
+            samples = by_family.get(family)
+            if not samples:
+                continue
+            samples.sort(key=lambda sample: sample[0])
+            metric: Metric
+            labels = ("source", *family.labels)
+            if family.kind == "counter":
+                counter = CounterMetricFamily(family.name, family.help, labels=labels)
+                for values, value in samples:
+                    counter.add_metric(values, value)
+                metric = counter
+            else:
+                gauge = GaugeMetricFamily(family.name, family.help, labels=labels)
+                for values, value in samples:
+                    gauge.add_metric(values, value)
+                metric = gauge
+            metrics.append(metric)
+        return metrics
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("obsbundle")
+    except metadata.PackageNotFoundError:
+        return "unknown"

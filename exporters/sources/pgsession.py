@@ -1,0 +1,103 @@
+"""One reused libpq connection per source: opened on first use, reopened after it breaks, never two."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+from obsbundle.exporters.config import PostgresConnection
+from obsbundle.exporters.credentials import Secret
+from obsbundle.exporters.sources.base import Deadline
+
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+# libpq waits at least two seconds for a connection, whatever is asked for.
+_MIN_CONNECT_TIMEOUT = 2
+
+
+class PgSession:
+    """The connection of one source. `admin_console` speaks only the simple query protocol, as
+    PgBouncer's console requires, and never sets a statement_timeout (the console has none)."""
+
+    def __init__(self, settings: PostgresConnection, admin_console: bool = False) -> None:
+        self._settings = settings
+        self._admin_console = admin_console
+        self._conn: Connection | None = None
+        self._secret: Secret | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def secret(self) -> Secret | None:
+        return self._secret
+
+    def run(self, deadline: Deadline, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` on the open connection, with statement_timeout set to what is left of
+        `deadline`. A connection left broken or inside a transaction is closed, to be reopened next time."""
+        with self._lock:
+            conn = self._connection(deadline)
+            try:
+                if not self._admin_console:
+                    milliseconds = max(1, int(deadline.left() * 1000))
+                    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(milliseconds)))
+                return work(conn)
+            except BaseException:
+                if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+                    self._close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self, deadline: Deadline) -> Connection:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._close()
+        settings = self._settings
+        self._secret = settings.password.read()
+        remaining = deadline.left()
+        params: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "user": settings.user,
+            "dbname": settings.dbname,
+            "sslmode": settings.sslmode,
+            "application_name": settings.application_name,
+            "connect_timeout": max(_MIN_CONNECT_TIMEOUT, math.ceil(remaining)),
+            # A server that vanishes without closing the socket must not hold the source forever.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+        if settings.sslrootcert is not None:
+            params["sslrootcert"] = str(settings.sslrootcert)
+        if self._secret is not None:
+            params["password"] = self._secret.reveal()
+        if self._admin_console:
+            self._conn = psycopg.connect(
+                autocommit=True, prepare_threshold=None, cursor_factory=psycopg.ClientCursor, **params
+            )
+        else:
+            self._conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
+        return self._conn
+
+
+def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
+    """Rows of a parameterless query as {column: value}, for results read by column name."""
+    with conn.cursor() as cursor:
+        cursor.execute(query.encode())
+        names = [column.name for column in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

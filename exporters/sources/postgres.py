@@ -1,0 +1,133 @@
+"""PostgreSQL server side: connections against max_connections, lock waits, transaction and query
+ages, buffer cache hits, and pg_stat_statements totals when that extension is installed.
+
+Needs a role with `pg_monitor` (or pg_read_all_stats): without it other roles' sessions show no
+state or timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import errors, sql
+
+from obsbundle.exporters import families as f
+from obsbundle.exporters.config import PostgresSource
+from obsbundle.exporters.credentials import Secret
+from obsbundle.exporters.families import Sample
+from obsbundle.exporters.sources.base import Deadline, Source
+from obsbundle.exporters.sources.pgsession import Connection, PgSession
+
+log = logging.getLogger(__name__)
+
+# reserved_connections arrived in PostgreSQL 16; current_setting(…, true) is NULL before that.
+_SETTINGS = b"""
+SELECT current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int,
+       coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0),
+       current_setting('server_version_num')::int,
+       (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'pg_stat_statements')
+"""
+
+# Only client backends take a max_connections slot that applications compete for.
+_CONNECTIONS = b"""
+SELECT coalesce(datname, ''), coalesce(usename, ''), coalesce(state, 'unknown'), count(*)
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend'
+ GROUP BY 1, 2, 3
+"""
+
+# One row per connectable database, so that quiet databases report zeros rather than nothing.
+# The exporter's own session is left out of the ages: it is always running a query.
+_DATABASES = b"""
+SELECT d.datname, s.blks_hit, s.blks_read,
+       coalesce(a.waiting, 0),
+       coalesce(a.oldest_transaction, 0),
+       coalesce(a.longest_query, 0)
+  FROM pg_database d
+  JOIN pg_stat_database s ON s.datid = d.oid
+  LEFT JOIN (
+        SELECT datid,
+               count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting,
+               greatest(0, extract(epoch FROM clock_timestamp() - min(xact_start)
+                                                 FILTER (WHERE pid <> pg_backend_pid()))) AS oldest_transaction,
+               greatest(0, extract(epoch FROM clock_timestamp() - min(query_start)
+                                                 FILTER (WHERE state = 'active' AND pid <> pg_backend_pid())))
+                 AS longest_query
+          FROM pg_stat_activity
+         WHERE backend_type = 'client backend'
+         GROUP BY datid
+       ) a ON a.datid = d.oid
+ WHERE d.datallowconn AND NOT d.datistemplate
+"""
+
+# total_exec_time replaced total_time in PostgreSQL 13.
+_EXEC_TIME_SINCE = 130000
+
+
+class PostgresServerSource(Source):
+    kind = "postgres"
+
+    def __init__(self, settings: PostgresSource) -> None:
+        super().__init__(settings.name)
+        self._session = PgSession(settings)
+        self._statements_unavailable_logged = False
+
+    def collect(self, deadline: Deadline) -> Sequence[Sample]:
+        return self._session.run(deadline, self._read)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def secrets(self) -> Sequence[Secret | None]:
+        return (self._session.secret,)
+
+    def _read(self, conn: Connection) -> list[Sample]:
+        settings = conn.execute(_SETTINGS).fetchone()
+        assert settings is not None
+        max_connections, superuser_reserved, reserved, version, statements_schema = settings
+        samples = [
+            Sample(f.PG_MAX_CONNECTIONS, (), max_connections),
+            Sample(f.PG_RESERVED_CONNECTIONS, (), superuser_reserved + reserved),
+        ]
+        for datname, usename, state, count in conn.execute(_CONNECTIONS).fetchall():
+            samples.append(Sample(f.PG_CONNECTIONS, (datname, usename, state), count))
+        for datname, hit, read, waiting, oldest, longest in conn.execute(_DATABASES).fetchall():
+            labels = (datname,)
+            samples += [
+                Sample(f.PG_BLOCKS_HIT, labels, hit),
+                Sample(f.PG_BLOCKS_READ, labels, read),
+                Sample(f.PG_WAITING_CONNECTIONS, labels, waiting),
+                Sample(f.PG_OLDEST_TRANSACTION, labels, float(oldest)),
+                Sample(f.PG_LONGEST_QUERY, labels, float(longest)),
+            ]
+        if statements_schema is not None:
+            samples += self._statements(conn, statements_schema, version)
+        return samples
+
+    def _statements(self, conn: Connection, schema: str, version: int) -> list[Sample]:
+        time_column = "total_exec_time" if version >= _EXEC_TIME_SINCE else "total_time"
+        query = sql.SQL(
+            "SELECT d.datname, sum(s.{}) / 1000.0, sum(s.calls)"
+            " FROM {} s JOIN pg_database d ON d.oid = s.dbid GROUP BY d.datname"
+        ).format(sql.Identifier(time_column), sql.Identifier(schema, "pg_stat_statements"))
+        try:
+            rows = conn.execute(query).fetchall()
+        except (errors.ObjectNotInPrerequisiteState, errors.InsufficientPrivilege) as error:
+            # Installed but not in shared_preload_libraries, or not readable: the extension's
+            # metrics are optional, so the source stays up without them.
+            if not self._statements_unavailable_logged:
+                log.info("source %s: pg_stat_statements is installed but unreadable (%s); its metrics are left out",
+                         self.name, type(error).__name__)
+                self._statements_unavailable_logged = True
+            return []
+        except psycopg.errors.UndefinedTable:
+            return []  # dropped between the two queries
+        samples: list[Sample] = []
+        for datname, seconds, calls in rows:
+            samples.append(Sample(f.PG_STATEMENTS_SECONDS, (datname,), float(seconds)))
+            samples.append(Sample(f.PG_STATEMENTS_CALLS, (datname,), float(calls)))
+        return samples
