@@ -24,8 +24,9 @@ from obsbundle.exporters.sources.base import Deadline, Source, SourceError
 BROKER = "rabbitmq"
 _COLUMNS = "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"
 _HINTS = {
-    401: "check the user and its password",
-    403: "give the user the `monitoring` tag and read access to the vhost",
+    401: "check the user and its password, its `monitoring` tag, and that it has permissions on the vhost "
+    "(empty ones are enough)",
+    403: "give the user the `monitoring` tag",
     404: "no such vhost, or the management plugin is not enabled",
 }
 

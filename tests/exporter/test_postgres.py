@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,8 @@ def busy_database(postgres: PostgresServer, passwords: Passwords) -> Iterator[tu
 
 
 def _ignore_cancel(conn: psycopg.Connection[Any], query: str) -> None:
-    try:
+    with suppress(psycopg.errors.QueryCanceled):
         conn.execute(query.encode())
-    except psycopg.errors.QueryCanceled:
-        pass
 
 
 def _states(postgres: PostgresServer, database: str) -> dict[str, int]:
