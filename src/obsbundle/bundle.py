@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from obsbundle.alerting import generate_alerting
+from obsbundle.dashboards import generate_dashboards
 from obsbundle.documents import Document, Format
 from obsbundle.errors import InputError, Problem
 from obsbundle.model import Inventory, System
@@ -16,7 +17,7 @@ from obsbundle.settings import OutputFormat, Settings
 Generator = Callable[[System, Settings], Iterable[Document]]
 
 # One entry per component; each is a pure function of (system, settings).
-GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_alerting)
+GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_alerting, generate_dashboards)
 
 
 def system_documents(system: System, settings: Settings) -> list[Document]:

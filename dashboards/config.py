@@ -1,0 +1,37 @@
+"""Dashboard settings kept apart from dashboard content: thresholds, time ranges, provisioning paths.
+
+Thresholds drawn on panels that have no inventory field of their own live here, so that a
+panel never carries a literal. Defaults follow the fleet's stated targets (EcoEco: node CPU and
+memory 90 %, disk 85 %, Redis cache hit ratio 70 %) and kubernetes-mixin's dashboard defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """Knobs shared by every generated dashboard."""
+
+    node_cpu_threshold: float = 0.9
+    """Node and pool CPU utilisation drawn in red above this ratio."""
+    node_memory_threshold: float = 0.9
+    disk_usage_threshold: float = 0.85
+    redis_hit_ratio_target: float = 0.7
+    """Redis cache hit ratio below this is drawn in red (EcoEco's stated 70 % target)."""
+    budget_warning: float = 0.25
+    """SLO error budget remaining below this share is drawn in orange; below zero in red."""
+    volume_usage_threshold: float = 0.85
+    """PersistentVolumeClaim usage drawn in red above this ratio."""
+    refresh: str = "1m"
+    time_from: str = "now-6h"
+    slo_time_from: str = "now-7d"
+    """SLO dashboards look further back: budgets move over days, not minutes."""
+    provisioning_path: str = "/var/lib/grafana/dashboards"
+    """Where Grafana's file provider finds the JSON files; each system gets its own folder below it."""
+    schema_version: int = 39
+    """Grafana dashboard schema the JSON is written for (Grafana 10.4 and later read it unchanged)."""
+
+
+DEFAULT_CONFIG = DashboardConfig()

@@ -1,0 +1,598 @@
+"""PromQL of every dashboard panel, as small named functions of the inventory model.
+
+Recorded series (names from `obsbundle.naming`) wherever the rules record one, so that a panel
+shows exactly what an alert evaluates; raw series for breakdowns the rules do not record (by
+endpoint, by pod, per database). Every inventory value enters a query through
+`obsbundle.promql`; every selector carries `cluster=~"$cluster"`, and rates use
+`$__rate_interval` so that Grafana picks a window of at least four scrapes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from obsbundle import naming
+from obsbundle.model import Datastore, Instrumentation, NodePool, Queue, Service, Slo, System
+from obsbundle.promql import quote, selector
+
+CLUSTER_MATCHER = 'cluster=~"$cluster"'
+NAMESPACE_MATCHER = 'namespace=~"$namespace"'
+RATE_INTERVAL = "$__rate_interval"
+CONTAINERS = ('container!=""', 'container!="POD"')
+"""cAdvisor also reports the pod's cgroup (container="") and its pause container (POD)."""
+IDLE = 'mode="idle"'
+NOT_LOOPBACK = 'device!="lo"'
+
+
+def sel(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
+    """`metric{labels…, cluster=~"$cluster", raw…}`: the one way panels select series."""
+    return selector(metric, labels or {}, CLUSTER_MATCHER, *raw)
+
+
+def rate(series: str) -> str:
+    return f"rate({series}[{RATE_INTERVAL}])"
+
+
+def any_of(values: Iterable[str]) -> str:
+    """An `=~` matcher value that matches exactly these values (sorted, regex-escaped, quoted)."""
+    return quote("|".join(re.escape(value) for value in sorted(set(values))))
+
+
+def system_labels(system: System) -> dict[str, str]:
+    return {naming.SYSTEM_LABEL: system.name}
+
+
+def recorded_service_labels(system: System, service: Service) -> dict[str, str]:
+    """Labels of one service's recorded series: system, namespace, service."""
+    return {
+        naming.SYSTEM_LABEL: system.name,
+        naming.NAMESPACE_LABEL: service.namespace,
+        naming.SERVICE_LABEL: service.name,
+    }
+
+
+def target_labels(service: Service) -> dict[str, str]:
+    """Labels the monitors put on a service's scraped series: namespace and service."""
+    return {naming.NAMESPACE_LABEL: service.namespace, naming.SERVICE_LABEL: service.name}
+
+
+def pod_matcher(workload: str) -> str:
+    """`pod=~…` for the pods of a Deployment, Job or CronJob named `workload`.
+
+    Deployments name pods `<name>-<replicaset hash>-<suffix>`, Jobs `<name>-<suffix>` and CronJobs
+    `<name>-<schedule time>-<suffix>`; the pattern takes one or two generated parts.
+    """
+    return f"pod=~{quote(re.escape(workload) + '-[a-z0-9]+(-[a-z0-9]+)?')}"
+
+
+# --- RED from recorded series -----------------------------------------------------------------
+
+
+def request_rate(system: System, service: Service) -> str:
+    return f"sum({sel(naming.SERVICE_REQUESTS_RATE, recorded_service_labels(system, service))})"
+
+
+def error_rate(system: System, service: Service) -> str:
+    return f"sum({sel(naming.SERVICE_ERRORS_RATE, recorded_service_labels(system, service))})"
+
+
+def error_ratio(system: System, service: Service) -> str:
+    return f"max({sel(naming.SERVICE_ERROR_RATIO, recorded_service_labels(system, service))})"
+
+
+def latency_quantiles(system: System, service: Service) -> str:
+    """P50, P95 and P99 of one service, one series per `quantile` label."""
+    recorded = sel(naming.SERVICE_LATENCY_QUANTILE, recorded_service_labels(system, service))
+    return f"max by (quantile) ({recorded})"
+
+
+def latency_buckets(system: System, service: Service) -> str:
+    """Requests per second in each latency bucket (`le`), for a heatmap."""
+    recorded = sel(naming.SERVICE_DURATION_BUCKETS_RATE, recorded_service_labels(system, service))
+    return f"sum by (le) ({recorded})"
+
+
+def system_request_rates(system: System) -> str:
+    """Request rate of every service of the system in the chosen namespaces."""
+    recorded = sel(naming.SERVICE_REQUESTS_RATE, system_labels(system), NAMESPACE_MATCHER)
+    return f"sum by (service) ({recorded})"
+
+
+def system_error_ratios(system: System) -> str:
+    recorded = sel(naming.SERVICE_ERROR_RATIO, system_labels(system), NAMESPACE_MATCHER)
+    return f"max by (service) ({recorded})"
+
+
+def system_latency(system: System, quantile: str) -> str:
+    quantile_matcher = f"quantile={quote(quantile)}"
+    recorded = sel(naming.SERVICE_LATENCY_QUANTILE, system_labels(system), NAMESPACE_MATCHER, quantile_matcher)
+    return f"max by (service) ({recorded})"
+
+
+# --- RED from raw series, by endpoint -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestMetrics:
+    """Where a client library puts request counts and latencies, and which labels break them down."""
+
+    requests: str
+    """Counter of handled requests."""
+    buckets: str
+    """Latency histogram buckets, in seconds."""
+    status_label: str
+    errors: str
+    """Matcher of server errors."""
+    method_label: str
+    route_label: str
+
+
+# prometheus-client as FastAPI services use it (prometheus-fastapi-instrumentator); Micrometer's
+# http.server.requests; gRPC servers' grpc_server_* (go-grpc-prometheus and java-grpc-prometheus).
+REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
+    Instrumentation.PROMETHEUS_CLIENT: RequestMetrics(
+        "http_requests_total", "http_request_duration_seconds_bucket", "status", 'status=~"5.."', "method", "handler"
+    ),
+    Instrumentation.MICROMETER: RequestMetrics(
+        "http_server_requests_seconds_count",
+        "http_server_requests_seconds_bucket",
+        "status",
+        'status=~"5.."',
+        "method",
+        "uri",
+    ),
+    Instrumentation.GRPC: RequestMetrics(
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds_bucket",
+        "grpc_code",
+        'grpc_code=~"Unknown|DeadlineExceeded|Unimplemented|Internal|Unavailable|DataLoss"',
+        "grpc_method",
+        "grpc_service",
+    ),
+}
+
+
+def request_metrics(service: Service) -> RequestMetrics | None:
+    """The raw request metrics of a service, or None when its instrumentation is custom."""
+    if service.metrics is None or not service.has_http_api:
+        return None
+    return REQUEST_METRICS.get(service.metrics.instrumentation)
+
+
+def requests_by_route(service: Service, metrics: RequestMetrics) -> str:
+    counter = sel(metrics.requests, target_labels(service))
+    return f"sum by ({metrics.method_label}, {metrics.route_label}) ({rate(counter)})"
+
+
+def errors_by_route(service: Service, metrics: RequestMetrics) -> str:
+    counter = sel(metrics.requests, target_labels(service), metrics.errors)
+    return f"sum by ({metrics.method_label}, {metrics.route_label}, {metrics.status_label}) ({rate(counter)})"
+
+
+def requests_by_status(service: Service, metrics: RequestMetrics) -> str:
+    counter = sel(metrics.requests, target_labels(service))
+    return f"sum by ({metrics.status_label}) ({rate(counter)})"
+
+
+def latency_by_route(service: Service, metrics: RequestMetrics, quantile: float) -> str:
+    buckets = sel(metrics.buckets, target_labels(service))
+    return f"histogram_quantile({quantile}, sum by (le, {metrics.route_label}) ({rate(buckets)}))"
+
+
+# --- workload saturation --------------------------------------------------------------------------
+
+
+def _pods(service: Service, *raw: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    return {naming.NAMESPACE_LABEL: service.namespace}, (pod_matcher(service.name), *raw)
+
+
+def cpu_by_pod(service: Service) -> str:
+    labels, raw = _pods(service, *CONTAINERS)
+    return f"sum by (pod) ({rate(sel('container_cpu_usage_seconds_total', labels, *raw))})"
+
+
+def memory_by_pod(service: Service) -> str:
+    labels, raw = _pods(service, *CONTAINERS)
+    return f"sum by (pod) ({sel('container_memory_working_set_bytes', labels, *raw)})"
+
+
+def limit_per_pod(service: Service, resource: str) -> str:
+    """The largest pod's limit of `resource` (cpu in cores, memory in bytes), summed over containers."""
+    labels, raw = _pods(service, f"resource={quote(resource)}")
+    return f"max(sum by (pod) ({sel('kube_pod_container_resource_limits', labels, *raw)}))"
+
+
+def memory_limit_ratio(service: Service) -> str:
+    """Working set over memory limit, per pod: what LogPilotHighMemoryUsage-style alerts compare."""
+    labels, raw = _pods(service, *CONTAINERS)
+    _, limit_raw = _pods(service, 'resource="memory"')
+    usage = f"sum by (pod) ({sel('container_memory_working_set_bytes', labels, *raw)})"
+    limit = f"sum by (pod) ({sel('kube_pod_container_resource_limits', labels, *limit_raw)})"
+    return f"{usage} / {limit}"
+
+
+def restarts_by_pod(service: Service, window: str = "15m") -> str:
+    labels, raw = _pods(service)
+    return f"sum by (pod) (increase({sel('kube_pod_container_status_restarts_total', labels, *raw)}[{window}]))"
+
+
+def targets_up(service: Service) -> str:
+    return f"sum({sel('up', target_labels(service))})"
+
+
+def targets_total(service: Service) -> str:
+    return f"count({sel('up', target_labels(service))})"
+
+
+def hpa_name_matcher(service: Service) -> str:
+    """The HPA's name: the inventory's, else `<service>` or `<service>-hpa`."""
+    autoscaling = service.autoscaling
+    assert autoscaling is not None
+    if autoscaling.hpa_name:
+        return f"horizontalpodautoscaler={quote(autoscaling.hpa_name)}"
+    return f"horizontalpodautoscaler=~{any_of([service.name, service.name + '-hpa'])}"
+
+
+def hpa_replicas(service: Service, metric: str) -> str:
+    """An HPA series (`status_current_replicas`, `spec_min_replicas`, …) of the service's HPA."""
+    series = sel(f"kube_horizontalpodautoscaler_{metric}", {naming.NAMESPACE_LABEL: service.namespace},
+                 hpa_name_matcher(service))
+    return f"max({series})"
+
+
+def deployment_replicas(service: Service, metric: str) -> str:
+    """A Deployment series (`status_replicas_available`, `spec_replicas`) of the service."""
+    labels = {naming.NAMESPACE_LABEL: service.namespace, "deployment": service.name}
+    return f"max({sel(f'kube_deployment_{metric}', labels)})"
+
+
+def volume_usage(namespace: str, claims: Sequence[str]) -> str:
+    """Used share of each PersistentVolumeClaim, by namespace and claim."""
+    labels = {naming.NAMESPACE_LABEL: namespace}
+    matcher = f"persistentvolumeclaim=~{any_of(claims)}"
+    used = sel("kubelet_volume_stats_used_bytes", labels, matcher)
+    capacity = sel("kubelet_volume_stats_capacity_bytes", labels, matcher)
+    return f"max by (namespace, persistentvolumeclaim) ({used} / {capacity})"
+
+
+def job_runs(service: Service, outcome: str) -> str:
+    """Pods of the service's Jobs that ended in `outcome` (succeeded or failed), per Job."""
+    labels = {naming.NAMESPACE_LABEL: service.namespace}
+    job = f"job_name=~{quote(re.escape(service.name) + '(-[a-z0-9]+)?')}"
+    return f"sum by (job_name) ({sel(f'kube_job_status_{outcome}', labels, job)})"
+
+
+def cronjob_since_last_success(service: Service) -> str:
+    labels = {naming.NAMESPACE_LABEL: service.namespace, "cronjob": service.name}
+    return f"time() - max({sel('kube_cronjob_status_last_successful_time', labels)})"
+
+
+def cronjob_next_run(service: Service) -> str:
+    labels = {naming.NAMESPACE_LABEL: service.namespace, "cronjob": service.name}
+    return f"max({sel('kube_cronjob_next_schedule_time', labels)}) - time()"
+
+
+# --- pods across the system ----------------------------------------------------------------------
+
+
+def pods_by_phase() -> str:
+    return f"sum by (phase) ({sel('kube_pod_status_phase', None, NAMESPACE_MATCHER)})"
+
+
+def restarts_by_namespace_pod(window: str = "1h") -> str:
+    counter = sel("kube_pod_container_status_restarts_total", None, NAMESPACE_MATCHER)
+    return f"topk(10, sum by (namespace, pod) (increase({counter}[{window}])))"
+
+
+# --- nodes and node pools -------------------------------------------------------------------------
+
+
+def pool_labels(system: System, pool: NodePool | None = None) -> dict[str, str]:
+    labels = system_labels(system)
+    if pool is not None:
+        labels[naming.NODE_POOL_LABEL] = pool.name
+    return labels
+
+
+def membership(system: System, pool: NodePool | None = None) -> str:
+    """The recorded node → pool series of the system (or of one pool)."""
+    return sel(naming.NODE_POOL_MEMBERSHIP, pool_labels(system, pool))
+
+
+def on_pool_nodes(expr: str, system: System, pool: NodePool | None = None) -> str:
+    """A kube-state-metrics expression with a `node` label, kept to the pool's nodes, labelled by pool."""
+    return f"{expr} * on (node) group_left (node_pool) {membership(system, pool)}"
+
+
+def on_pool_instances(expr: str, system: System, pool: NodePool | None = None) -> str:
+    """A node-exporter expression (node name in `instance`) kept to the pool's nodes, with node and pool."""
+    nodes = f'label_replace({membership(system, pool)}, "instance", "$1", "node", "(.*)")'
+    return f"{expr} * on (instance) group_left (node, node_pool) {nodes}"
+
+
+def recorded_pool(metric: str, system: System, pool: NodePool | None = None) -> str:
+    """A recorded per-pool series (labels system, node_pool), by pool."""
+    return f"max by (node_pool) ({sel(metric, pool_labels(system, pool))})"
+
+
+def recorded_nodes(metric: str, system: System, pool: NodePool | None = None) -> str:
+    """A recorded per-node series (labels system, node, node_pool), by node."""
+    return f"max by (node, node_pool) ({sel(metric, pool_labels(system, pool))})"
+
+
+def system_average(metric: str, system: System) -> str:
+    """The mean of a recorded per-node ratio over every node of the system."""
+    return f"avg({sel(metric, system_labels(system))})"
+
+
+def node_ready(system: System, pool: NodePool | None = None) -> str:
+    condition = sel("kube_node_status_condition", None, 'condition="Ready"', 'status="true"')
+    return f"max by (node, node_pool) ({on_pool_nodes(condition, system, pool)})"
+
+
+def pods_per_pool(system: System) -> str:
+    return f"count by (node_pool) ({on_pool_nodes(sel('kube_pod_info'), system)})"
+
+
+def pods_per_node(system: System, pool: NodePool) -> str:
+    return f"count by (node) ({on_pool_nodes(sel('kube_pod_info'), system, pool)})"
+
+
+def requests_committed(system: System, resource: str, pool: NodePool | None = None, *, by_pool: bool = False) -> str:
+    """Share of allocatable `resource` (cpu, memory) that pods on the nodes have requested.
+
+    Over the whole system, or per pool when `by_pool` or when one `pool` is given.
+    """
+    resource_matcher = f"resource={quote(resource)}"
+    requests = on_pool_nodes(sel("kube_pod_container_resource_requests", None, resource_matcher), system, pool)
+    allocatable = on_pool_nodes(sel("kube_node_status_allocatable", None, resource_matcher), system, pool)
+    if pool is None and not by_pool:
+        return f"sum({requests}) / sum({allocatable})"
+    return f"sum by (node_pool) ({requests}) / sum by (node_pool) ({allocatable})"
+
+
+def load_per_cpu(system: System, pool: NodePool | None = None) -> str:
+    """1-minute load average over CPU count, per node: above 1 means runnable tasks queue."""
+    load = sel("node_load1")
+    cpus = f"count by (instance) ({sel('node_cpu_seconds_total', None, IDLE)})"
+    per_cpu = f"{load} / on (instance) {cpus}"
+    return f"max by (node, node_pool) ({on_pool_instances(per_cpu, system, pool)})"
+
+
+def disk_io_time(system: System, pool: NodePool | None = None) -> str:
+    """Share of time the busiest disk of each node was busy."""
+    busy = f"max by (instance) ({rate(sel('node_disk_io_time_seconds_total'))})"
+    return f"max by (node, node_pool) ({on_pool_instances(busy, system, pool)})"
+
+
+def network_errors(system: System, pool: NodePool | None = None) -> str:
+    received = rate(sel("node_network_receive_errs_total", None, NOT_LOOPBACK))
+    sent = rate(sel("node_network_transmit_errs_total", None, NOT_LOOPBACK))
+    errors = f"sum by (instance) ({received} + {sent})"
+    return f"sum by (node_pool) ({on_pool_instances(errors, system, pool)})"
+
+
+# --- datastores -----------------------------------------------------------------------------------
+
+
+def sources(stores: Iterable[Datastore]) -> str:
+    """`source=~…` for the exporter sources of these datastores."""
+    return f"source=~{any_of(store.source for store in stores)}"
+
+
+def exporter_up(stores: Sequence[Datastore]) -> str:
+    return f"max by (source) ({sel('poolq_up', None, sources(stores))})"
+
+
+def pg_connections_ratio(stores: Sequence[Datastore]) -> str:
+    """Connections in use over those available to clients (max_connections − reserved), per source."""
+    matcher = sources(stores)
+    used = f"sum by (source) ({sel('poolq_pg_connections', None, matcher)})"
+    available = (
+        f"(max by (source) ({sel('poolq_pg_max_connections', None, matcher)})"
+        f" - max by (source) ({sel('poolq_pg_reserved_connections', None, matcher)}))"
+    )
+    return f"{used} / {available}"
+
+
+def pg_connections_by_state(store: Datastore) -> str:
+    return f"sum by (state) ({sel('poolq_pg_connections', {'source': store.source})})"
+
+
+def pg_max_connections(store: Datastore) -> str:
+    return f"max({sel('poolq_pg_max_connections', {'source': store.source})})"
+
+
+def pg_waiting(stores: Sequence[Datastore]) -> str:
+    return f"sum by (source) ({sel('poolq_pg_waiting_connections', None, sources(stores))})"
+
+
+def pg_oldest_transaction(stores: Sequence[Datastore]) -> str:
+    return f"max by (source) ({sel('poolq_pg_oldest_transaction_seconds', None, sources(stores))})"
+
+
+def pg_longest_query(stores: Sequence[Datastore]) -> str:
+    return f"max by (source, datname) ({sel('poolq_pg_longest_query_seconds', None, sources(stores))})"
+
+
+def pg_cache_hit_ratio(stores: Sequence[Datastore]) -> str:
+    """Share of block reads served from shared buffers, per source."""
+    matcher = sources(stores)
+    hits = f"sum by (source) ({rate(sel('poolq_pg_blocks_hit_total', None, matcher))})"
+    reads = f"sum by (source) ({rate(sel('poolq_pg_blocks_read_total', None, matcher))})"
+    return f"{hits} / ({hits} + {reads})"
+
+
+def pg_mean_query_duration(stores: Sequence[Datastore]) -> str:
+    """Mean statement duration from pg_stat_statements, per source."""
+    matcher = sources(stores)
+    seconds = f"sum by (source) ({rate(sel('poolq_pg_statements_seconds_total', None, matcher))})"
+    calls = f"sum by (source) ({rate(sel('poolq_pg_statements_calls_total', None, matcher))})"
+    return f"{seconds} / {calls}"
+
+
+def pg_queries_per_second(stores: Sequence[Datastore]) -> str:
+    return f"sum by (source) ({rate(sel('poolq_pg_statements_calls_total', None, sources(stores)))})"
+
+
+def pgbouncer_sources(stores: Iterable[Datastore]) -> str:
+    return f"source=~{any_of(store.pgbouncer_source for store in stores if store.pgbouncer_source)}"
+
+
+def pgbouncer(stores: Sequence[Datastore], metric: str, aggregate: str = "sum") -> str:
+    """A PgBouncer pool series (`client_waiting`, `client_maxwait_seconds`, …) by source and database."""
+    series = sel(f"poolq_pgbouncer_{metric}", None, pgbouncer_sources(stores))
+    return f"{aggregate} by (source, database) ({series})"
+
+
+def pgbouncer_server_use(stores: Sequence[Datastore]) -> str:
+    """Server connections in use over the pool size, by source and database."""
+    matcher = pgbouncer_sources(stores)
+    active = f"sum by (source, database) ({sel('poolq_pgbouncer_server_active', None, matcher)})"
+    size = f"max by (source, database) ({sel('poolq_pgbouncer_pool_size', None, matcher)})"
+    return f"{active} / {size}"
+
+
+def redis_hit_ratio(stores: Sequence[Datastore]) -> str:
+    matcher = sources(stores)
+    hits = f"sum by (source) ({rate(sel('poolq_redis_keyspace_hits_total', None, matcher))})"
+    misses = f"sum by (source) ({rate(sel('poolq_redis_keyspace_misses_total', None, matcher))})"
+    return f"{hits} / ({hits} + {misses})"
+
+
+# --- queues ---------------------------------------------------------------------------------------
+
+
+def _queue_selectors(system: System, queues: Sequence[Queue], metric: str) -> str:
+    """`metric` for these queues, one selector per exporter source joined with `or`."""
+    by_source: dict[str, list[str]] = {}
+    for queue in queues:
+        by_source.setdefault(system.datastore(queue.datastore).source, []).append(queue.name)
+    return " or ".join(
+        sel(metric, {"source": source}, f"queue=~{any_of(names)}") for source, names in sorted(by_source.items())
+    )
+
+
+def queue_series(system: System, queues: Sequence[Queue], metric: str, aggregate: str = "sum") -> str:
+    """`poolq_queue_<metric>` by queue (`messages_ready`, `messages_unacked`, `consumers`, …)."""
+    return f"{aggregate} by (queue) ({_queue_selectors(system, queues, f'poolq_queue_{metric}')})"
+
+
+def consumer_replicas(system: System, queue: Queue) -> str:
+    """Available replicas of the Deployments that consume a queue."""
+    consumers = [system.service(name) for name in queue.consumers]
+    by_namespace: dict[str, list[str]] = {}
+    for consumer in consumers:
+        by_namespace.setdefault(consumer.namespace, []).append(consumer.name)
+    parts = [
+        sel("kube_deployment_status_replicas_available", {naming.NAMESPACE_LABEL: namespace},
+            f"deployment=~{any_of(names)}")
+        for namespace, names in sorted(by_namespace.items())
+    ]
+    return f"sum({' or '.join(parts)})"
+
+
+def kafka_lag(queues: Sequence[Queue]) -> str:
+    """Consumer group lag per group and topic (kafka_exporter); a queue's name is its topic."""
+    groups = any_of(queue.consumer_group or "" for queue in queues)
+    topics = any_of(queue.name for queue in queues)
+    lag = sel("kafka_consumergroup_lag", None, f"consumergroup=~{groups}", f"topic=~{topics}")
+    return f"sum by (consumergroup, topic) ({lag})"
+
+
+def kafka_produced(queues: Sequence[Queue]) -> str:
+    offsets = sel("kafka_topic_partition_current_offset", None, f"topic=~{any_of(q.name for q in queues)}")
+    return f"sum by (topic) ({rate(offsets)})"
+
+
+def kafka_consumed(queues: Sequence[Queue]) -> str:
+    groups = any_of(queue.consumer_group or "" for queue in queues)
+    topics = any_of(queue.name for queue in queues)
+    offsets = sel("kafka_consumergroup_current_offset", None, f"consumergroup=~{groups}", f"topic=~{topics}")
+    return f"sum by (consumergroup, topic) ({rate(offsets)})"
+
+
+# --- SLOs -----------------------------------------------------------------------------------------
+
+
+def slo_labels(system: System, service: Service | None = None, slo: Slo | None = None) -> dict[str, str]:
+    labels = recorded_service_labels(system, service) if service is not None else system_labels(system)
+    if slo is not None:
+        labels[naming.SLO_LABEL] = slo.name
+    return labels
+
+
+def slo_series(metric: str, system: System, service: Service | None = None, slo: Slo | None = None) -> str:
+    """A recorded SLO series by service and slo."""
+    return f"max by (service, slo) ({sel(metric, slo_labels(system, service, slo))})"
+
+
+def slo_good_ratio(system: System, service: Service, window: str) -> str:
+    """Share of good events over `window`, by slo: 1 − the recorded error ratio."""
+    return f"1 - {slo_series(naming.slo_error_ratio(window), system, service)}"
+
+
+def slo_ids(system: System, window_seconds: int | None = None) -> list[tuple[Service, Slo]]:
+    """Every (service, SLO) of the system, optionally only those with this window length."""
+    return [
+        (service, slo)
+        for service in system.services
+        for slo in service.slos
+        if window_seconds is None or slo.window_seconds == window_seconds
+    ]
+
+
+def slo_group_selector(metric: str, system: System, window_seconds: int) -> str:
+    """`metric` for the SLOs of one window length: the system's whole set when all share it."""
+    group = slo_ids(system, window_seconds)
+    if len(group) == len(slo_ids(system)):
+        return sel(metric, system_labels(system))
+    return " or ".join(sel(metric, slo_labels(system, service, slo)) for service, slo in group)
+
+
+def alert_margin(system: System, window_seconds: int, long_window: str, short_window: str, factor: str) -> str:
+    """min(long burn, short burn) / factor per SLO: at 1 and above, that tier's alert fires."""
+    long_burn, short_burn = (
+        f"max by (service, slo) ({slo_group_selector(naming.slo_burn_rate(window), system, window_seconds)})"
+        for window in (long_window, short_window)
+    )
+    # `(a < b) or b` is the element-wise minimum of two vectors with the same labels.
+    return f"(({long_burn} < {short_burn}) or {short_burn}) / {factor}"
+
+
+# --- GitOps ---------------------------------------------------------------------------------------
+
+
+def argocd(namespace: str, metric: str) -> str:
+    return sel(metric, {naming.NAMESPACE_LABEL: namespace})
+
+
+def argocd_apps_by(namespace: str, label: str) -> str:
+    return f"count by ({label}) ({argocd(namespace, 'argocd_app_info')})"
+
+
+def argocd_app_states(namespace: str) -> str:
+    return f"max by (name, sync_status, health_status) ({argocd(namespace, 'argocd_app_info')})"
+
+
+def argocd_syncs(namespace: str, window: str = RATE_INTERVAL) -> str:
+    return f"sum by (name, phase) (increase({argocd(namespace, 'argocd_app_sync_total')}[{window}]))"
+
+
+def rollouts(window: str = RATE_INTERVAL) -> str:
+    """Deployments whose spec changed (a new generation): each one is a rollout."""
+    generation = sel("kube_deployment_metadata_generation", None, NAMESPACE_MATCHER)
+    return f"sum by (namespace, deployment) (changes({generation}[{window}])) > 0"
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+def firing_alerts(system: System, *raw: str) -> str:
+    return sel("ALERTS", system_labels(system), 'alertstate="firing"', *raw)
+
+
+def firing_alerts_by(system: System, labels: Sequence[str], *raw: str) -> str:
+    return f"count by ({', '.join(labels)}) ({firing_alerts(system, *raw)})"

@@ -1,0 +1,133 @@
+"""Dashboard template variables, and their expansion the way Grafana does it before a query runs.
+
+Every dashboard has `datasource` and `cluster`; dashboards of namespaced workloads add
+`namespace`. `cluster` defaults to All (`.*`), which also matches series without a `cluster`
+label: a Prometheus per cluster has none (it is an external label), a Thanos or Mimir behind
+the datasource has one per cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from obsbundle.dashboards.panels import DATASOURCE, DATASOURCE_VARIABLE
+from obsbundle.promql import quote
+
+CLUSTER_VARIABLE = "cluster"
+NAMESPACE_VARIABLE = "namespace"
+ALL = "$__all"
+
+# Grafana refreshes query variables "on time range change" (2): the linter's rule, and the only
+# setting under which a namespace that appears mid-range shows up without a reload.
+_REFRESH_ON_TIME_RANGE_CHANGE = 2
+
+
+def datasource_variable() -> dict[str, Any]:
+    """The `datasource` variable every panel reads: any Prometheus datasource of the Grafana."""
+    return {
+        "name": DATASOURCE_VARIABLE,
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {},
+        "hide": 0,
+        "includeAll": False,
+        "multi": False,
+        "options": [],
+        "refresh": 1,
+        "regex": "",
+    }
+
+
+def cluster_variable(cluster: str) -> dict[str, Any]:
+    """`cluster`: the clusters a multi-cluster datasource knows; All when the datasource has one."""
+    return _query_variable(
+        CLUSTER_VARIABLE,
+        "Cluster",
+        "label_values(kube_node_info, cluster)",
+        all_value=".*",
+        current=cluster,
+        multi=False,
+    )
+
+
+def namespace_variable(namespaces: Iterable[str]) -> dict[str, Any]:
+    """`namespace`: the system's namespaces; All selects exactly them, not the whole cluster."""
+    alternatives = "|".join(_regex_literal(name) for name in sorted(set(namespaces)))
+    literal = quote(alternatives)
+    return _query_variable(
+        NAMESPACE_VARIABLE,
+        "Namespace",
+        f'label_values(kube_pod_info{{cluster=~"$cluster", namespace=~{literal}}}, namespace)',
+        # Grafana pastes allValue between the quotes of `namespace=~"$namespace"` as it is, so it
+        # must already be escaped for a PromQL string.
+        all_value=literal[1:-1],
+        current=None,
+        multi=True,
+    )
+
+
+def _regex_literal(value: str) -> str:
+    """`value` as a regex that matches only itself (RE2 metacharacters escaped)."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", value)
+
+
+def _query_variable(
+    name: str, label: str, query: str, *, all_value: str, current: str | None, multi: bool
+) -> dict[str, Any]:
+    selected: dict[str, Any]
+    if current is None:
+        selected = {"selected": True, "text": ["All"] if multi else "All", "value": [ALL] if multi else ALL}
+    else:
+        selected = {"selected": True, "text": current, "value": current}
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "current": selected,
+        "hide": 0,
+        "includeAll": True,
+        "allValue": all_value,
+        "multi": multi,
+        "options": [],
+        "refresh": _REFRESH_ON_TIME_RANGE_CHANGE,
+        "regex": "",
+        "sort": 1,
+    }
+
+
+_REFERENCE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)")
+
+
+def referenced(expr: str) -> set[str]:
+    """Names of the variables an expression refers to (`$x`, `${x}`, `[[x]]`), built-ins included."""
+    return {next(group for group in match.groups() if group) for match in _REFERENCE.finditer(expr)}
+
+
+def expand(expr: str, values: Mapping[str, str]) -> str:
+    """`expr` with every variable in `values` replaced; unknown ones (`$1` in label_replace) stay."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = next(group for group in match.groups() if group)
+        return values.get(name, match.group(0))
+
+    return _REFERENCE.sub(replace, expr)
+
+
+def all_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
+    """The value each of a dashboard's variables has when it opens with All (or its one choice)."""
+    values: dict[str, str] = {}
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable["type"] == "datasource":
+            continue
+        if variable.get("includeAll") and variable.get("allValue"):
+            values[variable["name"]] = variable["allValue"]
+        else:
+            current = variable.get("current", {}).get("value")
+            values[variable["name"]] = current[0] if isinstance(current, list) else str(current)
+    return values
