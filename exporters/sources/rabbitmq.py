@@ -83,9 +83,12 @@ class RabbitMQQueuesSource(Source):
         }
         try:
             response = self._http().get(self._endpoint, params=params, auth=auth, timeout=(remaining, remaining))
-        except requests.RequestException:
+        except requests.Timeout:
             self.close()  # a fresh connection next time, not a half-read one
-            raise
+            raise SourceError(f"the management API at {self._settings.url} did not answer in time") from None
+        except requests.RequestException as error:
+            self.close()
+            raise SourceError(f"cannot reach the management API at {self._settings.url}: {_cause(error)}") from None
         if response.status_code != requests.codes.ok:
             hint = _HINTS.get(response.status_code, "see the broker's log")
             raise SourceError(f"HTTP {response.status_code} {response.reason} from the management API: {hint}")
@@ -93,6 +96,26 @@ class RabbitMQQueuesSource(Source):
         if not isinstance(body, dict):
             raise SourceError("the management API answered with something other than a page of queues")
         return body
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost OS-level reason ("Connection refused") of a requests error, which otherwise
+    repeats the whole request URL several times over."""
+    seen: BaseException | None = error
+    reason = str(error)
+    for _ in range(10):  # urllib3 nests a few levels; never follow a chain forever
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.strerror:
+            reason = seen.strerror
+        nested = getattr(seen, "reason", None)
+        if isinstance(nested, BaseException) and nested is not seen:
+            seen = nested
+        elif seen.args and isinstance(seen.args[0], BaseException):
+            seen = seen.args[0]
+        else:
+            seen = seen.__context__
+    return reason
 
 
 def _queue_samples(queue: dict[str, Any], now: float) -> list[Sample]:

@@ -47,8 +47,9 @@ class RedisListsSource(Source):
                 self._settings.url,
                 username=self._settings.username,
                 password=self._secret.reveal() if self._secret else None,
-                # One connection, kept; the scrape deadline bounds every wait, so no retries.
-                single_connection_client=True,
+                # One connection, kept (pipelines draw from the pool too, so the pool is capped
+                # rather than using single_connection_client); the deadline bounds every wait, so no retries.
+                max_connections=1,
                 socket_timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
                 retry=Retry(NoBackoff(), 0),

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from psycopg import sql
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -107,6 +108,48 @@ def redis_db(passwords: Passwords) -> Iterator[RedisServer]:
 def unique(prefix: str) -> str:
     """A fresh lower-case name, so that tests sharing a server never see each other's state."""
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+# --- Job tables -------------------------------------------------------------------------------------------
+
+# queue, status, age in seconds
+JOBS = [
+    ("email", "queued", 100), ("email", "queued", 50), ("email", "queued", 10),
+    ("email", "running", 200), ("email", "running", 5),
+    ("sms", "queued", 5),
+    ("email", "done", 1000), ("sms", "done", 1000), ("push", "done", 1000), ("push", "failed", 1000),
+]
+
+
+def jobs_database(postgres: PostgresServer, tables: tuple[str, ...] = ("jobs",)) -> str:
+    """A fresh database whose tables (`jobs` unless told) each hold JOBS, readable by the exporter."""
+    database = unique("jobs")
+    postgres.create_database(database)
+    for table in tables:
+        name = sql.Identifier(table)
+        postgres.execute(
+            sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, queue text, status text NOT NULL,"
+                    " created_at timestamptz NOT NULL)").format(name), dbname=database,
+        )
+        for queue, status, age in JOBS:
+            postgres.execute(
+                sql.SQL("INSERT INTO {} (queue, status, created_at)"
+                        " VALUES (%s, %s, now() - make_interval(secs => %s))").format(name),
+                [queue, status, age], dbname=database,
+            )
+        postgres.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(name, sql.Identifier(MONITOR)), dbname=database)
+    return database
+
+
+def jobs_entry(postgres: PostgresServer, passwords: Passwords, database: str, name: str = "jobs",
+               **extra: object) -> dict[str, object]:
+    settings: dict[str, object] = {
+        "dbname": database, "table": "jobs", "status_column": "status", "ready_statuses": ["queued"],
+        "running_statuses": ["running"], "created_column": "created_at",
+    }
+    return postgres_entry(postgres, passwords, name=name, **{**settings, **extra})
+
+
 
 
 # --- Configuration of the exporter under test ---------------------------------------------------------
@@ -218,3 +261,12 @@ def collect_once(registry: CollectorRegistry) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
+
+
+def backends(postgres: PostgresServer, application_name: str, waiting_on_lock: bool = False) -> int:
+    """Server sessions open under `application_name` (the exporter names its sessions per source)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    if waiting_on_lock:
+        query += " AND wait_event_type = 'Lock'"
+    (count,), = postgres.execute(query, [application_name])
+    return int(count)

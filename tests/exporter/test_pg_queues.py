@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-from psycopg import sql
 
 from tests.exporter.conftest import (
     MONITOR,
@@ -15,6 +14,8 @@ from tests.exporter.conftest import (
     config_from,
     exporter_of,
     fresh_registry,
+    jobs_database,
+    jobs_entry,
     postgres_entry,
     unique,
     value,
@@ -22,40 +23,6 @@ from tests.exporter.conftest import (
 from tests.support.servers_db import PostgresServer
 
 pytestmark = pytest.mark.servers
-
-# queue, status, age in seconds
-JOBS = [
-    ("email", "queued", 100), ("email", "queued", 50), ("email", "queued", 10),
-    ("email", "running", 200), ("email", "running", 5),
-    ("sms", "queued", 5),
-    ("email", "done", 1000), ("sms", "done", 1000), ("push", "done", 1000), ("push", "failed", 1000),
-]
-
-
-def jobs_database(postgres: PostgresServer) -> str:
-    database = unique("jobs")
-    postgres.create_database(database)
-    postgres.execute(
-        "CREATE TABLE jobs (id serial PRIMARY KEY, queue text, status text NOT NULL,"
-        " created_at timestamptz NOT NULL)", dbname=database,
-    )
-    for queue, status, age in JOBS:
-        postgres.execute(
-            "INSERT INTO jobs (queue, status, created_at) VALUES (%s, %s, now() - make_interval(secs => %s))",
-            [queue, status, age], dbname=database,
-        )
-    postgres.execute(sql.SQL("GRANT SELECT ON jobs TO {}").format(sql.Identifier(MONITOR)), dbname=database)
-    return database
-
-
-def jobs_entry(postgres: PostgresServer, passwords: Passwords, database: str, name: str = "jobs",
-               **extra: object) -> dict[str, object]:
-    settings: dict[str, object] = {
-        "dbname": database, "table": "jobs", "status_column": "status", "ready_statuses": ["queued"],
-        "running_statuses": ["running"], "created_column": "created_at",
-    }
-    return postgres_entry(postgres, passwords, name=name, **{**settings, **extra})
-
 
 def test_each_queue_value_reports_ready_running_and_oldest_ready_age(
     postgres: PostgresServer, passwords: Passwords, tmp_path: Path
