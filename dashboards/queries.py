@@ -22,7 +22,6 @@ NAMESPACE_MATCHER = 'namespace=~"$namespace"'
 RATE_INTERVAL = "$__rate_interval"
 CONTAINERS = ('container!=""', 'container!="POD"')
 """cAdvisor also reports the pod's cgroup (container="") and its pause container (POD)."""
-IDLE = 'mode="idle"'
 NOT_LOOPBACK = 'device!="lo"'
 
 
@@ -354,11 +353,14 @@ def requests_committed(system: System, resource: str, pool: NodePool | None = No
 
 
 def load_per_cpu(system: System, pool: NodePool | None = None) -> str:
-    """1-minute load average over CPU count, per node: above 1 means runnable tasks queue."""
-    load = sel("node_load1")
-    cpus = f"count by (instance) ({sel('node_cpu_seconds_total', None, IDLE)})"
-    per_cpu = f"{load} / on (instance) {cpus}"
-    return f"max by (node, node_pool) ({on_pool_instances(per_cpu, system, pool)})"
+    """1-minute load average over CPU count, per node: above 1 means runnable tasks queue.
+
+    The CPU count is kube-state-metrics' capacity, not a count of node_cpu_seconds_total series.
+    """
+    load = on_pool_instances(sel("node_load1"), system, pool)
+    capacity = sel("kube_node_status_capacity", None, 'resource="cpu"')
+    cpus = f"max by (node) ({capacity})"
+    return f"max by (node, node_pool) ({load} / on (node) {cpus})"
 
 
 def disk_io_time(system: System, pool: NodePool | None = None) -> str:

@@ -1,0 +1,67 @@
+"""A real Prometheus holding the default fleet's synthetic series, and the fleet's dashboards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obsbundle import promtool
+from obsbundle.dashboards import system_dashboards
+from obsbundle.model import Inventory
+from tests.dashboards.recorded_stand_in import write_recorded
+from tests.support.fleet_series import FleetSeries, Window
+from tests.support.prometheus import PrometheusServer, start_prometheus
+
+SUMMARY = pytest.StashKey[list[str]]()
+"""Lines the dashboard tests add to pytest's terminal summary (counts of what they checked)."""
+
+
+@pytest.fixture(scope="session")
+def fleet_dashboards(default_inventory: Inventory) -> dict[str, list[dict[str, Any]]]:
+    """Every dashboard of the default fleet, by system name."""
+    return {system.name: system_dashboards(system) for system in default_inventory.systems}
+
+
+@pytest.fixture(scope="session")
+def fleet_window() -> Window:
+    return Window()
+
+
+@pytest.fixture(scope="session")
+def fleet_prometheus(
+    tmp_path_factory: pytest.TempPathFactory, default_inventory: Inventory, fleet_window: Window
+) -> Iterator[PrometheusServer]:
+    """Prometheus over TSDB blocks backfilled from the fleet's synthetic series."""
+    workdir = tmp_path_factory.mktemp("fleet-prometheus")
+    series = FleetSeries(default_inventory.systems, fleet_window)
+    write_recorded(series.out, default_inventory.systems)
+    source = series.write(workdir / "fleet.om")
+    tsdb = workdir / "data"
+    result = promtool.create_blocks_from_openmetrics(source, tsdb)
+    assert result.ok, f"backfilling the synthetic series failed:\n{result.output}"
+    source.unlink()
+    server = start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}}, tsdb=tsdb)
+    yield server
+    server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(SUMMARY, [])
+    if lines:
+        terminalreporter.section("dashboards")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def report(config: pytest.Config, line: str) -> None:
+    config.stash.setdefault(SUMMARY, []).append(line)
+
+
+def write_artifact(folder: Path, name: str, data: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return path
