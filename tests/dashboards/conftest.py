@@ -10,8 +10,9 @@ import pytest
 
 from obsbundle import promtool
 from obsbundle.dashboards import system_dashboards
-from obsbundle.model import Inventory
+from obsbundle.model import Inventory, System
 from tests.dashboards.recorded_stand_in import write_recorded
+from tests.dashboards.variants import pgbouncer_system
 from tests.support.fleet_series import FleetSeries, Window
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
@@ -20,9 +21,15 @@ SUMMARY = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture(scope="session")
-def fleet_dashboards(default_inventory: Inventory) -> dict[str, list[dict[str, Any]]]:
-    """Every dashboard of the default fleet, by system name."""
-    return {system.name: system_dashboards(system) for system in default_inventory.systems}
+def checked_systems(default_inventory: Inventory) -> list[System]:
+    """The default fleet, plus a system with an exported PgBouncer, which the fleet lacks."""
+    return [*default_inventory.systems, pgbouncer_system()]
+
+
+@pytest.fixture(scope="session")
+def fleet_dashboards(checked_systems: list[System]) -> dict[str, list[dict[str, Any]]]:
+    """Every dashboard of the checked systems, by system name."""
+    return {system.name: system_dashboards(system) for system in checked_systems}
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +39,12 @@ def fleet_window() -> Window:
 
 @pytest.fixture(scope="session")
 def fleet_prometheus(
-    tmp_path_factory: pytest.TempPathFactory, default_inventory: Inventory, fleet_window: Window
+    tmp_path_factory: pytest.TempPathFactory, checked_systems: list[System], fleet_window: Window
 ) -> Iterator[PrometheusServer]:
-    """Prometheus over TSDB blocks backfilled from the fleet's synthetic series."""
+    """Prometheus over TSDB blocks backfilled from the checked systems' synthetic series."""
     workdir = tmp_path_factory.mktemp("fleet-prometheus")
-    series = FleetSeries(default_inventory.systems, fleet_window)
-    write_recorded(series.out, default_inventory.systems)
+    series = FleetSeries(checked_systems, fleet_window)
+    write_recorded(series.out, checked_systems)
     source = series.write(workdir / "fleet.om")
     tsdb = workdir / "data"
     result = promtool.create_blocks_from_openmetrics(source, tsdb)

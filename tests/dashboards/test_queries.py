@@ -80,4 +80,4 @@ def test_every_panel_of_the_default_fleet_shows_data(
     assert not empty, f"{len(empty)} of {len(checks)} queries return no data:\n" + "\n".join(empty)
     dashboards = sum(len(boards) for boards in fleet_dashboards.values())
     report(pytestconfig, f"{dashboards} dashboards, {panel_count} panels with queries, {len(checks)} queries: "
-                         "every one returns data for the default fleet")
+                         "every one returns data for the default fleet and a PgBouncer system")

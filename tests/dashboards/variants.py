@@ -1,0 +1,31 @@
+"""Small systems for what the default fleet lacks: a PostgreSQL behind an exported PgBouncer."""
+
+from __future__ import annotations
+
+from obsbundle.model import System
+
+
+def pgbouncer_system() -> System:
+    """One pool, one API, and a PostgreSQL whose PgBouncer the pool & queue exporter reads."""
+    return System.model_validate(
+        {
+            "apiVersion": "obsbundle/v1",
+            "kind": "System",
+            "name": "bouncer",
+            "cluster": "bouncer-prod",
+            "owner": {"team": "data", "slack_channel": "#data-alerts"},
+            "node_pools": [{"name": "general", "min_nodes": 1, "max_nodes": 3}],
+            "services": [
+                {
+                    "name": "orders",
+                    "namespace": "shop",
+                    "node_pool": "general",
+                    "metrics": {"port": "http"},
+                    "datastores": ["orders-db"],
+                }
+            ],
+            "datastores": [
+                {"name": "orders-db", "kind": "postgres", "namespace": "shop", "pgbouncer_source": "orders-bouncer"}
+            ],
+        }
+    )
