@@ -131,3 +131,18 @@ def all_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
             current = variable.get("current", {}).get("value")
             values[variable["name"]] = current[0] if isinstance(current, list) else str(current)
     return values
+
+
+def opening_values(dashboard: Mapping[str, Any], *, scrape_interval: int, range_seconds: int) -> dict[str, str]:
+    """Every variable's value, built-ins included, when the dashboard opens over `range_seconds`.
+
+    `$__rate_interval` follows Grafana: four scrape intervals at least (panels here ask for no more
+    points than the range at one per scrape interval, so the `$__interval` term never wins).
+    """
+    return {
+        **all_values(dashboard),
+        "__rate_interval": f"{4 * scrape_interval}s",
+        "__interval": f"{scrape_interval}s",
+        "__range": f"{range_seconds}s",
+        "__range_s": str(range_seconds),
+    }

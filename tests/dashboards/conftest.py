@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from obsbundle import promtool
 from obsbundle.dashboards import system_dashboards
 from obsbundle.model import Inventory, System
 from tests.dashboards.recorded_stand_in import write_recorded
 from tests.dashboards.variants import pgbouncer_system
-from tests.support.fleet_series import FleetSeries, Window
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from tests.support.fleet_series import Window, start_fleet_prometheus
+from tests.support.prometheus import PrometheusServer
 
 SUMMARY = pytest.StashKey[list[str]]()
 """Lines the dashboard tests add to pytest's terminal summary (counts of what they checked)."""
@@ -43,14 +41,8 @@ def fleet_prometheus(
 ) -> Iterator[PrometheusServer]:
     """Prometheus over TSDB blocks backfilled from the checked systems' synthetic series."""
     workdir = tmp_path_factory.mktemp("fleet-prometheus")
-    series = FleetSeries(checked_systems, fleet_window)
-    write_recorded(series.out, checked_systems)
-    source = series.write(workdir / "fleet.om")
-    tsdb = workdir / "data"
-    result = promtool.create_blocks_from_openmetrics(source, tsdb)
-    assert result.ok, f"backfilling the synthetic series failed:\n{result.output}"
-    source.unlink()
-    server = start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}}, tsdb=tsdb)
+    server = start_fleet_prometheus(workdir, checked_systems, fleet_window,
+                                    lambda out: write_recorded(out, checked_systems))
     yield server
     server.stop()
 
@@ -65,10 +57,3 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def report(config: pytest.Config, line: str) -> None:
     config.stash.setdefault(SUMMARY, []).append(line)
-
-
-def write_artifact(folder: Path, name: str, data: bytes) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_bytes(data)
-    return path

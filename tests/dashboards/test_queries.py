@@ -10,9 +10,9 @@ import pytest
 
 from obsbundle import promtool
 from obsbundle.dashboards.lint import expressions, panels, targets
-from obsbundle.dashboards.variables import all_values, expand
+from obsbundle.dashboards.variables import expand, opening_values
 from tests.dashboards.conftest import report
-from tests.support.fleet_series import RATE_INTERVAL, Window
+from tests.support.fleet_series import Window
 from tests.support.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.servers
@@ -22,13 +22,7 @@ RANGE_STEP = "5m"
 
 def grafana_values(dashboard: dict[str, Any], window: Window) -> dict[str, str]:
     """What Grafana substitutes when the dashboard opens on the window with its default choices."""
-    return {
-        **all_values(dashboard),
-        "__rate_interval": RATE_INTERVAL,
-        "__interval": "1m",
-        "__range": f"{window.duration}s",
-        "__range_s": str(window.duration),
-    }
+    return opening_values(dashboard, scrape_interval=window.step, range_seconds=window.duration)
 
 
 def _finite(result: list[dict[str, Any]]) -> bool:

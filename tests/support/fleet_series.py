@@ -22,17 +22,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from obsbundle import promtool
 from obsbundle.dashboards.queries import REQUEST_METRICS, RequestMetrics
 from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
 from obsbundle.monitors.workloads import EXPORTED_KINDS
+from tests.support.prometheus import PrometheusServer, start_prometheus
 
 END = 1_717_416_000
 """2024-06-03T12:00:00Z: a multiple of two hours, so the backfilled blocks align with Prometheus's."""
 DURATION = 3 * 3600
 STEP = 60
-"""One sample a minute: Grafana's $__rate_interval for a 1m scrape interval is 4m."""
-RATE_INTERVAL = "4m"
+"""One sample a minute, as if scraped every minute: Grafana's $__rate_interval is then 4m."""
 
 Signal = Callable[[float], float]
 """A value as a function of seconds since the start of the window."""
@@ -554,3 +555,22 @@ _STATUSES: dict[Instrumentation, tuple[str, str, str]] = {
     Instrumentation.CUSTOM: ("ok", "client", "server"),
 }
 _OUTCOMES = {"200": "SUCCESS", "404": "CLIENT_ERROR", "500": "SERVER_ERROR"}
+
+
+def start_fleet_prometheus(
+    workdir: Path,
+    systems: Sequence[System],
+    window: Window | None = None,
+    extra: Callable[[OpenMetrics], None] | None = None,
+) -> PrometheusServer:
+    """A Prometheus over blocks backfilled from the systems' synthetic series (plus what `extra` writes)."""
+    series = FleetSeries(systems, window)
+    if extra is not None:
+        extra(series.out)
+    source = series.write(workdir / "fleet.om")
+    tsdb = workdir / "data"
+    result = promtool.create_blocks_from_openmetrics(source, tsdb)
+    if not result.ok:
+        raise RuntimeError(f"backfilling the synthetic series failed:\n{result.output}")
+    source.unlink()
+    return start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}}, tsdb=tsdb)

@@ -1,0 +1,53 @@
+"""Every dashboard renders to a PNG preview with the test Prometheus's data, for reviewers.
+
+The previews land in build/dashboard-previews/<system>/<uid>.png (ignored by git): open them to
+see what a change does to a dashboard without running Grafana.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obsbundle.dashboards.preview import http_fetch, render_png
+from obsbundle.dashboards.variables import opening_values
+from tests.dashboards.conftest import report
+from tests.support.fleet_series import Window
+from tests.support.prometheus import PrometheusServer
+
+pytestmark = pytest.mark.servers
+
+PREVIEWS = Path(__file__).resolve().parents[2] / "build" / "dashboard-previews"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's header chunk."""
+    assert data.startswith(PNG_SIGNATURE), "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_every_dashboard_renders_to_a_png_preview_with_data(
+    fleet_dashboards: dict[str, list[dict[str, Any]]],
+    fleet_prometheus: PrometheusServer,
+    fleet_window: Window,
+    pytestconfig: pytest.Config,
+) -> None:
+    fetch = http_fetch(fleet_prometheus.url, fleet_window.start, fleet_window.end, "2m")
+    written = 0
+    for system, boards in fleet_dashboards.items():
+        for board in boards:
+            values = opening_values(board, scrape_interval=fleet_window.step, range_seconds=fleet_window.duration)
+            data = render_png(board, fetch, values, strict=True)
+            width, height = png_size(data)
+            grid_rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in board["panels"])
+            assert width >= 1200 and height >= 20 * grid_rows, f"{board['title']}: {width}×{height}"
+            folder = PREVIEWS / system
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{board['uid']}.png").write_bytes(data)
+            written += 1
+    report(pytestconfig, f"{written} dashboard previews drawn in {PREVIEWS}")
