@@ -43,7 +43,11 @@ def api_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
                 ),
             ],
         ),
-        *(Row(service.name, red_panels(system, service, linked=False)) for service in services),
+        *(
+            Row(service.name, red_panels(system, service, linked=False),
+                collapsed=len(services) > config.expanded_service_rows)
+            for service in services
+        ),
     ]
     return dashboard(
         uid=dashboard_uid(system, Board.API),

@@ -24,6 +24,9 @@ class DashboardConfig:
     """SLO error budget remaining below this share is drawn in orange; below zero in red."""
     volume_usage_threshold: float = 0.85
     """PersistentVolumeClaim usage drawn in red above this ratio."""
+    expanded_service_rows: int = 10
+    """The API dashboard opens its per-service rows up to this many APIs; beyond, they start collapsed,
+    and Grafana queries a row only when it is opened."""
     refresh: str = "1m"
     time_from: str = "now-6h"
     slo_time_from: str = "now-7d"

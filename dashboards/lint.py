@@ -226,9 +226,21 @@ def panel_id_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def grid_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
-    """Panels fit the 24-column grid and do not overlap."""
+    """Panels fit the 24-column grid and do not overlap.
+
+    A collapsed row's panels take space only once the row is opened, so they are checked among
+    themselves, not against the rows that follow it.
+    """
+    top_level = list(dashboard.get("panels", []))
+    yield from _no_overlap(dashboard, top_level)
+    for row in top_level:
+        if row.get("collapsed"):
+            yield from _no_overlap(dashboard, row.get("panels", []))
+
+
+def _no_overlap(dashboard: Mapping[str, Any], placed: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
     taken: dict[tuple[int, int], str] = {}
-    for panel in panels(dashboard):
+    for panel in placed:
         grid, where = panel.get("gridPos") or {}, _where(dashboard, panel)
         x, y, w, h = (grid.get(key, -1) for key in ("x", "y", "w", "h"))
         if min(x, y) < 0 or w < 1 or h < 1 or x + w > FULL_WIDTH:

@@ -518,7 +518,10 @@ def layout(rows: Sequence[Row]) -> list[Any]:
             row_height = max(row_height, height)
         y += row_height
         if row.collapsed:
+            # A collapsed row holds its panels at the positions they take when opened; closed, it
+            # is one grid unit high, so the next row follows right after it.
             placed.append(attr.evolve(row_panel, collapsed=True, panels=children))
+            y = row_panel.gridPos.y + 1
         else:
             placed.append(row_panel)
             placed.extend(children)

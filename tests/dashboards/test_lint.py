@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from obsbundle.dashboards import system_dashboards
+from obsbundle.dashboards.config import DEFAULT_CONFIG
 from obsbundle.dashboards.lint import REPLACED, lint, panels, parse_selectors
 from obsbundle.model import Inventory
 from tests.dashboards.conftest import report
+from tests.dashboards.variants import many_apis_system
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -126,3 +128,13 @@ def test_selectors_are_found_with_the_function_around_them() -> None:
         ("c", "label_replace", None),
     ]
     assert found[1].matchers == ('y=~"a|b"',)
+
+
+def test_a_system_with_many_apis_opens_with_collapsed_service_rows_that_keep_the_conventions() -> None:
+    boards = system_dashboards(many_apis_system(DEFAULT_CONFIG.expanded_service_rows + 1))
+    api = next(board for board in boards if board["title"] == "many / API performance")
+    rows = [panel for panel in api["panels"] if panel["type"] == "row"][1:]
+    assert rows and all(row["collapsed"] and len(row["panels"]) == 4 for row in rows)
+    assert [row["gridPos"]["y"] for row in rows] == list(range(rows[0]["gridPos"]["y"], rows[0]["gridPos"]["y"]
+                                                              + len(rows)))
+    assert not [str(problem) for board in boards for problem in lint(board)]

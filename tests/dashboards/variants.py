@@ -29,3 +29,27 @@ def pgbouncer_system() -> System:
             ],
         }
     )
+
+
+def many_apis_system(count: int) -> System:
+    """`count` APIs on one pool, each with an availability SLO: more than the API dashboard opens."""
+    return System.model_validate(
+        {
+            "apiVersion": "obsbundle/v1",
+            "kind": "System",
+            "name": "many",
+            "cluster": "many",
+            "owner": {"team": "platform", "slack_channel": "#platform"},
+            "node_pools": [{"name": "general", "min_nodes": 2, "max_nodes": 20}],
+            "services": [
+                {
+                    "name": f"api-{index:02d}",
+                    "namespace": f"team-{index % 3}",
+                    "node_pool": "general",
+                    "metrics": {"port": "http"},
+                    "slos": [{"name": "availability", "objective": 99.9}],
+                }
+                for index in range(count)
+            ],
+        }
+    )
