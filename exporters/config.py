@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails
 
 from obsbundle.durations import parse_duration_ms
-from obsbundle.errors import InputError, KeyPath, Problem
+from obsbundle.errors import InputError, KeyPath, Problem, format_key_path
 from obsbundle.exporters.credentials import PasswordRef, scrub
 from obsbundle.loader import read_document
 
@@ -234,7 +234,7 @@ def _check_sources(config: ExporterConfig, file: str) -> list[Problem]:
     first_use: dict[str, KeyPath] = {}
     for path, source in sources:
         if source.name in first_use:
-            where = ".".join(str(part) for part in first_use[source.name])
+            where = format_key_path(first_use[source.name])
             problems.append(
                 Problem(
                     file, (*path, "name"),
@@ -272,6 +272,8 @@ def validation_problem(file: str, detail: ErrorDetails) -> Problem:
     if kind == "missing":
         return Problem(file, path, "required key is missing: add it")
     message = detail["msg"].removeprefix("Value error, ")
+    if kind in ("tuple_type", "list_type"):
+        message = "must be a list"
     if kind == "string_pattern_mismatch":
         message = "has the wrong form: use letters, digits, '.', '_' and '-', starting with a letter or digit"
     value = detail.get("input")

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from psycopg import sql
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 
 from obsbundle.exporters.config import ExporterConfig, load_config
 from obsbundle.exporters.exporter import Exporter
@@ -103,6 +103,21 @@ def rabbitmq(passwords: Passwords) -> Iterator[RabbitMQServer]:
 def redis_db(passwords: Passwords) -> Iterator[RedisServer]:
     with redis_server(passwords.redis) as server:
         yield server
+
+
+@dataclass(frozen=True)
+class Servers:
+    postgres: PostgresServer
+    pgbouncer: PgBouncerServer
+    rabbitmq: RabbitMQServer
+    redis: RedisServer
+
+
+@pytest.fixture(scope="session")
+def servers(postgres: PostgresServer, pgbouncer: PgBouncerServer, rabbitmq: RabbitMQServer,
+            redis_db: RedisServer) -> Servers:
+    """All four kinds of server, for tests that read every kind of source."""
+    return Servers(postgres, pgbouncer, rabbitmq, redis_db)
 
 
 def unique(prefix: str) -> str:

@@ -16,6 +16,7 @@ import requests
 from tests.exporter.conftest import (
     Endpoint,
     Passwords,
+    Servers,
     backends,
     config_from,
     jobs_database,
@@ -260,9 +261,9 @@ def test_a_refused_connection_is_a_source_down_and_a_200_for_the_rest(
 
 
 def test_a_wrong_password_is_a_source_down_and_no_password_is_ever_printed(
-    postgres: PostgresServer, pgbouncer: PgBouncerServer, rabbitmq: RabbitMQServer, redis_db: RedisServer,
-    passwords: Passwords, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    servers: Servers, passwords: Passwords, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    postgres, pgbouncer, rabbitmq, redis_db = servers.postgres, servers.pgbouncer, servers.rabbitmq, servers.redis
     wrong = f"wrong-{unique('secret')}"
     wrong_file = tmp_path / "wrong.password"
     wrong_file.write_text(wrong, encoding="utf-8")

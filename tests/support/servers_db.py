@@ -311,6 +311,8 @@ class RabbitMQServer:
     prometheus_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
     epmd_port: int = field(default_factory=free_port)
+    fast_statistics: bool = True
+    """Refresh queue totals every 0.5 s at 1 s resolution (tests); False keeps RabbitMQ's 5 s defaults."""
     epmd: ManagedProcess | None = None
     process: ManagedProcess | None = None
 
@@ -319,21 +321,23 @@ class RabbitMQServer:
         return f"http://127.0.0.1:{self.management_port}"
 
     def write_config(self) -> RabbitMQServer:
-        (self.root / "rabbitmq.conf").write_text(
-            "\n".join(
-                [
-                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
-                    f"management.tcp.port = {self.management_port}",
-                    "management.tcp.ip = 127.0.0.1",
-                    f"prometheus.tcp.port = {self.prometheus_port}",
-                    "prometheus.tcp.ip = 127.0.0.1",
-                    # Queue totals in the management API are refreshed at this interval (default 5 s).
-                    "collect_statistics_interval = 500",
-                    "",
-                ]
-            ),
-            encoding="utf-8",
-        )
+        lines = [
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+            f"management.tcp.port = {self.management_port}",
+            "management.tcp.ip = 127.0.0.1",
+            f"prometheus.tcp.port = {self.prometheus_port}",
+            "prometheus.tcp.ip = 127.0.0.1",
+        ]
+        if self.fast_statistics:
+            # Queue totals in the management API are refreshed at this interval and kept at this
+            # resolution (defaults: 5 s each), which tests would otherwise wait out.
+            lines += [
+                "collect_statistics_interval = 500",
+                "management.sample_retention_policies.global.minute = 1",
+                "management.sample_retention_policies.basic.minute = 1",
+                "management.sample_retention_policies.detailed.10 = 1",
+            ]
+        (self.root / "rabbitmq.conf").write_text("\n".join([*lines, ""]), encoding="utf-8")
         (self.root / "enabled_plugins").write_text("[rabbitmq_management,rabbitmq_prometheus].\n", encoding="utf-8")
         return self
 
@@ -425,9 +429,9 @@ class RabbitMQServer:
 
 
 @contextmanager
-def rabbitmq_server() -> Iterator[RabbitMQServer]:
+def rabbitmq_server(fast_statistics: bool = True) -> Iterator[RabbitMQServer]:
     root = Path(tempfile.mkdtemp(prefix="obsbundle-rabbitmq-"))
-    server = RabbitMQServer(root)
+    server = RabbitMQServer(root, fast_statistics=fast_statistics)
     try:
         yield server.write_config().start()
     finally:
