@@ -20,7 +20,7 @@ from typing import Any
 
 from obsbundle.dashboards import system_dashboards
 from obsbundle.dashboards.lint import panels, targets
-from obsbundle.dashboards.preview import http_fetch, render_png
+from obsbundle.dashboards.preview import Data, http_fetch, render_png
 from obsbundle.dashboards.variables import opening_values
 from obsbundle.loader import load_inventory
 from tests.dashboards.recorded_stand_in import write_recorded
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     window = Window()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="obsbundle-preview-") as workdir:
-        server = start_fleet_prometheus(Path(workdir), systems, window, lambda out: write_recorded(out, systems))
+        server = start_fleet_prometheus(Path(workdir), systems, window,
+                                        extra=lambda out: write_recorded(out, systems))
         try:
             fetch = http_fetch(server.url, window.start, window.end, "2m")
             for system in systems:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     values = opening_values(board, scrape_interval=window.step, range_seconds=window.duration)
                     started = time.perf_counter()
-                    data = render_png(board, fetch, values)
+                    data = render_png(board, Data(fetch, values, (window.start, window.end)))
                     seconds = time.perf_counter() - started
                     path = args.out / system.name / f"{board['uid']}.png"
                     path.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,15 @@ class Series:
 Fetch = Callable[[str, bool], list[Series]]
 """Runs an expression (variables already replaced): instant (True) or over the preview's range."""
 
+
+@dataclass(frozen=True)
+class Data:
+    """Where panels get their data: the query function, the variables' values and the time range."""
+
+    fetch: Fetch
+    values: Mapping[str, str]
+    time_range: tuple[float, float]
+
 BACKGROUND, PANEL, TEXT, GRID, MUTED = "#111217", "#181b1f", "#ccccdc", "#2c3235", "#8e8e8e"
 PALETTE = ("#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b877d9", "#705da0",
            "#37872d", "#fade2a", "#447ebc", "#c15c17", "#890f02", "#0a437c", "#6d1f62", "#584477")
@@ -51,10 +60,8 @@ MAX_LEGEND = 8
 MAX_TABLE_ROWS = 12
 
 
-def render_png(
-    dashboard: Mapping[str, Any], fetch: Fetch, values: Mapping[str, str], *, dpi: int = 72, strict: bool = False
-) -> bytes:
-    """The dashboard drawn as a PNG, each query run through `fetch` with `values` for its variables.
+def render_png(dashboard: Mapping[str, Any], data: Data, *, dpi: int = 72, strict: bool = False) -> bytes:
+    """The dashboard drawn as a PNG, each query run through `data.fetch` with `data.values` for its variables.
 
     A panel that cannot be drawn says so in its place, unless `strict`, where the error propagates.
     """
@@ -64,7 +71,7 @@ def render_png(
     FigureCanvasAgg(figure)
     figure.text(0.01, 1 - 0.9 / rows, dashboard["title"], color=TEXT, fontsize=15, weight="bold", va="center")
     for panel in placed:
-        _draw(figure, panel, rows, fetch, values, strict=strict)
+        _draw(figure, panel, rows, data, strict=strict)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", facecolor=BACKGROUND)
     return buffer.getvalue()
@@ -78,9 +85,7 @@ def _panels(dashboard: Mapping[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _draw(
-    figure: Figure, panel: Mapping[str, Any], rows: int, fetch: Fetch, values: Mapping[str, str], *, strict: bool
-) -> None:
+def _draw(figure: Figure, panel: Mapping[str, Any], rows: int, data: Data, *, strict: bool) -> None:
     grid = panel["gridPos"]
     left, width = grid["x"] / FULL_WIDTH, grid["w"] / FULL_WIDTH
     top = 1 - (grid["y"] + 2) / rows
@@ -100,7 +105,7 @@ def _draw(
             width - 2 * pad_x - 0.02 * width, (height - 2 * pad_y) * (1 - title_height) - pad_y)
     drawer = _DRAWERS.get(panel["type"], _draw_text)
     try:
-        drawer(figure, body, panel, fetch, values)
+        drawer(figure, body, panel, data)
     except Exception as error:  # one broken panel must not hide the others from the reviewer
         if strict:
             raise
@@ -132,12 +137,12 @@ def http_fetch(url: str, start: float, end: float, step: str) -> Fetch:
 # --- data ------------------------------------------------------------------------------------------
 
 
-def _results(panel: Mapping[str, Any], fetch: Fetch, values: Mapping[str, str],
+def _results(panel: Mapping[str, Any], data: Data,
              instant: bool | None = None) -> list[tuple[dict[str, Any], list[Series]]]:
     found = []
     for target in panel.get("targets", []):
         wanted = target.get("instant", False) if instant is None else instant
-        found.append((target, fetch(expand(target["expr"], values), wanted)))
+        found.append((target, data.fetch(expand(target["expr"], data.values), wanted)))
     return found
 
 
@@ -251,13 +256,13 @@ def _axes(figure: Figure, body: Body) -> Axes:
     return axes
 
 
-def _time_axis(axes: Axes) -> None:
+def _time_axis(axes: Axes, data: Data) -> None:
+    axes.set_xlim(*data.time_range)
     axes.xaxis.set_major_formatter(
         FuncFormatter(lambda value, _: datetime.fromtimestamp(value, UTC).strftime("%H:%M")))
 
 
-def _draw_timeseries(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-                     values: Mapping[str, str]) -> None:
+def _draw_timeseries(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     defaults = _defaults(panel)
     unit = defaults.get("unit", "none")
     custom = defaults.get("custom", {})
@@ -265,14 +270,14 @@ def _draw_timeseries(figure: Figure, body: Body, panel: Mapping[str, Any], fetch
     ticks = 0.2 / figure.get_figheight()  # the time labels under the axes
     axes = _axes(figure, (body[0] + AXIS_LABELS, body[1] + legend_height + ticks, body[2] - AXIS_LABELS,
                           body[3] - legend_height - ticks))
-    _time_axis(axes)
+    _time_axis(axes, data)
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: format_value(value, unit)))
     bars = custom.get("drawStyle") == "bars"
     stacked = custom.get("stacking", {}).get("mode") == "normal"
     handles: list[tuple[str, str]] = []
     colour_index = 0
     baseline: dict[float, float] = {}
-    for target, result in _results(panel, fetch, values, instant=False):
+    for target, result in _results(panel, data, instant=False):
         for series in result:
             name = legend(target, series)
             override = _overrides(panel, name)
@@ -315,12 +320,11 @@ def _legend(figure: Figure, box: Body, handles: Sequence[tuple[str, str]]) -> No
                     color=MUTED, fontsize=7)
 
 
-def _draw_stat(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-               values: Mapping[str, str]) -> None:
+def _draw_stat(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     defaults = _defaults(panel)
     unit = defaults.get("unit", "none")
     shown = [(legend(target, series), _last(series))
-             for target, result in _results(panel, fetch, values) for series in result]
+             for target, result in _results(panel, data) for series in result]
     if not shown:
         figure.text(body[0] + body[2] / 2, body[1] + body[3] / 2, "No data", color=MUTED, fontsize=14,
                     ha="center", va="center")
@@ -334,12 +338,11 @@ def _draw_stat(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetc
             figure.text(x, body[1] + body[3] * 0.12, name[:24], color=MUTED, fontsize=7, ha="center")
 
 
-def _draw_bargauge(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-                   values: Mapping[str, str]) -> None:
+def _draw_bargauge(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     defaults = _defaults(panel)
     unit = defaults.get("unit", "none")
     bars = sorted((legend(target, series), _last(series))
-                  for target, result in _results(panel, fetch, values) for series in result)
+                  for target, result in _results(panel, data) for series in result)
     if not bars:
         return
     height = body[3] / len(bars)
@@ -360,10 +363,9 @@ def _draw_bargauge(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: 
                     color=_colour(value, steps), fontsize=7, va="center")
 
 
-def _draw_table(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-                values: Mapping[str, str]) -> None:
+def _draw_table(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     rows: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
-    for target, result in _results(panel, fetch, values, instant=True):
+    for target, result in _results(panel, data, instant=True):
         column = f"Value #{target['refId']}" if len(panel.get("targets", [])) > 1 else "Value"
         for series in result:
             key = tuple(sorted((k, v) for k, v in series.labels.items() if k != "__name__"))
@@ -402,9 +404,8 @@ def _column_unit(panel: Mapping[str, Any], column: str, default: str) -> str:
     return str(_overrides(panel, column).get("unit", default))
 
 
-def _draw_heatmap(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-                  values: Mapping[str, str]) -> None:
-    (target, result), *_ = _results(panel, fetch, values, instant=False)
+def _draw_heatmap(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
+    (target, result), *_ = _results(panel, data, instant=False)
     buckets = sorted(result, key=lambda series: float(series.labels.get("le", "inf").replace("+Inf", "inf")))
     if not buckets:
         return
@@ -421,15 +422,14 @@ def _draw_heatmap(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: F
                 extent=(times[0], times[-1], 0, len(buckets)))
     axes.set_yticks([index + 0.5 for index in range(len(buckets))])
     axes.set_yticklabels([series.labels.get("le", "") for series in buckets], fontsize=6)
-    _time_axis(axes)
+    _time_axis(axes, data)
     del target
 
 
-def _draw_state_timeline(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-                         values: Mapping[str, str]) -> None:
+def _draw_state_timeline(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     defaults = _defaults(panel)
     bands = sorted((legend(target, series), series)
-                   for target, result in _results(panel, fetch, values, instant=False) for series in result)
+                   for target, result in _results(panel, data, instant=False) for series in result)
     if not bands:
         return
     axes = _axes(figure, (body[0] + 0.2 * body[2], body[1] + 0.08 * body[3], body[2] * 0.79, body[3] * 0.92))
@@ -444,11 +444,10 @@ def _draw_state_timeline(figure: Figure, body: Body, panel: Mapping[str, Any], f
     axes.set_yticks([index + 0.5 for index in range(len(bands))])
     axes.set_yticklabels([name[:30] for name, _ in bands], fontsize=6)
     axes.grid(False)
-    _time_axis(axes)
+    _time_axis(axes, data)
 
 
-def _draw_text(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetch,
-               values: Mapping[str, str]) -> None:
+def _draw_text(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     content = panel.get("options", {}).get("content", "")
     plain = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", content).replace("**", "").replace("`", "")
     lines = [line for line in plain.splitlines() if not re.fullmatch(r"\|?[-| ]+\|?", line)]
@@ -457,7 +456,7 @@ def _draw_text(figure: Figure, body: Body, panel: Mapping[str, Any], fetch: Fetc
                     line[:110], color=TEXT, fontsize=7, family="monospace")
 
 
-_DRAWERS: dict[str, Callable[[Figure, Body, Mapping[str, Any], Fetch, Mapping[str, str]], None]] = {
+_DRAWERS: dict[str, Callable[[Figure, Body, Mapping[str, Any], Data], None]] = {
     "timeseries": _draw_timeseries,
     "stat": _draw_stat,
     "bargauge": _draw_bargauge,

@@ -295,9 +295,21 @@ def pool_labels(system: System, pool: NodePool | None = None) -> dict[str, str]:
     return labels
 
 
+def pool_series(metric: str, system: System, pool: NodePool | None = None) -> str:
+    """A recorded node or pool series of one pool, or of every pool the inventory names.
+
+    Without a pool, the series is still kept to the inventory's pools: on a cluster shared with
+    other teams, nodes of pools the system does not own may carry the same node label.
+    """
+    if pool is not None:
+        return sel(metric, pool_labels(system, pool))
+    names = [known.name for known in system.node_pools]
+    return sel(metric, system_labels(system), f"{naming.NODE_POOL_LABEL}=~{any_of(names)}")
+
+
 def membership(system: System, pool: NodePool | None = None) -> str:
-    """The recorded node → pool series of the system (or of one pool)."""
-    return sel(naming.NODE_POOL_MEMBERSHIP, pool_labels(system, pool))
+    """The recorded node → pool series of the system's pools (or of one pool)."""
+    return pool_series(naming.NODE_POOL_MEMBERSHIP, system, pool)
 
 
 def on_pool_nodes(expr: str, system: System, pool: NodePool | None = None) -> str:
@@ -313,17 +325,17 @@ def on_pool_instances(expr: str, system: System, pool: NodePool | None = None) -
 
 def recorded_pool(metric: str, system: System, pool: NodePool | None = None) -> str:
     """A recorded per-pool series (labels system, node_pool), by pool."""
-    return f"max by (node_pool) ({sel(metric, pool_labels(system, pool))})"
+    return f"max by (node_pool) ({pool_series(metric, system, pool)})"
 
 
 def recorded_nodes(metric: str, system: System, pool: NodePool | None = None) -> str:
     """A recorded per-node series (labels system, node, node_pool), by node."""
-    return f"max by (node, node_pool) ({sel(metric, pool_labels(system, pool))})"
+    return f"max by (node, node_pool) ({pool_series(metric, system, pool)})"
 
 
 def system_average(metric: str, system: System) -> str:
-    """The mean of a recorded per-node ratio over every node of the system."""
-    return f"avg({sel(metric, system_labels(system))})"
+    """The mean of a recorded per-node ratio over every node of the system's pools."""
+    return f"avg({pool_series(metric, system)})"
 
 
 def node_ready(system: System, pool: NodePool | None = None) -> str:
@@ -480,6 +492,17 @@ def _queue_selectors(system: System, queues: Sequence[Queue], metric: str) -> st
 def queue_series(system: System, queues: Sequence[Queue], metric: str, aggregate: str = "sum") -> str:
     """`poolq_queue_<metric>` by queue (`messages_ready`, `messages_unacked`, `consumers`, …)."""
     return f"{aggregate} by (queue) ({_queue_selectors(system, queues, f'poolq_queue_{metric}')})"
+
+
+def oldest_message_age(system: System, queues: Sequence[Queue]) -> str:
+    """Age of each queue's oldest waiting message; 0 for an empty queue.
+
+    RabbitMQ reports the age only while the head message carries a timestamp, so an empty queue
+    has no age series at all: counting it as 0 keeps the panel from showing "No data" when all is well.
+    """
+    age = queue_series(system, queues, "oldest_message_age_seconds", "max")
+    empty = f"({queue_series(system, queues, 'messages_ready', 'max')} == 0)"
+    return f"{age} or {empty}"
 
 
 def consumer_replicas(system: System, queue: Queue) -> str:

@@ -65,7 +65,7 @@ def queue_panels(system: System, queues: Sequence[Queue], *, linked: bool) -> li
                 "Oldest message age",
                 "Age of the oldest waiting message per queue: growing means consumers fall behind. "
                 f"Alert limits: {_limits(exported, 'max_age')}.",
-                [Query(q.queue_series(system, exported, "oldest_message_age_seconds", "max"), "{{queue}}")],
+                [Query(q.oldest_message_age(system, exported), "{{queue}}")],
                 Unit.SECONDS,
                 panel_id=PanelId.QUEUE_OLDEST_AGE if linked else None,
                 thresholds=_shared_limit(age_limits),

@@ -42,7 +42,7 @@ def fleet_prometheus(
     """Prometheus over TSDB blocks backfilled from the checked systems' synthetic series."""
     workdir = tmp_path_factory.mktemp("fleet-prometheus")
     server = start_fleet_prometheus(workdir, checked_systems, fleet_window,
-                                    lambda out: write_recorded(out, checked_systems))
+                                    extra=lambda out: write_recorded(out, checked_systems))
     yield server
     server.stop()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from obsbundle.dashboards.preview import http_fetch, render_png
+from obsbundle.dashboards.preview import Data, http_fetch, render_png
 from obsbundle.dashboards.variables import opening_values
 from tests.dashboards.conftest import report
 from tests.support.fleet_series import Window
@@ -42,7 +42,7 @@ def test_every_dashboard_renders_to_a_png_preview_with_data(
     for system, boards in fleet_dashboards.items():
         for board in boards:
             values = opening_values(board, scrape_interval=fleet_window.step, range_seconds=fleet_window.duration)
-            data = render_png(board, fetch, values, strict=True)
+            data = render_png(board, Data(fetch, values, (fleet_window.start, fleet_window.end)), strict=True)
             width, height = png_size(data)
             grid_rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in board["panels"])
             assert width >= 1200 and height >= 20 * grid_rows, f"{board['title']}: {width}×{height}"

@@ -17,10 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import shutil
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from obsbundle import promtool
 from obsbundle.dashboards.queries import REQUEST_METRICS, RequestMetrics
@@ -127,7 +132,7 @@ class OpenMetrics:
         rendered = ",".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in labels.items())
         prefix = f"{name}{{{rendered}}} "
         start = self.window.start
-        self.lines.extend(f"{prefix}{value:.6g} {start + t}" for t, value in zip(self.window.offsets, values,
+        self.lines.extend(f"{prefix}{value:.12g} {start + t}" for t, value in zip(self.window.offsets, values,
                                                                                     strict=True))
         self.series += 1
 
@@ -438,7 +443,8 @@ class FleetSeries:
         claims = {(service.namespace, claim) for service in system.services for claim in service.volumes}
         claims |= {(store.namespace, store.volume) for store in system.datastores if store.volume}
         for namespace, claim in sorted(claims):
-            labels = {"job": "kubelet", "namespace": namespace, "persistentvolumeclaim": claim}
+            labels = {"job": "kubelet", "metrics_path": "/metrics", "namespace": namespace,
+                      "persistentvolumeclaim": claim}
             capacity = 100.0 * 2**30
             self.out.gauge("kubelet_volume_stats_capacity_bytes", labels, capacity)
             self.out.gauge("kubelet_volume_stats_used_bytes", labels,
@@ -457,7 +463,7 @@ class FleetSeries:
         out.gauge("up", target, 1)
         for store in exported:
             source = {**target, "source": store.source}
-            out.gauge("poolq_up", source, 1)
+            out.gauge("poolq_up", {**source, "kind": store.kind.value}, 1)
             out.gauge("poolq_scrape_duration_seconds", source, wave(store.source, 0.05, 0.02))
             if store.kind is DatastoreKind.POSTGRES:
                 self._postgres(store, source)
@@ -465,7 +471,9 @@ class FleetSeries:
                 out.counter("poolq_redis_keyspace_hits_total", source, wave(store.source, 400, 100), start=1e6)
                 out.counter("poolq_redis_keyspace_misses_total", source, wave(store.source + "m", 90, 30), start=2e5)
             if store.pgbouncer_source:
-                self._pgbouncer({**target, "source": store.pgbouncer_source})
+                bouncer = {**target, "source": store.pgbouncer_source}
+                out.gauge("poolq_up", {**bouncer, "kind": "pgbouncer"}, 1)
+                self._pgbouncer(bouncer)
         for queue in system.queues:
             if queue.broker is Broker.KAFKA:
                 continue
@@ -561,9 +569,13 @@ def start_fleet_prometheus(
     workdir: Path,
     systems: Sequence[System],
     window: Window | None = None,
+    *,
+    rule_groups: Iterable[Mapping[str, Any]] = (),
     extra: Callable[[OpenMetrics], None] | None = None,
 ) -> PrometheusServer:
-    """A Prometheus over blocks backfilled from the systems' synthetic series (plus what `extra` writes)."""
+    """A Prometheus over blocks backfilled from the systems' synthetic series (plus what `extra`
+    writes), and from the recording rules of `rule_groups` evaluated over them."""
+    window = window or Window()
     series = FleetSeries(systems, window)
     if extra is not None:
         extra(series.out)
@@ -573,4 +585,81 @@ def start_fleet_prometheus(
     if not result.ok:
         raise RuntimeError(f"backfilling the synthetic series failed:\n{result.output}")
     source.unlink()
-    return start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}}, tsdb=tsdb)
+
+    def start(data: Path) -> PrometheusServer:
+        return start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}},
+                                tsdb=data)
+
+    rules = recording_rules(rule_groups)
+    if not rules:
+        return start(tsdb)
+    return backfill_rules(rules, workdir, tsdb, window, start)
+
+
+# --- recorded series: the generated recording rules over the synthetic window ---------------------
+#
+# `promtool tsdb create-blocks-from rules` evaluates rules against a running Prometheus, but a rule
+# that reads another rule's output only sees it once those blocks are loaded. So the rules are
+# ordered by what they read (a rule comes after every rule recording a series it names) and
+# backfilled level by level, restarting Prometheus on the grown TSDB between levels.
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+Rule = Mapping[str, Any]
+
+
+def recording_rules(groups: Iterable[Mapping[str, Any]]) -> list[Rule]:
+    """The recording rules of rule groups (alerting rules are not backfilled: ALERTS is synthetic)."""
+    return [rule for group in groups for rule in group["rules"] if "record" in rule]
+
+
+def levels(rules: list[Rule]) -> list[list[Rule]]:
+    """Rules in evaluation order: level n reads only raw series and series recorded below n."""
+    recorded = {rule["record"] for rule in rules}
+    reads = [set(_NAME.findall(rule["expr"])) & recorded for rule in rules]
+    level_of_name = dict.fromkeys(recorded, 0)
+    changed = True
+    while changed:
+        changed = False
+        for rule, names in zip(rules, reads, strict=True):
+            level = 1 + max((level_of_name[name] for name in names), default=0)
+            if level > level_of_name[rule["record"]]:
+                if level > len(rules):
+                    raise ValueError(f"recording rules read each other in a cycle, through {rule['record']}")
+                level_of_name[rule["record"]] = level
+                changed = True
+    by_level: dict[int, list[Rule]] = {}
+    for rule in rules:
+        by_level.setdefault(level_of_name[rule["record"]], []).append(rule)
+    return [by_level[level] for level in sorted(by_level)]
+
+
+def backfill_rules(
+    rules: list[Rule],
+    workdir: Path,
+    tsdb: Path,
+    window: Window,
+    start: Callable[[Path], PrometheusServer],
+) -> PrometheusServer:
+    """Backfill every level into `tsdb` and return a Prometheus serving the result.
+
+    `start(tsdb)` starts a Prometheus on the TSDB; each level's server is stopped before the next.
+    """
+    server = start(tsdb)
+    for index, level in enumerate(levels(rules)):
+        rule_file = workdir / f"level-{index}.rules.yaml"
+        rule_file.write_text(yaml.safe_dump({"groups": [{"name": f"level-{index}", "rules": level}]}, width=10_000))
+        blocks = workdir / f"level-{index}"
+        result = promtool.run(
+            "tsdb", "create-blocks-from", "rules",
+            f"--start={window.start}", f"--end={window.end}", f"--url={server.url}",
+            f"--output-dir={blocks}", f"--eval-interval={window.step}s", str(rule_file),
+        )
+        if not result.ok:
+            server.stop()
+            raise RuntimeError(f"backfilling recording rules of level {index} failed:\n{result.output}")
+        server.stop()
+        for block in blocks.iterdir():
+            shutil.move(str(block), tsdb / block.name)
+        server = start(tsdb)
+    return server
