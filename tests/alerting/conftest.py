@@ -28,3 +28,14 @@ def config_paths(generated_tree: Path, fleet_systems: dict[str, System]) -> dict
 @pytest.fixture(scope="session")
 def configs(config_paths: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return {name: yaml.safe_load(path.read_text()) for name, path in config_paths.items()}
+
+
+REPORT: list[str] = []
+"""What the tests measured (not asserted): durations of the end-to-end path, alerts checked."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REPORT:
+        terminalreporter.section("alerting: measured")
+        for line in REPORT:
+            terminalreporter.write_line(line)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from obsbundle import naming
-from obsbundle.model import System
+from obsbundle.model import Owner, System
 from obsbundle.slo_math import BURN_TIERS
 
 Labels = dict[str, str]
@@ -78,16 +78,32 @@ def contract_alerts(system: System) -> Iterator[Labels]:
         yield {**at_store, **exporter, "alertname": "DatastoreConnectionsHigh", "severity": "warning"}
         yield {**at_store, "alertname": "DatastoreVolumeFull", "severity": "critical"}
     for queue in system.queues:
-        yield {
-            **base, **exporter, "team": owner, naming.QUEUE_LABEL: queue.name,
-            naming.DATASTORE_LABEL: queue.datastore, "alertname": "QueueBacklogHigh", "severity": "warning",
-        }
+        at_queue = {**base, naming.QUEUE_LABEL: queue.name, naming.DATASTORE_LABEL: queue.datastore}
+        at_queue["team"] = owner_of_alert(system, at_queue).team
+        yield {**at_queue, **exporter, "alertname": "QueueBacklogHigh", "severity": "warning"}
+        yield {**at_queue, **exporter, "alertname": "QueueNoConsumers", "severity": "critical"}
+
+
+def owner_of_alert(system: System, labels: Mapping[str, str]) -> Owner:
+    """The owner table's answer to "whose alert is this?"."""
+    services = {service.name: service for service in system.services}
+    service_name = labels.get(naming.SERVICE_LABEL, "")
+    if service_name in services:
+        return system.owner_of(services[service_name])
+    queues = {queue.name: queue for queue in system.queues}
+    queue_name = labels.get(naming.QUEUE_LABEL, "")
+    if queue_name in queues:
+        consumers = {system.owner_of(services[name]) for name in queues[queue_name].consumers}
+        if len(consumers) == 1:
+            return consumers.pop()
+    return system.owner
 
 
 def expected_destination(system: System, labels: Mapping[str, str], secrets_dir: str = SECRETS_DIR) -> Destination:
     """The owner table: where an alert must land.
 
-    A service's alerts belong to the service's owner, everything else to the system's owner.
+    A service's alerts belong to the service's owner; a queue's to the owner of its consumers when
+    they share one (they are the ones who can drain it); everything else to the system's owner.
     Critical alerts go to the owner's page channel with its mention, the rest to its team channel;
     info reaches no one and Watchdog only the dead man's switch. Slack is always posted with the
     owning team's own webhook.
@@ -97,9 +113,7 @@ def expected_destination(system: System, labels: Mapping[str, str], secrets_dir:
     severity = labels.get(naming.SEVERITY_LABEL)
     if severity == "info":
         return NOWHERE
-    services = {service.name: service for service in system.services}
-    service_name = labels.get(naming.SERVICE_LABEL, "")
-    owner = system.owner_of(services[service_name]) if service_name in services else system.owner
+    owner = owner_of_alert(system, labels)
     url_file = f"{secrets_dir}/slack-{owner.team}/url"
     if severity == "critical":
         return Destination(owner.page_channel, url_file, owner.oncall_mention)
