@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from obsbundle.exporters.collector import SCRAPE_TIMEOUT
+from obsbundle.exporters.exposition import CONTENT_TYPE, text_exposition
 from obsbundle.exporters.webconfig import BasicAuth
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class MetricsHandler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        if not content_type.startswith("application/openmetrics-text"):
+            encoder, content_type = text_exposition, CONTENT_TYPE
         token = SCRAPE_TIMEOUT.set(requested_timeout(self.headers.get(TIMEOUT_HEADER)))
         try:
             body = encoder(self.server.registry)

@@ -1,0 +1,46 @@
+"""The fast text writer says exactly what prometheus-client's generate_latest says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from obsbundle.exporters.exposition import text_exposition
+
+
+class Fixed(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics
+
+
+def awkward_families() -> list[Metric]:
+    gauge = GaugeMetricFamily("poolq_queue_messages_ready", 'Help with a \\ backslash\nand a newline.',
+                              labels=("source", "broker", "queue"))
+    for queue, value in (('quote " here', 3), ("back\\slash", 0.5), ("new\nline", 1e21), ("ünïcødé", float("nan")),
+                         ("big", 12345678.0), ("inf", float("inf")), ("minus", float("-inf")), ("neg", -2.0)):
+        gauge.add_metric(("main", "rabbitmq", queue), value)
+    counter = CounterMetricFamily("poolq_pg_blocks_hit", "Blocks.", labels=("source", "datname"))
+    counter.add_metric(("main", "postgres"), 42)
+    created = CounterMetricFamily("with_created", "A counter with a created time.", labels=("a",))
+    created.add_metric(("x",), 1, created=1700000000.0)
+    stamped = GaugeMetricFamily("stamped", "A sample with a timestamp.")
+    stamped.add_metric((), 1.0, timestamp=1700000000.5)
+    bare = GaugeMetricFamily("poolq_pg_max_connections", "No labels.", value=100)
+    return [gauge, counter, created, stamped, bare]
+
+
+def test_text_exposition_is_byte_for_byte_what_generate_latest_writes() -> None:
+    registry = CollectorRegistry()
+    registry.register(Fixed(awkward_families()))
+    ProcessCollector(registry=registry)
+    histogram = Histogram("request_seconds", "A histogram it leaves to prometheus-client.", registry=registry)
+    histogram.observe(0.2)
+    # The process collector's values change between two collections; compare two fixed snapshots.
+    snapshot = list(registry.collect())
+    assert text_exposition(Fixed(snapshot)) == generate_latest(Fixed(snapshot))
