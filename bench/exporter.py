@@ -220,13 +220,14 @@ class Target:
     port: int
 
 
-def ours(folder: Path, data: str, server: Server, section: str, entry: dict[str, Any]) -> Target:
-    config = folder / f"ours-{section}.yaml"
+def ours(folder: Path, data: str, server: Server, section: str, entry: dict[str, Any], *,
+         name: str = "obsbundle-exporter") -> Target:
+    config = folder / f"ours-{section}-{len(list(folder.iterdir()))}.yaml"
     config.write_text(yaml.safe_dump({section: [entry]}), encoding="utf-8")
     port = free_port()
     argv = [sys.executable, "-m", "obsbundle.exporters", "--config", str(config),
             "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]
-    return Target("obsbundle-exporter", data, server, argv, {}, port)
+    return Target(name, data, server, argv, {}, port)
 
 
 def debian_postgres_exporter(data: str, server: Server, postgres: PostgresServer) -> Target:
@@ -337,6 +338,10 @@ def run(scrapes: int) -> dict[str, Any]:
             ours(folder, queue_data, broker, "rabbitmq", {
                 "name": "broker", "url": rabbitmq.management_url, "user": "monitor",
                 "password_file": str(secrets / "rabbit"), "vhost": "/"}),
+            ours(folder, queue_data, broker, "rabbitmq", {
+                "name": "broker", "url": rabbitmq.management_url, "user": "monitor",
+                "password_file": str(secrets / "rabbit"), "vhost": "/", "queue_details": False},
+                name="obsbundle-exporter, queue_details: false"),
         ]
         for target in targets:
             print(f"  {target.name}: {target.data}", file=sys.stderr)
@@ -366,9 +371,10 @@ def run(scrapes: int) -> dict[str, Any]:
 def ratios(rows: Sequence[Row]) -> dict[str, dict[str, float | None]]:
     """Theirs divided by ours, per data set: above 1 means obsbundle's exporter costs less."""
     result: dict[str, dict[str, float | None]] = {}
-    for mine in (row for row in rows if row.target == "obsbundle-exporter"):
-        for theirs in (row for row in rows if row.data == mine.data and row.target != mine.target):
-            result[f"{theirs.target} / obsbundle-exporter ({mine.data})"] = {
+    for mine in (row for row in rows if row.target.startswith("obsbundle-exporter")):
+        others = (row for row in rows if row.data == mine.data and not row.target.startswith("obsbundle-exporter"))
+        for theirs in others:
+            result[f"{theirs.target} / {mine.target} ({mine.data})"] = {
                 "p50": _ratio(theirs.p50_ms, mine.p50_ms),
                 "p99": _ratio(theirs.p99_ms, mine.p99_ms),
                 "cpu_total": _ratio((theirs.exporter_cpu_ms or 0) + theirs.server_cpu_ms,

@@ -22,7 +22,10 @@ from obsbundle.exporters.families import Sample
 from obsbundle.exporters.sources.base import Deadline, Source, SourceError
 
 BROKER = "rabbitmq"
-_COLUMNS = "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"
+_DETAILS = {"columns": "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"}
+# Queue totals come without the per-queue statistics lookups that cost the broker most of a scrape.
+_TOTALS = {"columns": "name,messages_ready,messages_unacknowledged", "disable_stats": "true",
+           "enable_queue_totals": "true"}
 _HINTS = {
     401: "check the user and its password, its `monitoring` tag, and that it has permissions on the vhost "
     "(empty ones are enough)",
@@ -79,7 +82,8 @@ class RabbitMQQueuesSource(Source):
     def _page(self, page: int, auth: tuple[str, str], deadline: Deadline) -> dict[str, Any]:
         remaining = deadline.left()
         params: dict[str, str | int] = {
-            "page": page, "page_size": self._settings.page_size, "columns": _COLUMNS, "sort": "name",
+            **(_DETAILS if self._settings.queue_details else _TOTALS),
+            "page": page, "page_size": self._settings.page_size, "sort": "name",
         }
         try:
             response = self._http().get(self._endpoint, params=params, auth=auth, timeout=(remaining, remaining))

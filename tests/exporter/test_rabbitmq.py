@@ -127,3 +127,27 @@ def test_a_vhost_that_does_not_exist_is_a_source_down(
 
 def labels_queue(labels: frozenset[tuple[str, str]]) -> str:
     return dict(labels)["queue"]
+
+
+def test_without_queue_details_only_ready_and_unacked_are_read(
+    rabbitmq: RabbitMQServer, passwords: Passwords, tmp_path: Path
+) -> None:
+    vhost = fresh_vhost(rabbitmq)
+    with rabbitmq.amqp(vhost) as publisher, rabbitmq.amqp(vhost) as consumer:
+        channel = publisher.channel()
+        channel.queue_declare("totals")
+        for _ in range(4):
+            channel.basic_publish("", "totals", b"job", pika.BasicProperties(timestamp=int(time.time())))
+        worker = consumer.channel()
+        worker.basic_qos(prefetch_count=1)
+        worker.basic_consume("totals", lambda *_: None, auto_ack=False)
+        rabbitmq.wait_for_totals(vhost, "totals", {"messages_ready": 3, "messages_unacknowledged": 1})
+        entry = rabbitmq_entry(rabbitmq, passwords, vhost, queue_details=False)
+        config = config_from(tmp_path, {"rabbitmq": [entry]})
+        with exporter_of(config) as exporter:
+            samples = collect_once(fresh_registry(exporter))
+    queue = {"source": "broker", "broker": "rabbitmq", "queue": "totals"}
+    assert value(samples, "poolq_queue_messages_ready", **queue) == 3
+    assert value(samples, "poolq_queue_messages_unacked", **queue) == 1
+    assert value(samples, "poolq_queue_consumers", **queue) is None
+    assert value(samples, "poolq_queue_oldest_message_age_seconds", **queue) is None

@@ -69,3 +69,26 @@ def test_a_key_that_is_not_a_list_takes_the_source_down(
         samples = collect_once(fresh_registry(exporter))
     assert value(samples, "poolq_up", source="celery", kind="redis") == 0
     assert not [name for name, _ in samples if name.startswith("poolq_queue_")]
+
+
+def test_an_acl_user_allowed_only_info_llen_and_client_setname_is_enough(
+    redis_db: RedisServer, passwords: Passwords, tmp_path: Path
+) -> None:
+    queue = unique("celery")
+    user = unique("obsbundle")
+    password_file = tmp_path / "acl.password"
+    password_file.write_text(passwords.redis + "-acl", encoding="utf-8")
+    client = redis_db.client()
+    client.rpush(queue, "task", "task")
+    # The least privilege docs/exporter.md documents: these commands, on the queue keys only.
+    client.acl_setuser(user, enabled=True, passwords=[f"+{passwords.redis}-acl"], keys=[queue],
+                       commands=["+info", "+llen", "+client|setname"])
+    entry = {**redis_entry(redis_db, passwords, [queue]), "username": user, "password_file": str(password_file)}
+    config = config_from(tmp_path, {"redis": [entry]})
+    try:
+        with exporter_of(config) as exporter:
+            samples = collect_once(fresh_registry(exporter))
+    finally:
+        client.acl_deluser(user)
+    assert value(samples, "poolq_up", source="celery", kind="redis") == 1
+    assert value(samples, "poolq_queue_messages_ready", source="celery", broker="redis", queue=queue) == 2
