@@ -8,7 +8,8 @@ after the other and each for `--scrapes` rounds after a warm-up:
 
 - obsbundle's exporter, once per kind of source (so each row's process reads one server)
 - Debian's prometheus-postgres-exporter and prometheus-pgbouncer-exporter, with their defaults
-- RabbitMQ's own /metrics/per-object (rabbitmq_prometheus), which serves the queues' data
+- RabbitMQ's own /metrics/per-object (rabbitmq_prometheus), which serves the queues' data, and
+  its /metrics/detailed endpoint filtered to the queue families that carry the same numbers
 
 Per row: scrape latency p50/p99 over keep-alive HTTP, as Prometheus scrapes; the exporter
 process's CPU per scrape; the server's CPU per scrape (its idle rate measured beforehand and
@@ -353,11 +354,16 @@ def run(scrapes: int) -> dict[str, Any]:
             except StartFailedError as error:
                 print(f"    did not start: {error}", file=sys.stderr)
                 failures.append({"target": target.name, "data": target.data, "reason": str(error)})
-        print(f"  rabbitmq_prometheus /metrics/per-object: {queue_data}", file=sys.stderr)
-        per_object = Server(broker.pids, rabbitmq.prometheus_port)
-        rows.append(measure("rabbitmq /metrics/per-object", queue_data,
-                            f"http://127.0.0.1:{rabbitmq.prometheus_port}/metrics/per-object", scrapes=scrapes,
-                            exporter_pid=None, server=per_object))
+        plugin = Server(broker.pids, rabbitmq.prometheus_port)
+        for name, path in (
+            ("rabbitmq /metrics/per-object", "/metrics/per-object"),
+            # The plugin's filtered endpoint, limited to the families that carry the same data.
+            ("rabbitmq /metrics/detailed (queue families)",
+             "/metrics/detailed?vhost=%2F&family=queue_coarse_metrics&family=queue_consumer_count"),
+        ):
+            print(f"  rabbitmq_prometheus {path}: {queue_data}", file=sys.stderr)
+            rows.append(measure(name, queue_data, f"http://127.0.0.1:{rabbitmq.prometheus_port}{path}",
+                                scrapes=scrapes, exporter_pid=None, server=plugin))
     return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "setup": {"postgres_backends": BACKENDS, "pgbouncer_pools": POOLS, "rabbitmq_queues": QUEUES,
