@@ -9,9 +9,10 @@ from typing import Any
 
 import bcrypt
 import pytest
+import yaml
 
 from obsbundle.errors import InputError
-from obsbundle.exporters.config import load_config
+from obsbundle.exporters.config import ExporterConfig, load_config
 from obsbundle.exporters.credentials import Secret, scrub
 from obsbundle.exporters.webconfig import load_web_config
 from tests.exporter.conftest import write_config
@@ -185,3 +186,10 @@ def test_scrub_hides_known_secrets_and_credential_shapes() -> None:
     )
     assert repr(Secret("tops3cret")) == "Secret('***')"
     assert f"{Secret('tops3cret')}" == "Secret('***')"
+
+
+def test_the_example_configuration_in_the_docs_is_accepted() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "exporter.md").read_text(encoding="utf-8")
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = ExporterConfig.model_validate(yaml.safe_load(example))
+    assert [source.name for _, source in config.sources()] == ["postgresql", "pgbouncer", "rabbitmq", "redis", "jobs"]
