@@ -1,1 +1,114 @@
-"""rules"""
+"""Every PrometheusRule a system needs, the same groups as plain rule files, promtool tests, runbooks.
+
+`generate_rules` is the generator registered in `obsbundle.bundle.GENERATORS`. Per system it
+writes, for each rule group:
+
+- `<system>-<component>-prometheusrule.yaml`: a PrometheusRule in the system's monitoring namespace
+  with the component's groups (slo, red, node-pools, workloads, …);
+- `prometheus/rules/<group>.rules.yaml`: the group as a plain rule file (promtool, Thanos Ruler,
+  Mimir; also written with `--format prometheus`);
+- `prometheus/rules/<group>.test.yaml`: its promtool tests (`promtool test rules`), next to it;
+
+and `runbooks/<Alert>.md` for each alert name. The components, one module each, are pure
+functions of the system and a `RuleConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from obsbundle.documents import Document, Format, kubernetes_document
+from obsbundle.labels import object_labels
+from obsbundle.model import System
+from obsbundle.rules.argocd import argocd_groups
+from obsbundle.rules.config import DEFAULT_CONFIG, RuleConfig
+from obsbundle.rules.definitions import Alert, RuleGroup
+from obsbundle.rules.node_pool import node_pool_groups
+from obsbundle.rules.postgres import postgres_groups
+from obsbundle.rules.queues import queue_groups
+from obsbundle.rules.red import red_groups
+from obsbundle.rules.runbooks import runbook
+from obsbundle.rules.slo import slo_rule_groups
+from obsbundle.rules.slo_tests import with_slo_tests
+from obsbundle.rules.targets import target_groups
+from obsbundle.rules.unit_tests import rule_file_name, test_files
+from obsbundle.rules.volumes import volume_groups
+from obsbundle.rules.workload import workload_groups
+from obsbundle.settings import Settings
+
+API_VERSION = "monitoring.coreos.com/v1"
+RULES_DIR = "prometheus/rules"
+RUNBOOKS_DIR = "runbooks"
+
+
+def slo_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    return with_slo_tests(system, slo_rule_groups(system, config), config)
+
+
+COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], ...] = (
+    ("slo", slo_groups),
+    ("red", red_groups),
+    ("node-pools", node_pool_groups),
+    ("workloads", workload_groups),
+    ("volumes", volume_groups),
+    ("postgres", postgres_groups),
+    ("queues", queue_groups),
+    ("argocd", argocd_groups),
+    ("targets", target_groups),
+)
+"""Each component's groups go into one PrometheusRule named `<system>-<component>`."""
+
+
+def component_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[tuple[str, list[RuleGroup]]]:
+    """(component, groups) in a stable order, components without rules left out."""
+    found = [(name, build(system, config)) for name, build in COMPONENTS]
+    return [(name, groups) for name, groups in found if groups]
+
+
+def rule_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[RuleGroup]:
+    """Every rule group of the system, in a stable order."""
+    return [group for _, groups in component_groups(system, config) for group in groups]
+
+
+def prometheus_rule(system: System, settings: Settings, component: str, groups: list[RuleGroup]) -> dict[str, Any]:
+    """The PrometheusRule object that carries one component's groups."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": f"{system.name}-{component}",
+            "namespace": system.monitoring.namespace,
+            "labels": {**object_labels(system, settings), "app.kubernetes.io/component": "rules"},
+        },
+        "spec": {"groups": [group.to_dict() for group in groups]},
+    }
+
+
+def alerts_by_name(groups: list[RuleGroup]) -> dict[str, list[Alert]]:
+    named: dict[str, list[Alert]] = {}
+    for group in groups:
+        for alert in group.alerts:
+            named.setdefault(alert.name, []).append(alert)
+    return dict(sorted(named.items()))
+
+
+def rule_documents(system: System, settings: Settings, config: RuleConfig) -> Iterator[Document]:
+    components = component_groups(system, config)
+    for component, groups in components:
+        yield kubernetes_document(prometheus_rule(system, settings, component, groups))
+        for group in groups:
+            yield Document(f"{RULES_DIR}/{rule_file_name(group.name)}", {"groups": [group.to_dict()]})
+            for name, content in test_files(group).items():
+                yield Document(f"{RULES_DIR}/{name}", content)
+    all_groups = [group for _, groups in components for group in groups]
+    for name, alerts in alerts_by_name(all_groups).items():
+        yield Document(f"{RUNBOOKS_DIR}/{name}.md", runbook(system, alerts), Format.MARKDOWN)
+
+
+def generate_rules(system: System, settings: Settings) -> Iterator[Document]:
+    """The rule documents of one system with the default RuleConfig (the bundle's generator)."""
+    return rule_documents(system, settings, DEFAULT_CONFIG)
+
+
+__all__ = ["generate_rules", "rule_documents", "rule_groups"]

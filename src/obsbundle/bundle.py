@@ -12,12 +12,13 @@ from obsbundle.errors import InputError, Problem
 from obsbundle.model import Inventory, System
 from obsbundle.monitors import generate_monitors
 from obsbundle.render import render
+from obsbundle.rules import generate_rules
 from obsbundle.settings import OutputFormat, Settings
 
 Generator = Callable[[System, Settings], Iterable[Document]]
 
 # One entry per component; each is a pure function of (system, settings).
-GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_alerting, generate_dashboards)
+GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_rules, generate_alerting, generate_dashboards)
 
 
 def system_documents(system: System, settings: Settings) -> list[Document]:

@@ -57,6 +57,7 @@ class PanelId(IntEnum):
     DB_PGBOUNCER_WAITING = 33
     DB_PGBOUNCER_MAXWAIT = 34
     DB_EXPORTER_UP = 35
+    DB_VOLUME_USAGE = 36
     # queues dashboard
     QUEUE_BACKLOG = 40
     QUEUE_OLDEST_AGE = 41

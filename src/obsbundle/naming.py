@@ -44,6 +44,16 @@ def slo_burn_rate(window: str) -> str:
     return f"slo:burn_rate:ratio_rate{window}"
 
 
+def slo_good_events(window: str) -> str:
+    """Recorded good events of every SLO over `window`; `5m` is SLO_GOOD_EVENTS, longer windows sum it."""
+    return f"slo:sli_good_events:increase{window}"
+
+
+def slo_total_events(window: str) -> str:
+    """Recorded total events of every SLO over `window`; `5m` is SLO_TOTAL_EVENTS, longer windows sum it."""
+    return f"slo:sli_total_events:increase{window}"
+
+
 # --- Nodes and node pools --------------------------------------------------------------------------
 NODE_POOL_MEMBERSHIP = "node_pool:node:info"
 """Value 1 per node, labels `node` and `node_pool`: kube_node_labels joined by node name. Every

@@ -1,0 +1,55 @@
+"""Labels and links every alert carries, per naming.py's alert contract.
+
+Every alert: `severity`, `system`, `team`. Service alerts add `namespace`, `service` and, when the
+service runs on a known pool, `node_pool` (so that NodePoolDown can inhibit them). Node and pool
+alerts: `node_pool`. Datastore alerts: `datastore`; queue alerts: `queue`; alerts computed from the
+pool & queue exporter's series: `exporter`.
+"""
+
+from __future__ import annotations
+
+from obsbundle import naming
+from obsbundle.model import Queue, Service, System
+
+
+def runbook_url(system: System, alert: str) -> str:
+    """The system's runbook link pattern with {system} and {alert} filled in."""
+    return system.monitoring.runbook_url.replace("{system}", system.name).replace("{alert}", alert)
+
+
+def system_labels(system: System) -> dict[str, str]:
+    """Labels of alerts the system's owner answers: nodes, datastores, platform."""
+    return {naming.SYSTEM_LABEL: system.name, naming.TEAM_LABEL: system.owner.team}
+
+
+def service_labels(system: System, service: Service) -> dict[str, str]:
+    """Labels of alerts about one service; its team is the service's owner, else the system's."""
+    labels = {
+        naming.SYSTEM_LABEL: system.name,
+        naming.TEAM_LABEL: system.owner_of(service).team,
+        naming.NAMESPACE_LABEL: service.namespace,
+        naming.SERVICE_LABEL: service.name,
+    }
+    if service.node_pool is not None:
+        labels[naming.NODE_POOL_LABEL] = service.node_pool
+    return labels
+
+
+def recorded_service_labels(system: System, service: Service) -> dict[str, str]:
+    """Labels of a service's recorded series: system, namespace, service."""
+    return {
+        naming.SYSTEM_LABEL: system.name,
+        naming.NAMESPACE_LABEL: service.namespace,
+        naming.SERVICE_LABEL: service.name,
+    }
+
+
+def queue_team(system: System, queue: Queue) -> str:
+    """The team that runs the queue's consumers when they share one, else the system's owner."""
+    teams = {system.owner_of(system.service(name)).team for name in queue.consumers}
+    return teams.pop() if len(teams) == 1 else system.owner.team
+
+
+def exporter_labels() -> dict[str, str]:
+    """Marks alerts computed from the pool & queue exporter, so that ExporterDown can inhibit them."""
+    return {naming.EXPORTER_LABEL: naming.EXPORTER_LABEL_VALUE}

@@ -1,0 +1,116 @@
+"""Rule settings kept apart from rule content: exporter selectors, thresholds, durations, intervals.
+
+Every threshold that has no inventory field of its own lives here, so that no rule carries a
+literal. Defaults follow the fleet's stated alerts (FLEET.md: node CPU and memory above 90 % for
+5 minutes, disk above 85 %, all critical) and kube-prometheus's job names for the standard
+exporters. Generators receive a `RuleConfig`; `DEFAULT_CONFIG` is what `generate.py` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+
+def _labels(**labels: str) -> Mapping[str, str]:
+    return dict(labels)
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Knobs shared by every generated rule group."""
+
+    # --- where the standard exporters' series come from (kube-prometheus job names) ------------
+    node_exporter: Mapping[str, str] = field(default_factory=lambda: _labels(job="node-exporter"))
+    kube_state_metrics: Mapping[str, str] = field(default_factory=lambda: _labels(job="kube-state-metrics"))
+    cadvisor: Mapping[str, str] = field(
+        default_factory=lambda: _labels(job="kubelet", metrics_path="/metrics/cadvisor")
+    )
+    kubelet: Mapping[str, str] = field(default_factory=lambda: _labels(job="kubelet", metrics_path="/metrics"))
+    node_exporter_node_label: str = "instance"
+    """Label of node-exporter series that holds the node's name. kube-prometheus relabels `instance`
+    to the node name; set `node` if your node-exporter targets carry a `node` label instead."""
+    real_filesystems: str = 'fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|autofs|iso9660|fuse\\\\..*",mountpoint!=""'
+    """Matchers that keep a node's real filesystems (not memory-backed, image or container layers)."""
+    physical_devices: str = 'device!~"lo|veth.+|cali.+|tunl.+|vxlan.+|flannel.+|cni.+|docker.+|br-.+|virbr.+"'
+    """Matchers that keep network interfaces that leave the node (not loopback, bridges or pod veths)."""
+
+    # --- evaluation intervals -----------------------------------------------------------------------
+    interval: str = "1m"
+    """SLIs, short SLO windows, RED, node pools, every alert group."""
+    slow_interval: str = "5m"
+    """SLO windows of a day and longer: they move by a fraction of a percent per minute."""
+
+    # --- SLOs ---------------------------------------------------------------------------------------
+    slo_min_bad_events: int = 5
+    """Low-traffic guard: a burn-rate alert needs a long window big enough that this many bad events
+    are needed to cross its threshold, so that a handful of failures in a quiet hour never pages."""
+    slo_for_share: Fraction = Fraction(1, 5)
+    """`for` of each burn-rate alert as a share of its short window (1m for the 5m window): one
+    confirming evaluation, small against the Workbook's detection times."""
+    slo_absent_for: str = "15m"
+
+    # --- nodes and node pools (FLEET.md) -----------------------------------------------------------
+    node_cpu: Decimal = Decimal("0.9")
+    node_memory: Decimal = Decimal("0.9")
+    node_usage_for: str = "5m"
+    node_disk: Decimal = Decimal("0.85")
+    node_disk_for: str = "5m"
+    disk_fill_lookback: str = "6h"
+    node_disk_fill_horizon: str = "24h"
+    disk_fill_min_usage: Decimal = Decimal("0.5")
+    """Fill predictions only count once a volume is this full: a near-empty disk's trend is noise."""
+    node_not_ready_for: str = "10m"
+    pool_down_for: str = "5m"
+    pool_size_for: str = "15m"
+    pool_at_max_for: str = "30m"
+
+    # --- workloads -----------------------------------------------------------------------------------
+    crash_loop_for: str = "5m"
+    replicas_for: str = "15m"
+    hpa_at_max_for: str = "15m"
+    pods_not_ready_for: str = "15m"
+    memory_near_limit_for: str = "5m"
+    cronjob_grace_seconds: int = 3600
+    """A CronJob is missed when it has not succeeded for its longest gap between runs plus this
+    (at most one interval more, so that a job every 5 minutes is missed after 10)."""
+    volume_usage: Decimal = Decimal("0.85")
+    volume_usage_for: str = "5m"
+    volume_fill_horizon: str = "4d"
+    """Claims are resized through change control; four days' warning covers a weekend."""
+    fill_for: str = "1h"
+
+    # --- API alerts (thresholds come from the inventory) -------------------------------------------
+    api_for: str = "5m"
+
+    # --- Postgres and PgBouncer (pool & queue exporter) ---------------------------------------------
+    postgres_connections_for: str = "5m"
+    postgres_lock_waits_for: str = "10m"
+    """Sessions waiting on locks at every evaluation for this long: contention, not a blip."""
+    postgres_oldest_transaction_seconds: int = 3600
+    """Open transactions older than this hold back vacuum (a nightly pg_dump stays below it)."""
+    postgres_oldest_transaction_for: str = "5m"
+    pgbouncer_waiting_for: str = "10m"
+    pgbouncer_max_wait_seconds: int = 5
+    pgbouncer_max_wait_for: str = "5m"
+
+    # --- queues ---------------------------------------------------------------------------------------
+    queue_backlog_for: str = "10m"
+    queue_growth_window: str = "30m"
+    queue_growth_for: str = "15m"
+    queue_growth_min_share: Decimal = Decimal("0.1")
+    """A backlog only counts as growing once it holds this share of the queue's max_backlog."""
+    queue_no_consumers_for: str = "5m"
+    queue_age_for: str = "5m"
+    kafka_lag_for: str = "10m"
+
+    # --- platform and targets ---------------------------------------------------------------------------
+    argocd_for: str = "15m"
+    target_down_for: str = "5m"
+    exporter_down_for: str = "5m"
+    source_down_for: str = "5m"
+
+
+DEFAULT_CONFIG = RuleConfig()

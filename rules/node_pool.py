@@ -1,0 +1,611 @@
+"""USE rules per node and node pool, and the node and pool alerts.
+
+Pool membership is recorded once, in `node_pool:node:info`: kube-state-metrics' `kube_node_labels`
+with the system's pool label (needs `--metric-labels-allowlist=nodes=[<node_pool_label>]`),
+one series per node with labels `node`, `node_pool` and the node-exporter label that holds the node
+name (`instance` by default: kube-prometheus relabels node-exporter's `instance` to the node name;
+see `RuleConfig.node_exporter_node_label`). Every node and pool rule joins on that series, so
+membership is decided in one place.
+
+Alerts per pool (FLEET.md's thresholds): node CPU and memory above 90 % for 5 minutes and disk
+above 85 % (critical), a disk predicted to fill within a day (warning), a node not ready
+(warning), the pool with no ready node (NodePoolDown, critical), fewer nodes than `min_nodes`,
+and an autoscaled pool pinned at `max_nodes` (warning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from obsbundle import naming
+from obsbundle.durations import parse_duration
+from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.model import NodePool, System
+from obsbundle.promql import quote, selector
+from obsbundle.rules.alert_labels import runbook_url, system_labels
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import (
+    Alert,
+    AlertDoc,
+    Case,
+    Inputs,
+    Recording,
+    RuleGroup,
+    RunbookCheck,
+    SampleCheck,
+    Severity,
+    UnitTest,
+    merge_inputs,
+)
+from obsbundle.rules.templating import Description, ValueFormat
+from obsbundle.rules.test_inputs import constant, counter
+
+UNPOOLED_NODE = "unpooled-1"
+"""A node without the pool label in every test: kube-state-metrics reports nodes outside pools too."""
+MEMORY_BYTES = 8_000_000_000
+DISK_BYTES = 100_000_000_000
+
+CPU_HIGH = AlertDoc(
+    name="NodeCpuHigh",
+    summary="A node's CPU is nearly saturated.",
+    meaning="CPU utilisation of the node (not idle, waiting for I/O or stolen) stayed above the threshold. "
+    "Pods on it are throttled and slow; the kubelet and system daemons compete for CPU.",
+    actions=(
+        "Find the busiest pods on the node: `kubectl top pod -A --sort-by=cpu` and the node pool dashboard.",
+        "Move or scale the workload (more replicas on other nodes, or a larger instance type for the pool).",
+        "Check for runaway processes outside Kubernetes on the node.",
+    ),
+)
+MEMORY_HIGH = AlertDoc(
+    name="NodeMemoryHigh",
+    summary="A node's memory is nearly exhausted.",
+    meaning="Less than a tenth of the node's memory is available. The kubelet starts evicting pods and "
+    "the kernel OOM-kills processes when it runs out.",
+    actions=(
+        "Find the largest pods on the node: `kubectl top pod -A --sort-by=memory`.",
+        "Check pods without memory limits and pods whose usage exceeds their requests.",
+        "Move workloads off the node or give the pool larger instances.",
+    ),
+)
+DISK_ALMOST_FULL = AlertDoc(
+    name="NodeDiskAlmostFull",
+    summary="A node's filesystem is almost full.",
+    meaning="The fullest real filesystem of the node is above the threshold. When it fills, the kubelet "
+    "evicts pods (DiskPressure), images cannot be pulled and logs are lost.",
+    actions=(
+        "Find what grows: `du -xh --max-depth=2 /` on the node (container logs, images, emptyDir volumes).",
+        "Prune unused images (`crictl rmi --prune`) and rotate logs; grow the volume if the workload needs it.",
+    ),
+)
+DISK_FILLING = AlertDoc(
+    name="NodeDiskFillingUp",
+    summary="A node's filesystem will fill up within a day at its current rate.",
+    meaning="The filesystem is more than half full and its free space, extrapolated from the last six "
+    "hours, reaches zero within 24 hours.",
+    actions=(
+        "Find what grows on the node (logs, images, emptyDir) and stop or rotate it.",
+        "Grow the volume or clean up before it fills; see NodeDiskAlmostFull.",
+    ),
+)
+NODE_NOT_READY = AlertDoc(
+    name="NodeNotReady",
+    summary="A node is not ready.",
+    meaning="The node's Ready condition has not been true for a while: the kubelet stopped reporting, the "
+    "node is out of resources, or its network is down. Its pods are evicted after the toleration time.",
+    actions=(
+        "`kubectl describe node <node>`: conditions and events.",
+        "Check the instance in the cloud console (status checks, reboots) and the kubelet's journal.",
+        "Cordon and drain it if it does not recover; the pool's autoscaler or ASG replaces it.",
+    ),
+)
+POOL_DOWN = AlertDoc(
+    name=naming.ALERT_NODE_POOL_DOWN,
+    summary="No node of a node pool is ready.",
+    meaning="kube-state-metrics reports nodes, but none of this pool is ready (or the pool has none left). "
+    "Every workload pinned to the pool is down; their own alerts are inhibited by this one.",
+    actions=(
+        "`kubectl get nodes -l <pool label>=<pool>`: are they NotReady or gone?",
+        "Check the instances and their autoscaling group in the cloud console.",
+        "Restore a node (reboot, replace, raise the ASG's desired count) before chasing workload alerts.",
+    ),
+)
+POOL_BELOW_MIN = AlertDoc(
+    name="NodePoolBelowMinNodes",
+    summary="A node pool has fewer nodes than its minimum.",
+    meaning="The pool has fewer nodes than the inventory's `min_nodes`: instances failed to start or were "
+    "removed, or nodes lost the pool label (kube-state-metrics then cannot place them).",
+    actions=(
+        "`kubectl get nodes --show-labels`: are nodes missing or only unlabelled?",
+        "Check the pool's autoscaling group or machine set for failed launches (quota, capacity, AMI).",
+    ),
+)
+POOL_AT_MAX = AlertDoc(
+    name="NodePoolAtMaxNodes",
+    summary="An autoscaled node pool has been at its maximum size for a while.",
+    meaning="The pool has as many nodes as the inventory's `max_nodes`; the cluster autoscaler cannot add "
+    "more, so pods that need room stay Pending.",
+    actions=(
+        "Look for Pending pods: `kubectl get pods -A --field-selector=status.phase=Pending`.",
+        "Raise the pool's maximum (and the inventory's max_nodes) or reduce requests.",
+    ),
+)
+
+
+class _Joins:
+    """How node-exporter series meet the membership series."""
+
+    def __init__(self, system: System, config: RuleConfig) -> None:
+        self.system = system
+        self.config = config
+        self.key = config.node_exporter_node_label
+        self.copied = "node_pool" if self.key == "node" else "node, node_pool"
+
+    def membership(self, pool: NodePool | None = None) -> str:
+        labels = {naming.SYSTEM_LABEL: self.system.name}
+        if pool is not None:
+            labels[naming.NODE_POOL_LABEL] = pool.name
+        return selector(naming.NODE_POOL_MEMBERSHIP, labels)
+
+    def exporter(self, metric: str, *raw: str) -> str:
+        return selector(metric, self.config.node_exporter, *raw)
+
+    def on_nodes(self, expr: str, pool: NodePool | None = None) -> str:
+        """A per-node node-exporter expression (by the join label) with node and pool attached."""
+        return f"{expr}\n* on ({self.key}) group_left ({self.copied}) {self.membership(pool)}"
+
+
+def membership_rule(system: System, config: RuleConfig) -> Recording:
+    label = system.node_pool_label_name
+    source = selector("kube_node_labels", config.kube_state_metrics, f'{label}!=""')
+    pooled = f'label_replace({source}, "node_pool", "$1", {quote(label)}, "(.*)")'
+    key = config.node_exporter_node_label
+    if key != "node":
+        pooled = f'label_replace(\n  {pooled},\n  {quote(key)}, "$1", "node", "(.*)"\n)'
+        grouping = f"node, node_pool, {key}"
+    else:
+        grouping = "node, node_pool"
+    return Recording(
+        naming.NODE_POOL_MEMBERSHIP, f"max by ({grouping}) (\n  {pooled}\n)", {naming.SYSTEM_LABEL: system.name}
+    )
+
+
+def recording_rules(system: System, config: RuleConfig) -> list[Recording]:
+    joins = _Joins(system, config)
+    key = joins.key
+    system_only = {naming.SYSTEM_LABEL: system.name}
+    fs = config.real_filesystems
+    not_busy = joins.exporter("node_cpu_seconds_total", 'mode=~"idle|iowait|steal"')
+    cpu = f"1 - avg by ({key}) (sum by ({key}, cpu) (rate({not_busy}[5m])))"
+    available = joins.exporter("node_memory_MemAvailable_bytes")
+    total = joins.exporter("node_memory_MemTotal_bytes")
+    memory = f"1 - sum by ({key}) ({available}) / sum by ({key}) ({total})"
+    disk = (
+        f"max by ({key}) (1 - {joins.exporter('node_filesystem_avail_bytes', fs)}"
+        f" / {joins.exporter('node_filesystem_size_bytes', fs)})"
+    )
+    ready = selector("kube_node_status_condition", config.kube_state_metrics, 'condition="Ready"', 'status="true"')
+    recorded = system_only
+
+    def network(direction: str) -> str:
+        received = joins.exporter(f"node_network_{direction}_bytes_total", config.physical_devices)
+        per_node = f"sum by ({key}) (rate({received}[5m]))"
+        return f"sum by (node_pool) (\n  {per_node}\n  * on ({key}) group_left (node_pool) {joins.membership()}\n)"
+
+    return [
+        membership_rule(system, config),
+        Recording(naming.NODE_CPU_UTILISATION, joins.on_nodes(f"({cpu})"), recorded),
+        Recording(naming.NODE_MEMORY_UTILISATION, joins.on_nodes(f"({memory})"), recorded),
+        Recording(naming.NODE_FILESYSTEM_USAGE, joins.on_nodes(disk), recorded),
+        Recording(
+            naming.POOL_CPU_UTILISATION,
+            f"avg by (node_pool) ({selector(naming.NODE_CPU_UTILISATION, system_only)})",
+            recorded,
+        ),
+        Recording(
+            naming.POOL_MEMORY_UTILISATION,
+            f"avg by (node_pool) ({selector(naming.NODE_MEMORY_UTILISATION, system_only)})",
+            recorded,
+        ),
+        Recording(
+            naming.POOL_FILESYSTEM_USAGE,
+            f"max by (node_pool) ({selector(naming.NODE_FILESYSTEM_USAGE, system_only)})",
+            recorded,
+        ),
+        Recording(naming.POOL_NETWORK_RECEIVE, network("receive"), recorded),
+        Recording(naming.POOL_NETWORK_TRANSMIT, network("transmit"), recorded),
+        Recording(
+            naming.POOL_NODES_READY,
+            f"sum by (node_pool) (\n  max by (node) ({ready})\n"
+            f"  * on (node) group_left (node_pool) {joins.membership()}\n)",
+            recorded,
+        ),
+        Recording(naming.POOL_NODES, f"count by (node_pool) ({joins.membership()})", recorded),
+    ]
+
+
+def node_names(pool: NodePool, count: int) -> list[str]:
+    return [f"{pool.name}-{index}" for index in range(1, count + 1)]
+
+
+def healthy_size(pool: NodePool) -> int:
+    return max(pool.min_nodes, 1)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What one test node reports."""
+
+    ready: bool = True
+    busy: float = 0.5
+    memory_used: float = 0.5
+    disk_used: float = 0.5
+    disk_drain_per_minute: float = 0
+
+
+HEALTHY = NodeState()
+
+
+class _PoolInputs:
+    """Test input series for the nodes of one pool."""
+
+    def __init__(self, system: System, config: RuleConfig, pool: NodePool, minutes: int) -> None:
+        self.system, self.config, self.pool, self.minutes = system, config, pool, minutes
+        self.key = config.node_exporter_node_label
+
+    def ksm(self, metric: str, labels: Mapping[str, str], value: float) -> Inputs:
+        return (constant(metric, {**self.config.kube_state_metrics, **labels}, value, self.minutes),)
+
+    def unpooled(self) -> Inputs:
+        return (
+            *self.ksm("kube_node_labels", {"node": UNPOOLED_NODE}, 1),
+            *self.ksm("kube_node_info", {"node": UNPOOLED_NODE}, 1),
+        )
+
+    def node(self, node: str, state: NodeState) -> Inputs:
+        exporter = {**self.config.node_exporter, self.key: node}
+        filesystem = {**exporter, "device": "/dev/nvme0n1p1", "fstype": "ext4", "mountpoint": "/"}
+        return (
+            *self.ksm("kube_node_labels", {"node": node, self.system.node_pool_label_name: self.pool.name}, 1),
+            *self.ksm("kube_node_info", {"node": node}, 1),
+            *self.ksm(
+                "kube_node_status_condition", {"node": node, "condition": "Ready", "status": "true"}, int(state.ready)
+            ),
+            counter(
+                "node_cpu_seconds_total", {**exporter, "cpu": "0", "mode": "idle"}, 60 * (1 - state.busy), self.minutes
+            ),
+            constant("node_memory_MemAvailable_bytes", exporter, MEMORY_BYTES * (1 - state.memory_used), self.minutes),
+            constant("node_memory_MemTotal_bytes", exporter, MEMORY_BYTES, self.minutes),
+            counter(
+                "node_filesystem_avail_bytes",
+                filesystem,
+                -state.disk_drain_per_minute,
+                self.minutes,
+                start=DISK_BYTES * (1 - state.disk_used),
+            ),
+            constant("node_filesystem_size_bytes", filesystem, DISK_BYTES, self.minutes),
+        )
+
+    def nodes(self, count: int, first: NodeState = HEALTHY, rest: NodeState = HEALTHY) -> Inputs:
+        """The pool's first `count` nodes (the first in state `first`), plus an unpooled node."""
+        names = node_names(self.pool, count)
+        states = [first, *([rest] * (count - 1))]
+        return merge_inputs(
+            self.unpooled(), *(self.node(name, state) for name, state in zip(names, states, strict=True))
+        )
+
+
+def _minutes(duration: str) -> int:
+    return parse_duration(duration) // 60
+
+
+class _PoolAlerts:
+    def __init__(self, system: System, config: RuleConfig, pool: NodePool) -> None:
+        self.system, self.config, self.pool = system, config, pool
+        self.joins = _Joins(system, config)
+        self.labels = {**system_labels(system), naming.NODE_POOL_LABEL: pool.name}
+        self.recorded = {naming.SYSTEM_LABEL: system.name, naming.NODE_POOL_LABEL: pool.name}
+        self.first = node_names(pool, 1)[0]
+        key = config.node_exporter_node_label
+        self.node_labels = {**self.recorded, "node": self.first, key: self.first}
+
+    def inputs(self, minutes: int) -> _PoolInputs:
+        return _PoolInputs(self.system, self.config, self.pool, minutes)
+
+    def alert(
+        self,
+        doc: AlertDoc,
+        *,
+        expr: str,
+        severity: Severity,
+        description: Description,
+        panel: PanelId,
+        for_: str,
+        case: Case,
+        threshold: str,
+        checks: tuple[RunbookCheck, ...] = (),
+    ) -> Alert:
+        return Alert(
+            doc=doc,
+            expr=expr,
+            severity=severity,
+            labels=self.labels,
+            description=description,
+            runbook_url=runbook_url(self.system, doc.name),
+            dashboard_url=panel_url(self.system, Board.NODE_POOL, panel, self.pool.name),
+            for_=for_,
+            case=case,
+            entity=self.pool.name,
+            threshold=threshold,
+            checks=checks,
+        )
+
+    def _node_ratio(
+        self,
+        doc: AlertDoc,
+        *,
+        metric: str,
+        threshold: Decimal,
+        for_: str,
+        panel: PanelId,
+        what: str,
+        hot: Callable[[float], NodeState],
+    ) -> Alert:
+        series = selector(metric, self.recorded)
+        at = _minutes(for_) + 7
+        value = float((1 + threshold) / 2)
+        size = healthy_size(self.pool)
+        return self.alert(
+            doc,
+            expr=f"{series} > {format(threshold.normalize(), 'f')}",
+            severity="critical",
+            description=Description(
+                f"{what} of node {{node}} in pool {{node_pool}} is {{value}}.", ValueFormat.PERCENT
+            ),
+            panel=panel,
+            for_=for_,
+            case=Case(
+                firing=self.inputs(at).nodes(size, first=hot(value)),
+                quiet=self.inputs(at).nodes(size),
+                labels=self.node_labels,
+                value=value,
+                eval_time=f"{at}m",
+            ),
+            threshold=f"> {float(threshold) * 100:g}% for {for_}",
+            checks=(RunbookCheck(f"{what} per node of the pool", series, "promql"),),
+        )
+
+    def cpu(self) -> Alert:
+        return self._node_ratio(
+            CPU_HIGH,
+            metric=naming.NODE_CPU_UTILISATION,
+            threshold=self.config.node_cpu,
+            for_=self.config.node_usage_for,
+            panel=PanelId.POOL_CPU,
+            what="CPU utilisation",
+            hot=lambda value: NodeState(busy=value),
+        )
+
+    def memory(self) -> Alert:
+        return self._node_ratio(
+            MEMORY_HIGH,
+            metric=naming.NODE_MEMORY_UTILISATION,
+            threshold=self.config.node_memory,
+            for_=self.config.node_usage_for,
+            panel=PanelId.POOL_MEMORY,
+            what="Memory utilisation",
+            hot=lambda value: NodeState(memory_used=value),
+        )
+
+    def disk(self) -> Alert:
+        return self._node_ratio(
+            DISK_ALMOST_FULL,
+            metric=naming.NODE_FILESYSTEM_USAGE,
+            threshold=self.config.node_disk,
+            for_=self.config.node_disk_for,
+            panel=PanelId.POOL_DISK,
+            what="Usage of the fullest filesystem",
+            hot=lambda value: NodeState(disk_used=value),
+        )
+
+    def disk_filling(self) -> Alert:
+        fs = self.config.real_filesystems
+        available = self.joins.exporter("node_filesystem_avail_bytes", fs)
+        size = self.joins.exporter("node_filesystem_size_bytes", fs)
+        key = self.config.node_exporter_node_label
+        horizon = parse_duration(self.config.node_disk_fill_horizon)
+        minimum = self.config.disk_fill_min_usage
+        expr = self.joins.on_nodes(
+            f"max by ({key}, mountpoint) (\n"
+            f"  1 - {available} / {size} > {minimum}\n"
+            f"  and predict_linear({available}[{self.config.disk_fill_lookback}], {horizon}) < 0\n)",
+            self.pool,
+        )
+        at = _minutes(self.config.fill_for) + 30
+        drain = DISK_BYTES * 0.0005
+        start_used = 0.55
+        used = 1 - (DISK_BYTES * (1 - start_used) - drain * at) / DISK_BYTES
+        return self.alert(
+            DISK_FILLING,
+            expr=expr,
+            severity="warning",
+            description=Description(
+                f"Filesystem {{mountpoint}} of node {{node}} is {{value}} full and will fill within "
+                f"{self.config.node_disk_fill_horizon} at the rate of the last {self.config.disk_fill_lookback}.",
+                ValueFormat.PERCENT,
+            ),
+            panel=PanelId.POOL_DISK,
+            for_=self.config.fill_for,
+            case=Case(
+                firing=self.inputs(at).nodes(
+                    healthy_size(self.pool), NodeState(disk_used=start_used, disk_drain_per_minute=drain)
+                ),
+                quiet=self.inputs(at).nodes(healthy_size(self.pool), NodeState(disk_used=start_used)),
+                labels={**self.node_labels, "mountpoint": "/"},
+                value=used,
+                eval_time=f"{at}m",
+            ),
+            threshold=f"> {float(minimum) * 100:g}% full, full within {self.config.node_disk_fill_horizon}",
+        )
+
+    def not_ready(self) -> Alert:
+        ready = selector(
+            "kube_node_status_condition", self.config.kube_state_metrics, 'condition="Ready"', 'status="true"'
+        )
+        at = _minutes(self.config.node_not_ready_for) + 5
+        return self.alert(
+            NODE_NOT_READY,
+            expr=f"(max by (node) ({ready}) == 0)\n"
+            f"* on (node) group_left (node_pool) {self.joins.membership(self.pool)}",
+            severity="warning",
+            description=Description(
+                f"Node {{node}} of pool {{node_pool}} has not been ready for {self.config.node_not_ready_for}."
+            ),
+            panel=PanelId.POOL_NODES_READY,
+            for_=self.config.node_not_ready_for,
+            case=Case(
+                firing=self.inputs(at).nodes(healthy_size(self.pool), NodeState(ready=False)),
+                quiet=self.inputs(at).nodes(healthy_size(self.pool)),
+                labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name},
+                value=0,
+                eval_time=f"{at}m",
+            ),
+            threshold=f"Ready ≠ true for {self.config.node_not_ready_for}",
+            checks=(
+                RunbookCheck(
+                    "Nodes of the pool", f"kubectl get nodes -l {self.system.node_pool_label}={self.pool.name}"
+                ),
+            ),
+        )
+
+    def _reporting(self) -> str:
+        """True while kube-state-metrics reports any node: missing data is not a missing pool."""
+        return f"and on () count({selector('kube_node_info', self.config.kube_state_metrics)}) > 0"
+
+    def down(self) -> Alert:
+        ready = selector(naming.POOL_NODES_READY, self.recorded)
+        at = _minutes(self.config.pool_down_for) + 7
+        size = healthy_size(self.pool)
+        return self.alert(
+            POOL_DOWN,
+            expr=f"(max({ready}) or on () vector(0)) == 0\n{self._reporting()}",
+            severity="critical",
+            description=Description(
+                f"No node of pool {self.pool.name} is ready ({self.pool.min_nodes} expected at least)."
+            ),
+            panel=PanelId.POOL_NODES_READY,
+            for_=self.config.pool_down_for,
+            case=Case(
+                firing=self.inputs(at).nodes(size, NodeState(ready=False), NodeState(ready=False)),
+                quiet=self.inputs(at).nodes(size),
+                labels={},
+                value=0,
+                eval_time=f"{at}m",
+                background=True,
+            ),
+            threshold=f"no ready node for {self.config.pool_down_for}",
+            checks=(
+                RunbookCheck(
+                    "Ready nodes per pool",
+                    selector(naming.POOL_NODES_READY, {naming.SYSTEM_LABEL: self.system.name}),
+                    "promql",
+                ),
+            ),
+        )
+
+    def below_min(self) -> Alert:
+        nodes = selector(naming.POOL_NODES, self.recorded)
+        at = _minutes(self.config.pool_size_for) + 5
+        missing_one = self.pool.min_nodes - 1
+        firing = self.inputs(at).nodes(missing_one) if missing_one else self.inputs(at).unpooled()
+        return self.alert(
+            POOL_BELOW_MIN,
+            expr=f"(max({nodes}) or on () vector(0)) < {self.pool.min_nodes}\n{self._reporting()}",
+            severity="warning",
+            description=Description(
+                f"Pool {self.pool.name} has {{value}} nodes; its minimum is {self.pool.min_nodes}."
+            ),
+            panel=PanelId.POOL_NODES_READY,
+            for_=self.config.pool_size_for,
+            case=Case(
+                firing=firing,
+                quiet=self.inputs(at).nodes(healthy_size(self.pool)),
+                labels={},
+                value=missing_one,
+                eval_time=f"{at}m",
+                background=True,
+            ),
+            threshold=f"< {self.pool.min_nodes} nodes for {self.config.pool_size_for}",
+        )
+
+    def at_max(self) -> Alert:
+        nodes = selector(naming.POOL_NODES, self.recorded)
+        at = _minutes(self.config.pool_at_max_for) + 5
+        return self.alert(
+            POOL_AT_MAX,
+            expr=f"max({nodes}) >= {self.pool.max_nodes}",
+            severity="warning",
+            description=Description(f"Pool {self.pool.name} has run at its maximum of {self.pool.max_nodes} nodes."),
+            panel=PanelId.POOL_NODES_READY,
+            for_=self.config.pool_at_max_for,
+            case=Case(
+                firing=self.inputs(at).nodes(self.pool.max_nodes),
+                quiet=self.inputs(at).nodes(healthy_size(self.pool)),
+                labels={},
+                value=self.pool.max_nodes,
+                eval_time=f"{at}m",
+            ),
+            threshold=f"= {self.pool.max_nodes} nodes for {self.config.pool_at_max_for}",
+        )
+
+
+def pool_alerts(system: System, config: RuleConfig, pool: NodePool) -> list[Alert]:
+    build = _PoolAlerts(system, config, pool)
+    alerts = [build.cpu(), build.memory(), build.disk(), build.disk_filling(), build.not_ready()]
+    if pool.min_nodes >= 1:
+        alerts += [build.down(), build.below_min()]
+    if pool.min_nodes < pool.max_nodes:
+        alerts.append(build.at_max())
+    return alerts
+
+
+def membership_test(system: System, config: RuleConfig) -> UnitTest:
+    """node_pool:node:info puts each labelled node in its pool and leaves unlabelled ones out."""
+    pools = sorted(system.node_pools, key=lambda p: p.name)
+    inputs = merge_inputs(*(_PoolInputs(system, config, pool, 5).nodes(1) for pool in pools))
+    key = config.node_exporter_node_label
+    samples = []
+    for pool in pools:
+        node = node_names(pool, 1)[0]
+        labels = {naming.SYSTEM_LABEL: system.name, "node": node, naming.NODE_POOL_LABEL: pool.name, key: node}
+        samples.append((selector(naming.NODE_POOL_MEMBERSHIP, labels), 1.0))
+    check = SampleCheck(selector(naming.NODE_POOL_MEMBERSHIP, {naming.SYSTEM_LABEL: system.name}), "5m", tuple(samples))
+    return UnitTest(
+        "every labelled node is recorded in its pool, unlabelled ones in none", inputs, sample_checks=(check,)
+    )
+
+
+def node_pool_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    """The recording group of every node and pool, then one alert group per pool."""
+    if not system.node_pools:
+        return []
+    recordings = f"{system.name}-node-pools"
+    groups = [
+        RuleGroup(
+            recordings,
+            config.interval,
+            tuple(recording_rules(system, config)),
+            tests=(membership_test(system, config),),
+        )
+    ]
+    for pool in sorted(system.node_pools, key=lambda p: p.name):
+        groups.append(
+            RuleGroup(
+                f"{system.name}-node-pool-{pool.name}",
+                config.interval,
+                tuple(pool_alerts(system, config, pool)),
+                depends_on=(recordings,),
+            )
+        )
+    return groups

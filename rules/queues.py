@@ -1,0 +1,275 @@
+"""Queue alerts: backlogs from the pool & queue exporter, consumer lag from kafka_exporter.
+
+RabbitMQ, Redis and Postgres-table queues (`poolq_queue_*`, selected by the exporter source of the
+queue's datastore): ready messages above `max_backlog`, a backlog that keeps growing, no consumer
+while messages wait (RabbitMQ reports consumers; the others cannot), and an oldest message older
+than `max_age`. Kafka (kafka_exporter's `kafka_consumergroup_lag`): the consumer group's lag on the
+queue's topic above `max_lag`. The team is the consumers' owner when they share one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from obsbundle import naming
+from obsbundle.durations import parse_duration
+from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.model import Broker, Queue, System
+from obsbundle.promql import selector
+from obsbundle.rules.alert_labels import exporter_labels, queue_team, runbook_url
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
+from obsbundle.rules.templating import Description, ValueFormat
+from obsbundle.rules.test_inputs import constant, counter
+
+TEST_MINUTES = 45
+
+BACKLOG_HIGH = AlertDoc(
+    name="QueueBacklogHigh",
+    summary="A queue holds more ready messages than its limit.",
+    meaning="Messages wait faster than consumers take them: work is delayed by the backlog's size divided "
+    "by the consumers' throughput.",
+    actions=(
+        "Check the consumers: running, ready, not crash looping (see their workload alerts)?",
+        "Scale the consumers out if they are healthy but too few.",
+        "Look for a producer burst or poison messages being retried.",
+    ),
+)
+BACKLOG_GROWING = AlertDoc(
+    name="QueueBacklogGrowing",
+    summary="A queue's backlog keeps growing.",
+    meaning="Ready messages have been rising for a while: consumers process fewer messages than arrive. "
+    "The backlog will reach its limit if nothing changes.",
+    actions=(
+        "Compare the producers' rate with the consumers' throughput on the queue dashboard.",
+        "Scale the consumers, or find what slows them (a dependency, a slow message type).",
+    ),
+)
+NO_CONSUMERS = AlertDoc(
+    name="QueueNoConsumers",
+    summary="Messages wait in a queue that has no consumer.",
+    meaning="The broker reports no consumer on the queue while it holds ready messages: nothing is being "
+    "processed at all.",
+    actions=(
+        "Check the consumer workloads: scaled to zero, crash looping, or unable to connect to the broker?",
+        "Restart or redeploy the consumers; check broker credentials and connection limits.",
+    ),
+)
+MESSAGES_TOO_OLD = AlertDoc(
+    name="QueueMessagesTooOld",
+    summary="The oldest message in a queue is older than allowed.",
+    meaning="The message at the head of the queue has waited longer than the queue's `max_age`: work is late, "
+    "even if the backlog is small (a stuck consumer, a message that cannot be processed).",
+    actions=(
+        "Look at the head message: is one message failing and being requeued?",
+        "Check the consumers' logs and throughput; move poison messages to a dead-letter queue.",
+    ),
+)
+CONSUMER_LAG = AlertDoc(
+    name="QueueConsumerLagHigh",
+    summary="A Kafka consumer group lags too far behind its topic.",
+    meaning="The consumer group's lag (messages produced but not yet committed, over all partitions) is above "
+    "the queue's `max_lag`: consumers are too slow or stopped.",
+    actions=(
+        "`kafka-consumer-groups --describe --group <group>`: which partitions lag, which members own them?",
+        "Check the consumers (rebalancing loops, crash loops, slow processing); scale them up to the partition count.",
+    ),
+)
+
+
+def _age_text(seconds: int) -> str:
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m"
+
+
+class _Queue:
+    def __init__(self, system: System, config: RuleConfig, queue: Queue) -> None:
+        self.system, self.config, self.queue = system, config, queue
+        store = system.datastore(queue.datastore)
+        self.labels = {
+            naming.SYSTEM_LABEL: system.name,
+            naming.TEAM_LABEL: queue_team(system, queue),
+            naming.QUEUE_LABEL: queue.name,
+            naming.DATASTORE_LABEL: store.name,
+        }
+        self.series_labels = {naming.SYSTEM_LABEL: system.name, "source": store.source, "queue": queue.name}
+
+    def poolq(self, metric: str) -> str:
+        return selector(metric, self.series_labels)
+
+    def gauge(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> Inputs:
+        series = {**self.series_labels, "broker": self.queue.broker.value, **(labels or {})}
+        return (constant(metric, series, value, TEST_MINUTES),)
+
+    def alert(
+        self,
+        doc: AlertDoc,
+        *,
+        expr: str,
+        severity: Severity,
+        description: Description,
+        panel: PanelId,
+        for_: str,
+        case: Case,
+        threshold: str,
+        check: str,
+        from_exporter: bool = True,
+    ) -> Alert:
+        labels = {**self.labels, **(exporter_labels() if from_exporter else {})}
+        return Alert(
+            doc=doc,
+            expr=expr,
+            severity=severity,
+            labels=labels,
+            description=description,
+            runbook_url=runbook_url(self.system, doc.name),
+            dashboard_url=panel_url(self.system, Board.QUEUES, panel, queue=self.queue.name),
+            for_=for_,
+            case=case,
+            entity=self.queue.name,
+            threshold=threshold,
+            checks=(RunbookCheck("What the alert reads", check, "promql"),),
+        )
+
+    def backlog_high(self) -> Alert:
+        ready = f"max by (queue) ({self.poolq('poolq_queue_messages_ready')})"
+        limit = self.queue.max_backlog
+        return self.alert(
+            BACKLOG_HIGH,
+            expr=f"{ready} > {limit}",
+            severity="warning",
+            description=Description(f"Queue {{queue}} holds {{value}} ready messages (limit {limit})."),
+            panel=PanelId.QUEUE_BACKLOG,
+            for_=self.config.queue_backlog_for,
+            case=Case(
+                firing=self.gauge("poolq_queue_messages_ready", limit * 2),
+                quiet=self.gauge("poolq_queue_messages_ready", limit // 2),
+                labels={"queue": self.queue.name},
+                value=limit * 2,
+                eval_time="20m",
+            ),
+            threshold=f"> {limit} ready for {self.config.queue_backlog_for}",
+            check=ready,
+        )
+
+    def backlog_growing(self) -> Alert:
+        raw = self.poolq("poolq_queue_messages_ready")
+        ready = f"max by (queue) ({raw})"
+        floor = math.ceil(self.queue.max_backlog * self.config.queue_growth_min_share)
+        window = self.config.queue_growth_window
+        slope = max(1, self.queue.max_backlog // 100)
+        start = floor + 10
+        at = parse_duration(self.config.queue_growth_for) // 60 + 15
+        series = {**self.series_labels, "broker": self.queue.broker.value}
+        return self.alert(
+            BACKLOG_GROWING,
+            expr=f"{ready} > {floor}\nand on (queue) max by (queue) (deriv({raw}[{window}])) > 0",
+            severity="warning",
+            description=Description(
+                f"Queue {{queue}} holds {{value}} ready messages and has been growing for "
+                f"{self.config.queue_growth_for}."
+            ),
+            panel=PanelId.QUEUE_BACKLOG,
+            for_=self.config.queue_growth_for,
+            case=Case(
+                firing=(counter("poolq_queue_messages_ready", series, slope, TEST_MINUTES, start=start),),
+                quiet=self.gauge("poolq_queue_messages_ready", start),
+                labels={"queue": self.queue.name},
+                value=start + slope * at,
+                eval_time=f"{at}m",
+            ),
+            threshold=f"> {floor} ready and rising over {window}, for {self.config.queue_growth_for}",
+            check=f"deriv({raw}[{window}])",
+        )
+
+    def no_consumers(self) -> Alert:
+        consumers = f"max by (queue) ({self.poolq('poolq_queue_consumers')})"
+        ready = f"max by (queue) ({self.poolq('poolq_queue_messages_ready')})"
+        return self.alert(
+            NO_CONSUMERS,
+            expr=f"{consumers} == 0\nand on (queue) {ready} > 0",
+            severity="critical",
+            description=Description("Queue {queue} has no consumer while messages wait."),
+            panel=PanelId.QUEUE_CONSUMERS,
+            for_=self.config.queue_no_consumers_for,
+            case=Case(
+                firing=(*self.gauge("poolq_queue_consumers", 0), *self.gauge("poolq_queue_messages_ready", 12)),
+                quiet=(*self.gauge("poolq_queue_consumers", 2), *self.gauge("poolq_queue_messages_ready", 12)),
+                labels={"queue": self.queue.name},
+                value=0,
+                eval_time="15m",
+            ),
+            threshold=f"0 consumers with messages ready, for {self.config.queue_no_consumers_for}",
+            check=consumers,
+        )
+
+    def too_old(self) -> Alert:
+        age = f"max by (queue) ({self.poolq('poolq_queue_oldest_message_age_seconds')})"
+        limit = parse_duration(self.queue.max_age)
+        return self.alert(
+            MESSAGES_TOO_OLD,
+            expr=f"{age} > {limit}",
+            severity="warning",
+            description=Description(
+                f"The oldest message in queue {{queue}} has waited {{value}} (limit {self.queue.max_age}).",
+                ValueFormat.DURATION,
+            ),
+            panel=PanelId.QUEUE_OLDEST_AGE,
+            for_=self.config.queue_age_for,
+            case=Case(
+                firing=self.gauge("poolq_queue_oldest_message_age_seconds", limit * 2),
+                quiet=self.gauge("poolq_queue_oldest_message_age_seconds", limit // 4),
+                labels={"queue": self.queue.name},
+                value=limit * 2,
+                eval_time="15m",
+            ),
+            threshold=f"> {_age_text(limit)} for {self.config.queue_age_for}",
+            check=age,
+        )
+
+    def consumer_lag(self) -> Alert:
+        assert self.queue.consumer_group is not None
+        group = {"consumergroup": self.queue.consumer_group, "topic": self.queue.name}
+        lag = f"sum({selector('kafka_consumergroup_lag', group)})"
+        limit = self.queue.max_lag
+
+        def lagging(value: int) -> Inputs:
+            return (constant("kafka_consumergroup_lag", {**group, "partition": "0"}, value, TEST_MINUTES),)
+
+        return self.alert(
+            CONSUMER_LAG,
+            expr=f"{lag} > {limit}",
+            severity="warning",
+            description=Description(
+                f"Consumer group {self.queue.consumer_group} lags {{value}} messages behind topic "
+                f"{self.queue.name} (limit {limit})."
+            ),
+            panel=PanelId.QUEUE_KAFKA_LAG,
+            for_=self.config.kafka_lag_for,
+            case=Case(
+                firing=lagging(limit * 2), quiet=lagging(limit // 2), labels={}, value=limit * 2, eval_time="20m"
+            ),
+            threshold=f"> {limit} for {self.config.kafka_lag_for}",
+            check=lag,
+            from_exporter=False,
+        )
+
+
+def queue_alerts(system: System, config: RuleConfig, queue: Queue) -> list[Alert]:
+    build = _Queue(system, config, queue)
+    if queue.broker is Broker.KAFKA:
+        return [build.consumer_lag()]
+    alerts = [build.backlog_high(), build.backlog_growing()]
+    if queue.broker is Broker.RABBITMQ:
+        alerts.append(build.no_consumers())
+    alerts.append(build.too_old())
+    return alerts
+
+
+def queue_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    alerts = [
+        alert for queue in sorted(system.queues, key=lambda q: q.name) for alert in queue_alerts(system, config, queue)
+    ]
+    if not alerts:
+        return []
+    return [RuleGroup(f"{system.name}-queues", config.interval, tuple(alerts))]

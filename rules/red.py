@@ -1,0 +1,285 @@
+"""RED recording rules per API service, and the API alerts the inventory asks for.
+
+Recorded per service whatever the instrumentation (names in naming.py; labels system, namespace,
+service): request rate, error rate and ratio, latency buckets and the 0.5 / 0.95 / 0.99
+quantiles. Alerts read the recorded series, so the dashboard panel shows what the alert saw:
+
+- ApiHighLatency (warning): P95 above the service's `latency_alert`;
+- ApiHighErrorRatio (warning): share of failed requests above `error_rate_alert`;
+- ApiHighErrorRate (critical): failed requests per second above `errors_per_second_alert`
+  (Aegis's UserServiceHighErrorRate: 5xx above 0.1/s for 5 minutes).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from obsbundle import naming
+from obsbundle.durations import parse_duration_ms
+from obsbundle.errors import InputError, Problem
+from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.model import Service, System, WorkloadKind
+from obsbundle.promql import selector
+from obsbundle.rules.alert_labels import recorded_service_labels, runbook_url, service_labels
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import (
+    Alert,
+    AlertDoc,
+    Case,
+    Inputs,
+    InputSeries,
+    Recording,
+    RuleGroup,
+    RunbookCheck,
+)
+from obsbundle.rules.sli import (
+    RequestMetrics,
+    duration_buckets_rate,
+    errors_rate,
+    request_metrics,
+    requests_rate,
+    target_labels,
+)
+from obsbundle.rules.templating import Description, ValueFormat
+from obsbundle.rules.test_inputs import counter
+
+QUANTILES = ("0.5", "0.95", "0.99")
+TEST_MINUTES = 10
+REQUESTS_PER_MINUTE = 600
+
+HIGH_LATENCY = AlertDoc(
+    name="ApiHighLatency",
+    summary="An API's 95th percentile latency is above its alert threshold.",
+    meaning=(
+        "One request in twenty took longer than the service's `latency_alert` over the last five "
+        "minutes, for five minutes. Users wait; timeouts upstream may follow."
+    ),
+    actions=(
+        "Open the latency panel: one endpoint or all of them? One pod or all?",
+        "Check the service's dependencies (database connections and locks, cache hit ratio, external APIs).",
+        "Check CPU throttling and memory pressure of its pods; scale out if it is saturated.",
+        "If a rollout started it, roll back.",
+    ),
+)
+HIGH_ERROR_RATIO = AlertDoc(
+    name="ApiHighErrorRatio",
+    summary="An API answers too large a share of requests with server errors.",
+    meaning=(
+        "The share of requests that failed through the server's fault (HTTP 5xx, or the gRPC codes "
+        "that map to one) stayed above the service's `error_rate_alert` for five minutes."
+    ),
+    actions=(
+        "Open the error panel: which endpoints and status codes?",
+        "Read the service's logs for the failing requests (`kubectl logs`).",
+        "Check its dependencies and recent rollouts; roll back a bad release.",
+    ),
+)
+HIGH_ERROR_RATE = AlertDoc(
+    name="ApiHighErrorRate",
+    summary="An API returns server errors faster than its alert threshold.",
+    meaning=(
+        "Failed requests per second stayed above the service's `errors_per_second_alert` for five "
+        "minutes, whatever the traffic (for a low-traffic service a ratio would say too little)."
+    ),
+    actions=(
+        "Open the error panel: which endpoints and status codes?",
+        "Read the service's logs for the failing requests (`kubectl logs`).",
+        "Check its dependencies and recent rollouts; roll back a bad release.",
+    ),
+)
+
+
+def red_services(system: System) -> list[tuple[Service, RequestMetrics]]:
+    """API services with standard request metrics, by name."""
+    found = []
+    for service in sorted(system.services, key=lambda s: s.name):
+        metrics = request_metrics(service)
+        if service.kind is WorkloadKind.API and metrics is not None:
+            found.append((service, metrics))
+    return found
+
+
+def group_name(system: System, service: Service) -> str:
+    return f"{system.name}-red-{service.name}"
+
+
+def red_recordings(system: System, service: Service, metrics: RequestMetrics) -> list[Recording]:
+    labels = recorded_service_labels(system, service)
+    recorded = selector(naming.SERVICE_DURATION_BUCKETS_RATE, labels)
+    rules = [
+        Recording(naming.SERVICE_REQUESTS_RATE, requests_rate(metrics, service), labels),
+        Recording(naming.SERVICE_ERRORS_RATE, errors_rate(metrics, service), labels),
+        Recording(
+            naming.SERVICE_ERROR_RATIO,
+            f"{selector(naming.SERVICE_ERRORS_RATE, labels)}\n/ {selector(naming.SERVICE_REQUESTS_RATE, labels)}",
+            labels,
+        ),
+        Recording(naming.SERVICE_DURATION_BUCKETS_RATE, duration_buckets_rate(metrics, service), labels),
+    ]
+    rules.extend(
+        Recording(naming.SERVICE_LATENCY_QUANTILE, f"histogram_quantile({q}, {recorded})", {**labels, "quantile": q})
+        for q in QUANTILES
+    )
+    return rules
+
+
+def traffic(service: Service, metrics: RequestMetrics, *, errors_per_minute: float, bucket: int | None) -> Inputs:
+    """Requests at 600 a minute, `errors_per_minute` of them failing, all in histogram bucket `bucket`
+    (an index into the service's boundaries, len() for +Inf; None: no histogram)."""
+    assert service.metrics is not None
+    labels = target_labels(service)
+    ok = REQUESTS_PER_MINUTE - errors_per_minute
+    inputs = [
+        counter(metrics.requests, {**labels, **metrics.ok_labels}, ok, TEST_MINUTES),
+        counter(metrics.requests, {**labels, **metrics.error_labels}, errors_per_minute, TEST_MINUTES),
+    ]
+    if bucket is not None:
+        boundaries = [*(repr(float(b)) for b in service.metrics.buckets), "+Inf"]
+        histogram = {**labels, **metrics.duration_labels}
+        for index, le in enumerate(boundaries):
+            per_minute = REQUESTS_PER_MINUTE if index >= bucket else 0
+            inputs.append(counter(f"{metrics.duration}_bucket", {**histogram, "le": le}, per_minute, TEST_MINUTES))
+        inputs.append(counter(f"{metrics.duration}_count", histogram, REQUESTS_PER_MINUTE, TEST_MINUTES))
+    return _unique(inputs)
+
+
+def _unique(inputs: list[InputSeries]) -> Inputs:
+    return tuple({item.series: item for item in inputs}.values())
+
+
+def _p95_in_bucket(service: Service, index: int) -> float:
+    """P95 that histogram_quantile reports when every request falls in bucket `index` (len() is +Inf,
+    for which it reports the largest finite boundary)."""
+    assert service.metrics is not None
+    boundaries = service.metrics.buckets
+    if index == len(boundaries):
+        return boundaries[-1]
+    lower = boundaries[index - 1] if index > 0 else 0.0
+    upper = boundaries[index]
+    return lower + (upper - lower) * (0.95 * REQUESTS_PER_MINUTE / REQUESTS_PER_MINUTE)
+
+
+def _latency_alert(system: System, index: int, service: Service, metrics: RequestMetrics, config: RuleConfig) -> Alert:
+    assert service.latency_alert is not None and service.metrics is not None
+    threshold_s = Decimal(parse_duration_ms(service.latency_alert)) / 1000
+    p95s = [_p95_in_bucket(service, i) for i in range(len(service.metrics.buckets) + 1)]
+    slow = [i for i, value in enumerate(p95s) if value > threshold_s]
+    fast = [i for i, value in enumerate(p95s) if value <= threshold_s]
+    if not slow:
+        raise InputError(
+            [
+                Problem(
+                    system.name,
+                    ("services", index, "latency_alert"),
+                    (
+                        f"{service.latency_alert} is at or above the histogram's largest boundary "
+                        f"({service.metrics.buckets[-1]:g} s): histogram_quantile never reports more, so the alert "
+                        "could never fire; lower it or list larger histogram_buckets"
+                    ),
+                )
+            ]
+        )
+    labels = recorded_service_labels(system, service)
+    p95 = selector(naming.SERVICE_LATENCY_QUANTILE, {**labels, "quantile": "0.95"})
+    threshold = format(threshold_s.normalize(), "f")
+    return Alert(
+        doc=HIGH_LATENCY,
+        expr=f"{p95} > {threshold}",
+        severity="warning",
+        labels=service_labels(system, service),
+        description=Description(
+            f"P95 latency of {service.name} is {{value}} (alert above {service.latency_alert}).", ValueFormat.DURATION
+        ),
+        runbook_url=runbook_url(system, HIGH_LATENCY.name),
+        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_LATENCY, service.name),
+        for_=config.api_for,
+        case=Case(
+            firing=traffic(service, metrics, errors_per_minute=0, bucket=slow[0]),
+            quiet=traffic(service, metrics, errors_per_minute=0, bucket=fast[-1] if fast else None),
+            labels={**labels, "quantile": "0.95"},
+            value=p95s[slow[0]],
+            eval_time=f"{TEST_MINUTES}m",
+        ),
+        entity=service.name,
+        threshold=f"P95 > {service.latency_alert} for {config.api_for}",
+        checks=(RunbookCheck("P95 over the last 5 minutes", p95, "promql"),),
+    )
+
+
+def _error_ratio_alert(system: System, service: Service, metrics: RequestMetrics, config: RuleConfig) -> Alert:
+    assert service.error_rate_alert is not None
+    labels = recorded_service_labels(system, service)
+    ratio = selector(naming.SERVICE_ERROR_RATIO, labels)
+    threshold = service.error_rate_alert
+    firing_share = min(2 * threshold, (1 + threshold) / 2)
+    return Alert(
+        doc=HIGH_ERROR_RATIO,
+        expr=f"{ratio} > {format(threshold.normalize(), 'f')}",
+        severity="warning",
+        labels=service_labels(system, service),
+        description=Description(
+            f"{{value}} of {service.name}'s requests failed over the last 5 minutes "
+            f"(alert above {float(threshold) * 100:g}%).",
+            ValueFormat.PERCENT,
+        ),
+        runbook_url=runbook_url(system, HIGH_ERROR_RATIO.name),
+        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_ERROR_RATIO, service.name),
+        for_=config.api_for,
+        case=Case(
+            firing=traffic(service, metrics, errors_per_minute=float(firing_share) * REQUESTS_PER_MINUTE, bucket=None),
+            quiet=traffic(service, metrics, errors_per_minute=float(threshold / 2) * REQUESTS_PER_MINUTE, bucket=None),
+            labels=labels,
+            value=float(firing_share),
+            eval_time=f"{TEST_MINUTES}m",
+        ),
+        entity=service.name,
+        threshold=f"> {float(threshold) * 100:g}% for {config.api_for}",
+        checks=(RunbookCheck("Error ratio over the last 5 minutes", ratio, "promql"),),
+    )
+
+
+def _error_rate_alert(system: System, service: Service, metrics: RequestMetrics, config: RuleConfig) -> Alert:
+    assert service.errors_per_second_alert is not None
+    labels = recorded_service_labels(system, service)
+    rate = selector(naming.SERVICE_ERRORS_RATE, labels)
+    threshold = service.errors_per_second_alert
+    return Alert(
+        doc=HIGH_ERROR_RATE,
+        expr=f"{rate} > {format(threshold.normalize(), 'f')}",
+        severity="critical",
+        labels=service_labels(system, service),
+        description=Description(
+            f"{service.name} answers {{value}} requests per second with a server error "
+            f"(alert above {format(threshold.normalize(), 'f')}/s).",
+            ValueFormat.PER_SECOND,
+        ),
+        runbook_url=runbook_url(system, HIGH_ERROR_RATE.name),
+        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_ERROR_RATIO, service.name),
+        for_=config.api_for,
+        case=Case(
+            firing=traffic(service, metrics, errors_per_minute=float(threshold * 2 * 60), bucket=None),
+            quiet=traffic(service, metrics, errors_per_minute=float(threshold / 2 * 60), bucket=None),
+            labels=labels,
+            value=float(threshold * 2),
+            eval_time=f"{TEST_MINUTES}m",
+        ),
+        entity=service.name,
+        threshold=f"> {format(threshold.normalize(), 'f')}/s for {config.api_for}",
+        checks=(RunbookCheck("Server errors per second over the last 5 minutes", rate, "promql"),),
+    )
+
+
+def red_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    """Per API service, one group: its RED recordings, then the alerts that read them."""
+    index_of = {service.name: index for index, service in enumerate(system.services)}
+    groups = []
+    for service, metrics in red_services(system):
+        rules: list[Recording | Alert] = list(red_recordings(system, service, metrics))
+        if service.latency_alert is not None:
+            rules.append(_latency_alert(system, index_of[service.name], service, metrics, config))
+        if service.error_rate_alert is not None:
+            rules.append(_error_ratio_alert(system, service, metrics, config))
+        if service.errors_per_second_alert is not None:
+            rules.append(_error_rate_alert(system, service, metrics, config))
+        groups.append(RuleGroup(group_name(system, service), config.interval, tuple(rules)))
+    return groups

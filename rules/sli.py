@@ -1,0 +1,170 @@
+"""Request metrics per instrumentation, and the SLI and RED queries built from them.
+
+Every service's series are selected by the `namespace` and `service` labels its monitor sets.
+
+- prometheus-client: `http_requests_total` (HTTP code in `status`), `http_request_duration_seconds`.
+- micrometer: `http_server_requests_seconds` (`_count` counts requests; HTTP code in `status`).
+- grpc (go-grpc-prometheus names): `grpc_server_handled_total` with `grpc_code`;
+  `grpc_server_handling_seconds` for unary calls only (a stream's duration is its lifetime).
+- custom: the SLO's own `good_query` and `total_query`; no RED.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from obsbundle import naming
+from obsbundle.model import Instrumentation, Service, SliKind, Slo
+from obsbundle.promql import quote, selector
+
+INCREASE_WINDOW = "5m"
+
+# gRPC codes that are the server's fault: exactly those grpc-gateway maps to an HTTP 5xx
+# (Unknown, Internal and DataLoss → 500, Unimplemented → 501, Unavailable → 503,
+# DeadlineExceeded → 504). The rest (InvalidArgument, NotFound, PermissionDenied,
+# Unauthenticated, ResourceExhausted, FailedPrecondition, Aborted, OutOfRange, Canceled) answer a
+# request the client got wrong or gave up on, as a 4xx does.
+GRPC_SERVER_ERRORS = ("Unknown", "DeadlineExceeded", "Unimplemented", "Internal", "Unavailable", "DataLoss")
+
+
+@dataclass(frozen=True)
+class RequestMetrics:
+    """Where one instrumentation counts requests, errors and durations."""
+
+    requests: str
+    """Counter of every request."""
+    error_matcher: str
+    """Matcher that keeps the requests that failed through the server's fault."""
+    ok_labels: Mapping[str, str]
+    """Labels of a successful request (for generated test input)."""
+    error_labels: Mapping[str, str]
+    """Labels of a failed request (for generated test input)."""
+    duration: str
+    """Histogram base name: `<duration>_bucket` and `<duration>_count`."""
+    duration_labels: Mapping[str, str]
+    """Extra equality matchers on the histogram (gRPC: unary calls)."""
+
+
+REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
+    Instrumentation.PROMETHEUS_CLIENT: RequestMetrics(
+        requests="http_requests_total",
+        error_matcher='status=~"5.."',
+        ok_labels={"status": "200"},
+        error_labels={"status": "500"},
+        duration="http_request_duration_seconds",
+        duration_labels={},
+    ),
+    Instrumentation.MICROMETER: RequestMetrics(
+        requests="http_server_requests_seconds_count",
+        error_matcher='status=~"5.."',
+        ok_labels={"status": "200", "outcome": "SUCCESS"},
+        error_labels={"status": "500", "outcome": "SERVER_ERROR"},
+        duration="http_server_requests_seconds",
+        duration_labels={},
+    ),
+    Instrumentation.GRPC: RequestMetrics(
+        requests="grpc_server_handled_total",
+        error_matcher=f"grpc_code=~{quote('|'.join(GRPC_SERVER_ERRORS))}",
+        ok_labels={"grpc_code": "OK", "grpc_type": "unary"},
+        error_labels={"grpc_code": "Unavailable", "grpc_type": "unary"},
+        duration="grpc_server_handling_seconds",
+        duration_labels={"grpc_type": "unary"},
+    ),
+}
+
+
+def request_metrics(service: Service) -> RequestMetrics | None:
+    """The service's request metrics, or None when it has no standard ones (custom, unscraped)."""
+    if service.metrics is None:
+        return None
+    return REQUEST_METRICS.get(service.metrics.instrumentation)
+
+
+def target_labels(service: Service) -> dict[str, str]:
+    """The labels its monitor puts on every series of the service."""
+    return {naming.NAMESPACE_LABEL: service.namespace, naming.SERVICE_LABEL: service.name}
+
+
+def le_values(boundary: Decimal) -> list[str]:
+    """How client libraries spell a bucket boundary in `le`: Go writes `2`, Python and Java `2.0`."""
+    as_float = float(boundary)
+    go = str(int(as_float)) if as_float.is_integer() and abs(as_float) < 1e15 else repr(as_float)
+    return sorted({go, repr(as_float)})
+
+
+def le_matcher(boundary: Decimal) -> str:
+    spellings = le_values(boundary)
+    if len(spellings) == 1:
+        return f"le={quote(spellings[0])}"
+    return f"le=~{quote('|'.join(re.escape(value) for value in spellings))}"
+
+
+def _increase(series: str) -> str:
+    return f"sum(increase({series}[{INCREASE_WINDOW}]))"
+
+
+_PLAIN_SELECTOR = re.compile(r"^\s*[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?\s*$")
+
+
+def _increase_of_query(query: str) -> str:
+    """5m increase of a custom counter query: a selector directly, any other expression as a subquery."""
+    if _PLAIN_SELECTOR.match(query):
+        return f"sum(increase({query.strip()}[{INCREASE_WINDOW}]))"
+    return f"sum(increase(({query.strip()})[{INCREASE_WINDOW}:]))"
+
+
+def sli_event_queries(service: Service, slo: Slo) -> tuple[str, str]:
+    """(good, total): PromQL for the SLO's good and total events over the last 5 minutes.
+
+    Bad events are subtracted from the total rather than good ones counted, so that a full outage
+    (no successful request at all, hence no success series) still gives good = 0, not nothing.
+    """
+    if slo.kind is SliKind.CUSTOM:
+        assert slo.good_query is not None and slo.total_query is not None
+        return _increase_of_query(slo.good_query), _increase_of_query(slo.total_query)
+    metrics = request_metrics(service)
+    assert metrics is not None, "checks.py requires standard request metrics for availability and latency SLOs"
+    labels = target_labels(service)
+    if slo.kind is SliKind.AVAILABILITY:
+        total = _increase(selector(metrics.requests, labels))
+        bad = _increase(selector(metrics.requests, labels, metrics.error_matcher))
+        return f"{total}\n- ({bad} or vector(0))", total
+    threshold = slo.threshold_seconds
+    assert threshold is not None
+    histogram = {**labels, **metrics.duration_labels}
+    good = _increase(selector(f"{metrics.duration}_bucket", histogram, le_matcher(threshold)))
+    total = _increase(selector(f"{metrics.duration}_count", histogram))
+    return good, total
+
+
+def requests_rate(metrics: RequestMetrics, service: Service) -> str:
+    return f"sum(rate({selector(metrics.requests, target_labels(service))}[5m]))"
+
+
+def errors_rate(metrics: RequestMetrics, service: Service) -> str:
+    """Failed requests per second; 0 (not nothing) while requests arrive and none fail."""
+    errors = f"sum(rate({selector(metrics.requests, target_labels(service), metrics.error_matcher)}[5m]))"
+    return f"{errors}\nor 0 * {requests_rate(metrics, service)}"
+
+
+def duration_buckets_rate(metrics: RequestMetrics, service: Service) -> str:
+    histogram = {**target_labels(service), **metrics.duration_labels}
+    return f"sum by (le) (rate({selector(metrics.duration + '_bucket', histogram)}[5m]))"
+
+
+def plain_selector_labels(query: str) -> tuple[str, dict[str, str]] | None:
+    """(metric, labels) of a custom query that is a selector with equality matchers only, else None."""
+    match = re.match(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$", query)
+    if match is None:
+        return None
+    labels: dict[str, str] = {}
+    body = (match.group(2) or "").strip()
+    for part in filter(None, (item.strip() for item in body.split(","))):
+        matcher = re.match(r'^([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"$', part)
+        if matcher is None:
+            return None
+        labels[matcher.group(1)] = matcher.group(2).encode().decode("unicode_escape")
+    return match.group(1), labels

@@ -1,0 +1,375 @@
+"""SLO rules: 5-minute event counts, every window derived from them, multiwindow burn-rate alerts.
+
+Windows. Each SLO's good and total events are recorded once, as 5-minute increases
+(`slo:sli_good_events:increase5m`, `slo:sli_total_events:increase5m`). Every longer window is a
+sum of adjacent shorter ones read at offsets: 30m = 6 × 5m, 1h = 2 × 30m, 2h = 2 × 1h,
+6h = 3 × 2h, 1d = 4 × 6h, 3d = 3 × 1d, and the SLO's period from 3d and 1d pieces
+(30d = 10 × 3d, 28d = 9 × 3d + 1d). The pieces tile the window exactly, so a window
+
+- weighs every event once (a ratio of event counts, not an average of 5-minute ratios),
+- has no lag at its leading edge (an outage is seen as soon as the Workbook's arithmetic says),
+- costs a handful of lookups per SLO however long it is, where a `sum_over_time` over 30 days of
+  one-minute samples reads 43,200 points per series, and
+- survives label churn below the SLO (pods come and go; the recorded counts keep their labels).
+
+A piece that is missing (the first hours after deployment, a gap in evaluation) counts as zero,
+as it would in a `sum_over_time`. Window rules cover every SLO of the system in one expression;
+objectives, SLIs, budgets and alerts are per SLO.
+
+Alerts follow the SRE Workbook's table (`slo_math.BURN_TIERS`): a tier fires when both its long
+and short windows burn faster than its factor (exact for the SLO's period), and the long window
+holds enough events that `RuleConfig.slo_min_bad_events` failures are needed to cross the
+threshold. All tiers share the alert name `SloErrorBudgetBurn` and differ in `window` and
+`severity`, so Alertmanager can inhibit a slower tier while a faster one fires.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+from obsbundle import naming
+from obsbundle.durations import format_duration
+from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.model import Service, SliKind, Slo, System
+from obsbundle.promql import selector
+from obsbundle.rules.alert_labels import recorded_service_labels, runbook_url, service_labels
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import Alert, AlertDoc, Recording, RuleGroup, RunbookCheck
+from obsbundle.rules.sli import sli_event_queries
+from obsbundle.rules.templating import Description, ValueFormat
+from obsbundle.slo_math import BURN_TIERS, BurnTier, format_factor
+
+SHORT_WINDOW_S = 300
+WINDOW_CHAIN: tuple[tuple[int, int, int], ...] = (
+    (1800, 300, 6),
+    (3600, 1800, 2),
+    (7200, 3600, 2),
+    (21600, 7200, 3),
+    (86400, 21600, 4),
+    (259200, 86400, 3),
+)
+"""(window, piece, pieces): each window as a sum of pieces of the one before it."""
+DAY_S = 86400
+FAST_WINDOWS = (1800, 3600, 7200, 21600)
+"""Recorded every `RuleConfig.interval`: the page tiers read them."""
+
+BURN = AlertDoc(
+    name="SloErrorBudgetBurn",
+    summary="An SLO is spending its error budget too fast.",
+    meaning=(
+        "The service's bad events (failed or too slow, per the SLO) over both windows named in the "
+        "`window` label exceed the tier's burn rate: at 1h-5m and 6h-30m (critical) the budget would "
+        "be gone in days, at 1d-2h and 3d-6h (warning) within the SLO period. Users are affected now "
+        "(page) or the SLO will be missed if nothing changes (ticket)."
+    ),
+    actions=(
+        "Open the dashboard link: which endpoints, pods or status codes carry the errors or the slow requests?",
+        "Check what changed: a rollout (`kubectl rollout history`), a config change, a dependency "
+        "(database, queue, external API), traffic growth.",
+        "Mitigate first: roll back, scale out, shed load or fail over; investigate after the burn stops.",
+        "A ticket tier (warning) needs a fix within days, not a wake-up: file it and link the graph.",
+        "If the SLO itself is wrong (threshold too tight, bad events that users never see), change the "
+        "inventory's objective rather than silencing the alert.",
+    ),
+)
+
+SLI_ABSENT = AlertDoc(
+    name="SloSliAbsent",
+    summary="An SLO has no data: its burn-rate alerts cannot fire.",
+    meaning=(
+        "The recorded 5-minute good or total event count of the SLO is missing. Either the service is "
+        "not scraped (target down, monitor broken), it has served no request since it started (client "
+        "libraries create labelled counters on first use), or the metric or bucket it counts no longer "
+        "exists (a library upgrade renamed it, the latency threshold is no longer a bucket boundary). "
+        "While this fires the SLO is blind."
+    ),
+    actions=(
+        "Check the service's targets: is ServiceTargetDown firing for it as well?",
+        "Query the raw SLI series shown below; if a library upgrade renamed them, update the "
+        "inventory's instrumentation or histogram_buckets.",
+        "For a latency SLO, check that the threshold is still one of the histogram's `le` values.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ServiceSlo:
+    service: Service
+    slo: Slo
+
+
+def service_slos(system: System) -> list[ServiceSlo]:
+    """Every SLO of the system, by service name then SLO name."""
+    return [
+        ServiceSlo(service, slo)
+        for service in sorted(system.services, key=lambda s: s.name)
+        for slo in sorted(service.slos, key=lambda s: s.name)
+    ]
+
+
+def windows_group_names(system: System) -> tuple[str, str]:
+    """(short windows, long windows): one pair of groups for every SLO of the system."""
+    return f"{system.name}-slo-windows", f"{system.name}-slo-windows-long"
+
+
+def sli_group_name(system: System, service: Service) -> str:
+    return f"{system.name}-slo-sli-{service.name}"
+
+
+def alerts_group_name(system: System, service: Service) -> str:
+    return f"{system.name}-slo-alerts-{service.name}"
+
+
+def slo_labels(system: System, item: ServiceSlo) -> dict[str, str]:
+    """Labels of the SLO's recorded series: system, namespace, service, slo."""
+    return {**recorded_service_labels(system, item.service), naming.SLO_LABEL: item.slo.name}
+
+
+def budget_text(slo: Slo) -> str:
+    """The error budget as an exact decimal (`0.001`)."""
+    return format(slo.error_budget.normalize(), "f")
+
+
+def percent_text(value: Fraction | Decimal) -> str:
+    """A ratio as a percentage with up to four decimals (`0.072` → `7.2%`)."""
+    exact = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else value
+    shown = round(exact * 100, 4).normalize()
+    return f"{format(shown, 'f')}%"
+
+
+def tier_factor(tier: BurnTier, slo: Slo) -> Fraction:
+    return tier.factor(slo.window_seconds)
+
+
+def tier_threshold(tier: BurnTier, slo: Slo) -> Fraction:
+    """Error ratio above which the tier burns: factor × error budget."""
+    return tier_factor(tier, slo) * Fraction(slo.error_budget)
+
+
+def tier_guard(tier: BurnTier, slo: Slo, config: RuleConfig) -> int:
+    """Fewest events in the long window for the tier to alert: `slo_min_bad_events` must be bad."""
+    return math.ceil(config.slo_min_bad_events / tier_threshold(tier, slo))
+
+
+def tier_for_seconds(tier: BurnTier, config: RuleConfig) -> int:
+    return int(tier.short_window_s * config.slo_for_share)
+
+
+def period_pieces(period_s: int) -> list[tuple[int, int]]:
+    """(piece window, offset) that tile an SLO period of whole days: 3-day pieces, then days."""
+    days = period_s // DAY_S
+    pieces: list[tuple[int, int]] = []
+    offset = 0
+    for _ in range(days // 3):
+        pieces.append((3 * DAY_S, offset))
+        offset += 3 * DAY_S
+    for _ in range(days % 3):
+        pieces.append((DAY_S, offset))
+        offset += DAY_S
+    return pieces
+
+
+def chain_pieces(window_s: int) -> list[tuple[int, int]]:
+    for window, piece, count in WINDOW_CHAIN:
+        if window == window_s:
+            return [(piece, index * piece) for index in range(count)]
+    raise KeyError(window_s)
+
+
+def _window_sum(system: System, pieces: list[tuple[int, int]], metric_of_piece: dict[int, str]) -> str:
+    """Sum of recorded pieces at their offsets; a missing piece counts as zero (`or 0 * head`)."""
+    labels = {naming.SYSTEM_LABEL: system.name}
+    head_window, _ = pieces[0]
+    head = selector(metric_of_piece[head_window], labels)
+    terms = [head]
+    for window, offset in pieces[1:]:
+        piece = selector(metric_of_piece[window], labels)
+        terms.append(f"({piece} offset {format_duration(offset)} or 0 * {head})")
+    return "\n+ ".join(terms)
+
+
+def _window_rules(system: System, window_s: int, pieces: list[tuple[int, int]]) -> list[Recording]:
+    """Good and total events, error ratio and burn rate of every SLO over one window."""
+    window = format_duration(window_s)
+    system_only = {naming.SYSTEM_LABEL: system.name}
+    rules: list[Recording] = []
+    for name_of in (naming.slo_good_events, naming.slo_total_events):
+        sources = {piece: name_of(format_duration(piece)) for piece, _ in pieces}
+        rules.append(Recording(name_of(window), _window_sum(system, pieces, sources)))
+    rules.extend(_ratio_rules(system_only, window))
+    return rules
+
+
+def _ratio_rules(system_only: dict[str, str], window: str) -> list[Recording]:
+    good = selector(naming.slo_good_events(window), system_only)
+    total = selector(naming.slo_total_events(window), system_only)
+    ratio = selector(naming.slo_error_ratio(window), system_only)
+    objective = selector(naming.SLO_OBJECTIVE, system_only)
+    return [
+        Recording(naming.slo_error_ratio(window), f"1 - {good} / {total}"),
+        Recording(naming.slo_burn_rate(window), f"{ratio} / (1 - {objective})"),
+    ]
+
+
+def sli_rules(system: System, items: list[ServiceSlo]) -> list[Recording]:
+    rules: list[Recording] = []
+    for item in items:
+        labels = slo_labels(system, item)
+        good, total = sli_event_queries(item.service, item.slo)
+        objective = format((item.slo.objective / 100).normalize(), "f")
+        rules.append(Recording(naming.SLO_OBJECTIVE, f"vector({objective})", labels))
+        rules.append(Recording(naming.SLO_GOOD_EVENTS, good, labels))
+        rules.append(Recording(naming.SLO_TOTAL_EVENTS, total, labels))
+    return rules
+
+
+def fast_window_rules(system: System) -> list[Recording]:
+    rules = _ratio_rules({naming.SYSTEM_LABEL: system.name}, format_duration(SHORT_WINDOW_S))
+    for window_s in FAST_WINDOWS:
+        rules.extend(_window_rules(system, window_s, chain_pieces(window_s)))
+    return rules
+
+
+def slow_window_rules(system: System, items: list[ServiceSlo]) -> list[Recording]:
+    rules: list[Recording] = []
+    recorded = {window for window, _, _ in WINDOW_CHAIN}
+    for window_s in (DAY_S, 3 * DAY_S):
+        rules.extend(_window_rules(system, window_s, chain_pieces(window_s)))
+    for period_s in sorted({item.slo.window_seconds for item in items} - recorded):
+        rules.extend(_window_rules(system, period_s, period_pieces(period_s)))
+    return rules
+
+
+def budget_rule(system: System, item: ServiceSlo) -> Recording:
+    """Share of the period's error budget left, from the error ratio over the SLO's own period."""
+    labels = slo_labels(system, item)
+    ratio = selector(naming.slo_error_ratio(item.slo.window), labels)
+    return Recording(naming.SLO_ERROR_BUDGET_REMAINING, f"1 - {ratio} / {budget_text(item.slo)}", labels)
+
+
+def _bad_events_wording(slo: Slo) -> str:
+    match slo.kind:
+        case SliKind.AVAILABILITY:
+            return "failed"
+        case SliKind.LATENCY:
+            return f"took longer than {slo.threshold}"
+        case SliKind.CUSTOM:
+            return "were bad"
+
+
+def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleConfig) -> Alert:
+    """The tier's alert for one SLO: long and short windows above factor × budget, enough events."""
+    slo, service = item.slo, item.service
+    labels = slo_labels(system, item)
+    factor = format_factor(tier_factor(tier, slo))
+    threshold = f"({factor} * {budget_text(slo)})"
+    long_ratio = selector(naming.slo_error_ratio(tier.long_window), labels)
+    short_ratio = selector(naming.slo_error_ratio(tier.short_window), labels)
+    long_total = selector(naming.slo_total_events(tier.long_window), labels)
+    guard = tier_guard(tier, slo, config)
+    expr = f"{long_ratio} > {threshold}\nand {short_ratio} > {threshold}\nand {long_total} >= {guard}"
+    spent = percent_text(tier.budget_spent)
+    description = Description(
+        f"{{value}} of {service.name}'s {slo.name} events {_bad_events_wording(slo)} over the last "
+        f"{tier.long_window} (alert above {percent_text(tier_threshold(tier, slo))}, {factor}× the "
+        f"{percent_text(slo.error_budget)} error budget, in the last {tier.short_window} too): "
+        f"{spent} of the {slo.window} budget burns every {tier.long_window} at this rate.",
+        ValueFormat.PERCENT,
+    )
+    return Alert(
+        doc=BURN,
+        expr=expr,
+        severity=tier.severity,
+        labels={**service_labels(system, service), naming.SLO_LABEL: slo.name, naming.WINDOW_LABEL: tier.window_pair},
+        description=description,
+        runbook_url=runbook_url(system, BURN.name),
+        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_SLO_BURN_RATE, service.name, slo=slo.name),
+        for_=format_duration(tier_for_seconds(tier, config)),
+        case=None,
+        entity=f"{service.name} / {slo.name} ({tier.window_pair})",
+        threshold=(
+            f"error ratio > {percent_text(tier_threshold(tier, slo))} ({factor} × {budget_text(slo)}) over "
+            f"{tier.long_window} and {tier.short_window}, ≥ {guard} events"
+        ),
+        checks=(
+            RunbookCheck("Error ratio over the alert's windows", f"{long_ratio}\n{short_ratio}", "promql"),
+            RunbookCheck("Budget left", selector(naming.SLO_ERROR_BUDGET_REMAINING, labels), "promql"),
+        ),
+    )
+
+
+def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
+    labels = slo_labels(system, item)
+    good = selector(naming.SLO_GOOD_EVENTS, labels)
+    total = selector(naming.SLO_TOTAL_EVENTS, labels)
+    sli_good, sli_total = sli_event_queries(item.service, item.slo)
+    return Alert(
+        doc=SLI_ABSENT,
+        expr=f"absent({good})\nor absent({total})",
+        severity="warning",
+        labels={**service_labels(system, item.service), naming.SLO_LABEL: item.slo.name},
+        description=Description(
+            f"No SLI data for {item.service.name}'s {item.slo.name} SLO for {config.slo_absent_for}: "
+            "its burn-rate alerts cannot fire until the series it counts are back."
+        ),
+        runbook_url=runbook_url(system, SLI_ABSENT.name),
+        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_REQUEST_RATE, item.service.name),
+        for_=config.slo_absent_for,
+        case=None,
+        entity=f"{item.service.name} / {item.slo.name}",
+        threshold=f"no recorded SLI for {config.slo_absent_for}",
+        checks=(
+            RunbookCheck("The SLI's raw good events", sli_good, "promql"),
+            RunbookCheck("The SLI's raw total events", sli_total, "promql"),
+        ),
+    )
+
+
+def slo_rule_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    """SLO groups of the system (none when it has no SLO); tests are added by slo_tests.
+
+    Per service, a group of SLIs and a group of alerts (with the budgets), so that each service's
+    tests load its own rules only; between them, the window groups cover every SLO of the system.
+    """
+    items = service_slos(system)
+    if not items:
+        return []
+    windows, long_windows = windows_group_names(system)
+    services = sorted({item.service.name: item.service for item in items}.values(), key=lambda s: s.name)
+    sli_groups = [
+        RuleGroup(
+            sli_group_name(system, service),
+            config.interval,
+            tuple(sli_rules(system, [item for item in items if item.service is service])),
+        )
+        for service in services
+    ]
+    sli_names = tuple(group.name for group in sli_groups)
+    groups = [
+        *sli_groups,
+        RuleGroup(windows, config.interval, tuple(fast_window_rules(system)), depends_on=sli_names),
+        RuleGroup(
+            long_windows,
+            config.slow_interval,
+            tuple(slow_window_rules(system, items)),
+            depends_on=(*sli_names, windows),
+        ),
+    ]
+    for service in services:
+        own = [item for item in items if item.service is service]
+        rules: list[Recording | Alert] = [budget_rule(system, item) for item in own]
+        for item in own:
+            rules.extend(burn_alert(system, item, tier, config) for tier in BURN_TIERS)
+            rules.append(absent_alert(system, item, config))
+        groups.append(
+            RuleGroup(
+                alerts_group_name(system, service),
+                config.interval,
+                tuple(rules),
+                depends_on=(sli_group_name(system, service), windows, long_windows),
+            )
+        )
+    return groups

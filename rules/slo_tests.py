@@ -1,0 +1,550 @@
+"""promtool tests that prove the SLO alerts do what the SRE Workbook says.
+
+Traffic is described as segments of constant request rate and bad share; `BurnModel` computes,
+minute by minute and with exact fractions, what the recorded windows hold and when each tier's
+alert fires, so every expected alert (labels, value, description) is derived, not typed in.
+The model relies on what slo.py's windows guarantee: pieces tile a window exactly, so the
+error ratio over a window is the share of bad events in it.
+
+Tests per SLO:
+- each tier fires at 1.1 × its threshold and stays quiet at 0.9 × (no faster tier involved);
+- a full outage after an hour of clean traffic pages at the first evaluation after the Workbook's
+  detection time (factor × budget × long window) plus `for`, and not a minute earlier;
+- the low-traffic guard: a quiet hour with failures does not page;
+- the absent-SLI alert fires without data and stays quiet with it.
+Per system: every SLO burning at 90 % of its slowest tier for three days and six hours raises
+nothing, and its recorded counts and budget match the traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from fractions import Fraction
+
+from obsbundle import naming
+from obsbundle.durations import format_duration, parse_duration
+from obsbundle.model import Instrumentation, Service, SliKind, Slo, System
+from obsbundle.promql import selector
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import (
+    Alert,
+    AlertCheck,
+    ExpectedAlert,
+    Inputs,
+    InputSeries,
+    RuleGroup,
+    SampleCheck,
+    UnitTest,
+    merge_inputs,
+)
+from obsbundle.rules.sli import le_values, plain_selector_labels, request_metrics, target_labels
+from obsbundle.rules.slo import (
+    BURN,
+    SLI_ABSENT,
+    ServiceSlo,
+    alerts_group_name,
+    percent_text,
+    service_slos,
+    slo_labels,
+    tier_factor,
+    tier_for_seconds,
+    tier_guard,
+    tier_threshold,
+)
+from obsbundle.rules.test_inputs import number
+from obsbundle.slo_math import BURN_TIERS, BurnTier, format_factor
+
+HOUR = 60
+CLEAN_HISTORY = HOUR
+"""Minutes of clean traffic before an outage: the page tier's long window is full when it starts."""
+BASE_RATE = 600
+"""Requests per minute in SLO tests (10 per second), raised where a guard needs more."""
+STEADY_MINUTES = 3 * 24 * HOUR + 6 * HOUR + 10
+SLOW_STEP = 5
+"""Minutes between evaluations in tests that span hours or days and need no finer clock (ticket
+tiers, the guard, steady traffic): the 5-minute pieces still tile every window."""
+STEADY_EVALUATION_INTERVAL = "5m"
+
+
+@dataclass(frozen=True)
+class Segment:
+    minutes: int
+    per_minute: Fraction
+    bad_share: Fraction
+
+
+class BurnModel:
+    """Events and alert states of one SLO under a traffic profile, evaluated every `step` minutes."""
+
+    def __init__(self, item: ServiceSlo, segments: Sequence[Segment], config: RuleConfig, step: int = 1) -> None:
+        self.item = item
+        self.segments = tuple(segments)
+        self.config = config
+        self.step = step
+
+    def events(self, start: int, end: int) -> tuple[Fraction, Fraction]:
+        """(total, bad) events in the minutes (start, end]; nothing before minute 0."""
+        total = bad = Fraction(0)
+        begin = 0
+        for segment in self.segments:
+            stop = begin + segment.minutes
+            low, high = max(begin, start, 0), min(stop, end)
+            if high > low:
+                total += segment.per_minute * (high - low)
+                bad += segment.per_minute * segment.bad_share * (high - low)
+            begin = stop
+        return total, bad
+
+    def ratio(self, window_minutes: int, at: int) -> Fraction | None:
+        total, bad = self.events(at - window_minutes, at)
+        return bad / total if total else None
+
+    def condition(self, tier: BurnTier, at: int) -> bool:
+        if at < 1:  # a 5-minute increase needs two samples
+            return False
+        threshold = tier_threshold(tier, self.item.slo)
+        long_ratio = self.ratio(tier.long_window_s // 60, at)
+        short_ratio = self.ratio(tier.short_window_s // 60, at)
+        long_total, _ = self.events(at - tier.long_window_s // 60, at)
+        return (
+            long_ratio is not None
+            and short_ratio is not None
+            and long_ratio > threshold
+            and short_ratio > threshold
+            and long_total >= tier_guard(tier, self.item.slo, self.config)
+        )
+
+    def firing(self, tier: BurnTier, at: int) -> bool:
+        """Firing at evaluation `at`: true at every evaluation since one at least `for` earlier."""
+        hold = tier_for_seconds(tier, self.config) // 60
+        since = (at - hold) // self.step * self.step
+        return since >= 0 and all(self.condition(tier, t) for t in range(since, at + 1, self.step))
+
+    def firing_tiers(self, at: int) -> list[BurnTier]:
+        return [tier for tier in BURN_TIERS if self.firing(tier, at)]
+
+    def first_firing(self, tier: BurnTier, start: int, end: int) -> int:
+        for at in range(start, end + 1, self.step):
+            if self.firing(tier, at):
+                return at
+        raise AssertionError(f"{tier.window_pair} never fires between minute {start} and {end}")
+
+
+def _counter_notation(increments: Iterable[tuple[int, float]]) -> str:
+    """Expanding notation of a counter from 0 that grows `per_minute` for `minutes`, segment by segment.
+
+    promtool adds the step repeatedly; the next segment starts from the same float sum.
+    """
+    parts = ["0"]
+    value = 0.0
+    for minutes, per_minute in increments:
+        if minutes <= 0:
+            continue
+        first = value + per_minute
+        parts.append(f"{number(first)}+{number(per_minute)}x{minutes - 1}")
+        value = first
+        for _ in range(minutes - 1):
+            value += per_minute
+    return " ".join(parts)
+
+
+def _counter(metric: str, labels: dict[str, str], per_minute: Sequence[tuple[int, float]]) -> InputSeries:
+    return InputSeries(selector(metric, labels), _counter_notation(per_minute))
+
+
+def _share_of(segments: Sequence[Segment], share: Callable[[Segment], Fraction]) -> list[tuple[int, float]]:
+    return [(segment.minutes, float(segment.per_minute * share(segment))) for segment in segments]
+
+
+def traffic_inputs(service: Service, profiles: Sequence[tuple[Slo, Sequence[Segment]]]) -> Inputs | None:
+    """Raw series of a service for the traffic profile of each of its SLOs listed; None when a custom
+    SLI query is no plain selector.
+
+    An availability profile's bad events fail (fast); a latency profile's are successful but slower
+    than the threshold. Micrometer counts requests and durations in one histogram, so its SLOs share
+    series: their profiles must then have the same segments and rates, and a request is either fine,
+    failed or slow.
+    """
+    metrics = request_metrics(service)
+    labels = target_labels(service)
+    inputs: list[InputSeries] = []
+    availability = [segments for slo, segments in profiles if slo.kind is SliKind.AVAILABILITY]
+    latency = [(slo, segments) for slo, segments in profiles if slo.kind is SliKind.LATENCY]
+    for slo, segments in profiles:
+        if slo.kind is not SliKind.CUSTOM:
+            continue
+        assert slo.good_query is not None and slo.total_query is not None
+        good_selector = plain_selector_labels(slo.good_query)
+        total_selector = plain_selector_labels(slo.total_query)
+        if good_selector is None or total_selector is None:
+            return None
+        inputs.append(_counter(*good_selector, _share_of(segments, lambda s: 1 - s.bad_share)))
+        inputs.append(_counter(*total_selector, _share_of(segments, lambda s: Fraction(1))))
+    if metrics is None or not (availability or latency):
+        return merge_inputs(inputs)
+    assert service.metrics is not None
+    ok, failed = {**labels, **metrics.ok_labels}, {**labels, **metrics.error_labels}
+    histogram = {**labels, **metrics.duration_labels}
+    shared = f"{metrics.duration}_count" == metrics.requests
+    if shared:
+        segments = (availability or [latency[0][1]])[0]
+        fail = availability[0] if availability else [Segment(s.minutes, s.per_minute, Fraction(0)) for s in segments]
+        inputs.append(_counter(metrics.requests, ok, _share_of(fail, lambda s: 1 - s.bad_share)))
+        inputs.append(_counter(metrics.requests, failed, _share_of(fail, lambda s: s.bad_share)))
+    else:
+        for segments in availability:
+            inputs.append(_counter(metrics.requests, ok, _share_of(segments, lambda s: 1 - s.bad_share)))
+            inputs.append(_counter(metrics.requests, failed, _share_of(segments, lambda s: s.bad_share)))
+    for slo, segments in latency:
+        assert slo.threshold_seconds is not None
+        spellings = le_values(slo.threshold_seconds)
+        # Go clients write `1`, Python and Java `1.0`: test the spelling the service's library uses.
+        le = spellings[0] if service.metrics.instrumentation is Instrumentation.GRPC else spellings[-1]
+        if shared:
+            fail = (
+                availability[0] if availability else [Segment(s.minutes, s.per_minute, Fraction(0)) for s in segments]
+            )
+            fast_ok = [
+                (s.minutes, float(s.per_minute * (1 - f.bad_share - s.bad_share)))
+                for s, f in zip(segments, fail, strict=True)
+            ]
+            inputs.append(_counter(f"{metrics.duration}_bucket", {**ok, "le": le}, fast_ok))
+            inputs.append(
+                _counter(f"{metrics.duration}_bucket", {**failed, "le": le}, _share_of(fail, lambda s: s.bad_share))
+            )
+        else:
+            inputs.append(
+                _counter(
+                    f"{metrics.duration}_bucket",
+                    {**histogram, "le": le},
+                    _share_of(segments, lambda s: 1 - s.bad_share),
+                )
+            )
+            inputs.append(_counter(f"{metrics.duration}_count", histogram, _share_of(segments, lambda s: Fraction(1))))
+    return merge_inputs(inputs)
+
+
+def sli_inputs(item: ServiceSlo, segments: Sequence[Segment]) -> Inputs | None:
+    """Raw series of one SLO's SLI for a traffic profile (see traffic_inputs)."""
+    return traffic_inputs(item.service, [(item.slo, segments)])
+
+
+def _on_grid(minutes: int, step: int) -> int:
+    """`minutes` rounded up to a multiple of `step`."""
+    return -(-minutes // step) * step
+
+
+def _steady(minutes: int, per_minute: Fraction, bad_share: Fraction) -> list[Segment]:
+    return [Segment(minutes, per_minute, bad_share)]
+
+
+def _rate_for(guard: int) -> Fraction:
+    """Requests per minute so that a single minute of traffic already satisfies `guard`."""
+    return Fraction(max(BASE_RATE, math.ceil(guard / 100) * 100))
+
+
+def _distinct_share(share: Fraction) -> Fraction:
+    """`share`, nudged so that its percentage is not a rounding tie at Prometheus's 4 digits."""
+    for step in range(100):
+        candidate = share * (1 + Fraction(step, 10_000))
+        shown = {f"{float(candidate) * 100 * (1 + drift):.4g}" for drift in (-1e-12, 0.0, 1e-12)}
+        if len(shown) == 1:
+            return candidate
+    return share
+
+
+class SloTests:
+    """Builds the promtool tests of one service's SLO alerts."""
+
+    def __init__(
+        self, system: System, alerts: Sequence[Alert], items: Sequence[ServiceSlo], config: RuleConfig
+    ) -> None:
+        self.system = system
+        self.config = config
+        self.items = list(items)
+        self.burn: dict[tuple[str, str, str], Alert] = {}
+        self.absent: dict[tuple[str, str], Alert] = {}
+        for alert in alerts:
+            key = (alert.labels[naming.SERVICE_LABEL], alert.labels[naming.SLO_LABEL])
+            if alert.doc is BURN:
+                self.burn[(*key, alert.labels[naming.WINDOW_LABEL])] = alert
+            elif alert.doc is SLI_ABSENT:
+                self.absent[key] = alert
+
+    def _key(self, item: ServiceSlo) -> tuple[str, str]:
+        return item.service.name, item.slo.name
+
+    def _expected_burns(self, model: BurnModel, at: int) -> tuple[ExpectedAlert, ...]:
+        expected = []
+        for tier in model.firing_tiers(at):
+            alert = self.burn[(*self._key(model.item), tier.window_pair)]
+            ratio = model.ratio(tier.long_window_s // 60, at)
+            assert ratio is not None
+            expected.append(ExpectedAlert(alert, slo_labels(self.system, model.item), float(ratio)))
+        return tuple(expected)
+
+    def _burn_check(self, model: BurnModel, at: int) -> AlertCheck:
+        return AlertCheck(format_duration(at * 60), BURN.name, self._expected_burns(model, at))
+
+    def tier_tests(self, item: ServiceSlo) -> list[UnitTest]:
+        """Each tier fires at 1.1 × its threshold and stays quiet at 0.9 ×, at the first evaluation
+        after its `for` (ticket tiers on a 5-minute clock, which their `for` of 24m and more allows)."""
+        tests: list[UnitTest] = []
+        for tier in BURN_TIERS:
+            step = 1 if tier.severity == "critical" else SLOW_STEP
+            threshold = tier_threshold(tier, item.slo)
+            hold = tier_for_seconds(tier, self.config) // 60
+            at = _on_grid(hold + step + 2, step)
+            rate = _rate_for(tier_guard(tier, item.slo, self.config))
+            for verb, share in (
+                ("fires", min(threshold * Fraction(11, 10), (threshold + 1) / 2)),
+                ("stays quiet", threshold * Fraction(9, 10)),
+            ):
+                segments = _steady(at + 1, rate, _distinct_share(share))
+                inputs = sli_inputs(item, segments)
+                if inputs is None:
+                    continue
+                model = BurnModel(item, segments, self.config, step)
+                fires = tier in model.firing_tiers(at)
+                assert fires == (verb == "fires"), f"{item.service.name}/{item.slo.name} {tier.window_pair} {verb}"
+                tests.append(
+                    UnitTest(
+                        f"{item.service.name} {item.slo.name}: the {tier.window_pair} tier {verb} at "
+                        f"{float(share / threshold):.1f} × its threshold",
+                        inputs,
+                        (self._burn_check(model, at),),
+                        evaluation_interval=format_duration(step * 60),
+                    )
+                )
+        return tests
+
+    def outage_test(self, item: ServiceSlo) -> UnitTest | None:
+        """A full outage after clean traffic pages at the Workbook's detection time plus `for`."""
+        page = BURN_TIERS[0]
+        rate = _rate_for(tier_guard(page, item.slo, self.config))
+        horizon = CLEAN_HISTORY + HOUR + tier_for_seconds(page, self.config) // 60 + 2
+        segments = [Segment(CLEAN_HISTORY, rate, Fraction(0)), Segment(horizon - CLEAN_HISTORY + 1, rate, Fraction(1))]
+        inputs = sli_inputs(item, segments)
+        if inputs is None:
+            return None
+        model = BurnModel(item, segments, self.config)
+        fired = model.first_firing(page, CLEAN_HISTORY, horizon)
+        bound = CLEAN_HISTORY + page_detection_bound_minutes(item, page, self.config)
+        assert fired <= bound, f"{item.service.name}/{item.slo.name} pages at {fired}, after {bound}"
+        return UnitTest(
+            f"{item.service.name} {item.slo.name}: a full outage pages {fired - CLEAN_HISTORY}m after it starts "
+            f"(Workbook detection {workbook_detection_seconds(item, page):.1f}s + for "
+            f"{format_duration(tier_for_seconds(page, self.config))})",
+            inputs,
+            (self._burn_check(model, fired - 1), self._burn_check(model, fired)),
+        )
+
+    def guard_test(self, item: ServiceSlo) -> UnitTest | None:
+        """An hour of traffic too thin for the page tier's guard, then failures: no page."""
+        page = BURN_TIERS[0]
+        guard = tier_guard(page, item.slo, self.config)
+        rate = Fraction(guard - 1, HOUR)
+        failing = min(HOUR, _on_grid(math.floor(tier_threshold(page, item.slo) * HOUR) + 5, SLOW_STEP))
+        segments = [Segment(HOUR, rate, Fraction(0)), Segment(failing + 1, rate, Fraction(1))]
+        inputs = sli_inputs(item, segments)
+        if inputs is None:
+            return None
+        model = BurnModel(item, segments, self.config, SLOW_STEP)
+        at = HOUR + failing
+        ratio = model.ratio(page.long_window_s // 60, at)
+        assert ratio is not None and ratio > tier_threshold(page, item.slo), "the guard test must burn"
+        assert page not in model.firing_tiers(at)
+        return UnitTest(
+            f"{item.service.name} {item.slo.name}: {guard - 1} requests an hour with failures do not page "
+            f"(the guard needs {guard})",
+            inputs,
+            (self._burn_check(model, at),),
+            evaluation_interval=format_duration(SLOW_STEP * 60),
+        )
+
+    def _healthy(self, item: ServiceSlo, minutes: int) -> Inputs | None:
+        return sli_inputs(item, _steady(minutes, Fraction(BASE_RATE), Fraction(0)))
+
+    def absent_tests(self) -> list[UnitTest]:
+        """The absent-SLI alert fires for an SLO without data, and not while every SLO has data.
+
+        SLOs that read the same metric (Micrometer's availability and latency both count
+        `http_server_requests_seconds_count`) lose their data together."""
+        at = self._absent_eval_minutes()
+        healthy = {self._key(item): self._healthy(item, at + 1) for item in self.items}
+        blind = [item for item in self.items if healthy[self._key(item)] is None]
+
+        def metrics_of(item: ServiceSlo) -> set[str]:
+            return {series.series.split("{", 1)[0] for series in healthy[self._key(item)] or ()}
+
+        def expected(missing: Sequence[ServiceSlo]) -> tuple[ExpectedAlert, ...]:
+            return tuple(
+                ExpectedAlert(self.absent[self._key(item)], slo_labels(self.system, item), 1.0)
+                for item in [*missing, *blind]
+            )
+
+        def inputs_of(present: Sequence[ServiceSlo]) -> Inputs:
+            return merge_inputs(*(healthy[self._key(item)] or () for item in present))
+
+        when = format_duration(at * 60)
+        tests = [
+            UnitTest(
+                "every SLO has data: no absent-SLI alert",
+                inputs_of(self.items),
+                (AlertCheck(when, SLI_ABSENT.name, expected([])),),
+            )
+        ]
+        for item in self.items:
+            if healthy[self._key(item)] is None:
+                continue
+            missing = [other for other in self.items if other not in blind and metrics_of(other) & metrics_of(item)]
+            tests.append(
+                UnitTest(
+                    f"{item.service.name} {item.slo.name} has no data: its absent-SLI alert fires",
+                    inputs_of([other for other in self.items if other not in missing]),
+                    (AlertCheck(when, SLI_ABSENT.name, expected(missing)),),
+                )
+            )
+        return tests
+
+    def _absent_eval_minutes(self) -> int:
+        return parse_duration(self.config.slo_absent_for) // 60 + 5
+
+    def steady_test(self) -> UnitTest | None:
+        """Days of traffic inside every SLO's budget raise nothing; counts and budgets add up."""
+        share = Fraction(9, 10) * min(tier_threshold(tier, item.slo) for item in self.items for tier in BURN_TIERS)
+        segments = _steady(STEADY_MINUTES + 1, Fraction(BASE_RATE), share)
+        inputs = traffic_inputs(self.items[0].service, [(item.slo, segments) for item in self.items])
+        if inputs is None:
+            return None
+        models = [BurnModel(item, segments, self.config) for item in self.items]
+        checkpoints = [HOUR, 6 * HOUR, 24 * HOUR, 3 * 24 * HOUR, STEADY_MINUTES]
+        alert_checks = []
+        for at in checkpoints:
+            expected = tuple(alert for model in models for alert in self._expected_burns(model, at))
+            assert not expected, "steady traffic inside the budget must raise nothing"
+            alert_checks.append(AlertCheck(format_duration(at * 60), BURN.name, expected))
+        end = STEADY_MINUTES
+        sample_checks = []
+        for model in models:
+            labels = slo_labels(self.system, model.item)
+            total_3d, _ = model.events(end - 3 * 24 * HOUR, end)
+            sample_checks.append(_close_to(naming.slo_total_events("3d"), labels, float(total_3d), end))
+            period = model.item.slo.window_seconds // 60
+            total, bad = model.events(end - period, end)
+            remaining = 1 - (bad / total) / Fraction(model.item.slo.error_budget)
+            sample_checks.append(_close_to(naming.SLO_ERROR_BUDGET_REMAINING, labels, float(remaining), end))
+        return UnitTest(
+            f"{format_duration(STEADY_MINUTES * 60)} of traffic at {float(share) * 100:.4g}% bad "
+            "(90 % of the slowest tier) raise no SLO alert",
+            inputs,
+            tuple(alert_checks),
+            tuple(sample_checks),
+            evaluation_interval=STEADY_EVALUATION_INTERVAL,
+        )
+
+    def all_tests(self, *, steady: bool) -> list[UnitTest]:
+        tests: list[UnitTest] = []
+        for item in self.items:
+            tests.extend(self.tier_tests(item))
+            for test in (self.outage_test(item), self.guard_test(item)):
+                if test is not None:
+                    tests.append(test)
+        tests.extend(self.absent_tests())
+        steady_test = self.steady_test() if steady else None
+        if steady_test is not None:
+            tests.append(steady_test)
+        return tests
+
+
+def _close_to(metric: str, labels: dict[str, str], value: float, at: int) -> SampleCheck:
+    """`metric` is within a billionth (relative) of `value`: 1 with the series' labels, name dropped."""
+    tolerance = max(abs(value) * 1e-9, 1e-12)
+    expr = f"abs({selector(metric, labels)} - {value!r}) < bool {tolerance!r}"
+    series = selector("", labels)
+    return SampleCheck(expr, format_duration(at * 60), ((series, 1.0),))
+
+
+def workbook_detection_seconds(item: ServiceSlo, tier: BurnTier) -> float:
+    """The Workbook's detection time of a 100 % outage: threshold × long window."""
+    return float(tier_threshold(tier, item.slo) * tier.long_window_s)
+
+
+def page_detection_bound_minutes(item: ServiceSlo, tier: BurnTier, config: RuleConfig) -> int:
+    """Minutes from an outage to the page at one-minute evaluations: the first evaluation after the
+    detection time (strictly above the threshold), then `for`."""
+    detection = tier_threshold(tier, item.slo) * tier.long_window_s / 60
+    return math.floor(detection) + 1 + tier_for_seconds(tier, config) // 60
+
+
+@dataclass(frozen=True)
+class DetectionRow:
+    system: str
+    service: str
+    slo: str
+    objective: Decimal
+    window: str
+    factor: str
+    threshold: str
+    detection_seconds: float
+    for_: str
+    pages_after_minutes: int
+
+
+def detection_rows(system: System, config: RuleConfig) -> list[DetectionRow]:
+    """Per SLO: how long a full outage takes to page, per the Workbook and per the generated rules."""
+    page = BURN_TIERS[0]
+    rows = []
+    for item in service_slos(system):
+        segments = [
+            Segment(CLEAN_HISTORY, Fraction(BASE_RATE) * 100, Fraction(0)),
+            Segment(2 * HOUR, Fraction(BASE_RATE) * 100, Fraction(1)),
+        ]
+        model = BurnModel(item, segments, config)
+        fired = model.first_firing(page, CLEAN_HISTORY, CLEAN_HISTORY + 2 * HOUR)
+        rows.append(
+            DetectionRow(
+                system.name,
+                item.service.name,
+                item.slo.name,
+                item.slo.objective,
+                item.slo.window,
+                format_factor(tier_factor(page, item.slo)),
+                percent_text(tier_threshold(page, item.slo)),
+                workbook_detection_seconds(item, page),
+                format_duration(tier_for_seconds(page, config)),
+                fired - CLEAN_HISTORY,
+            )
+        )
+    return rows
+
+
+def steady_services(system: System) -> set[str]:
+    """Services whose steady-traffic test covers every distinct SLO shape (kind, objective, period)
+    of the system: days of traffic are the slowest tests, and the same shape proves the same thing."""
+    seen: set[tuple[str, Decimal, int]] = set()
+    chosen: set[str] = set()
+    for service in sorted(system.services, key=lambda s: s.name):
+        shapes = {(slo.kind.value, slo.objective, slo.window_seconds) for slo in service.slos}
+        if shapes - seen:
+            chosen.add(service.name)
+            seen |= shapes
+    return chosen
+
+
+def with_slo_tests(system: System, groups: Sequence[RuleGroup], config: RuleConfig) -> list[RuleGroup]:
+    """The SLO groups, each service's alert group carrying its tests."""
+    steady = steady_services(system)
+    items = service_slos(system)
+    result: list[RuleGroup] = []
+    for group in groups:
+        own = [item for item in items if group.name == alerts_group_name(system, item.service)]
+        if not own:
+            result.append(group)
+            continue
+        tests = SloTests(system, group.alerts, own, config).all_tests(steady=own[0].service.name in steady)
+        result.append(replace(group, tests=(*group.tests, *tests)))
+    return result

@@ -1,0 +1,197 @@
+"""Scrape health: each service's targets, the pool & queue exporter and its sources, and Watchdog.
+
+ServiceTargetDown fires when no target of a service answers, or none is left (so a service whose
+pods are all gone is not silently missing): its SLO cannot see such an outage. The exporter's own
+target and each of its sources (`poolq_up{source}`) have an alert of their own, which Alertmanager
+uses to inhibit the alerts computed from the exporter. Watchdog always fires, for a dead man's switch.
+"""
+
+from __future__ import annotations
+
+from obsbundle import naming
+from obsbundle.labels import exporter_service_name
+from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.model import System
+from obsbundle.monitors.workloads import EXPORTED_KINDS, needs_exporter
+from obsbundle.promql import selector
+from obsbundle.rules.alert_labels import exporter_labels, runbook_url, service_labels, system_labels
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
+from obsbundle.rules.sli import target_labels
+from obsbundle.rules.templating import Description
+from obsbundle.rules.test_inputs import constant
+
+TEST_MINUTES = 15
+
+TARGET_DOWN = AlertDoc(
+    name="ServiceTargetDown",
+    summary="Prometheus cannot scrape any instance of a service.",
+    meaning="Every target of the service fails its scrape, or the service has no target left. Either the "
+    "service is down (no pod answers) or Prometheus has lost sight of it (monitor, port or network "
+    "policy); either way its SLO cannot see what users get.",
+    actions=(
+        "`kubectl get pods` for the service: are pods running and ready?",
+        "Prometheus's targets page (Status → Targets): the scrape error (connection refused, timeout, 404).",
+        "If the pods are fine, check the ServiceMonitor or PodMonitor, the metrics port and network policies.",
+    ),
+)
+EXPORTER_DOWN = AlertDoc(
+    name=naming.ALERT_EXPORTER_DOWN,
+    summary="The pool & queue exporter is not scraped.",
+    meaning="Prometheus gets no answer from the system's pool & queue exporter, or finds no target for it. "
+    "Postgres, PgBouncer and queue alerts are blind meanwhile (and inhibited by this one).",
+    actions=(
+        "`kubectl get pods -n <monitoring namespace> -l app.kubernetes.io/name=obsbundle-exporter`.",
+        "Read its logs; check its Service and ServiceMonitor.",
+    ),
+)
+SOURCE_DOWN = AlertDoc(
+    name=naming.ALERT_EXPORTER_SOURCE_DOWN,
+    summary="The pool & queue exporter cannot read one of its sources.",
+    meaning="The exporter answers but reports `poolq_up == 0` for a source: the datastore is down or "
+    "unreachable, the credentials are wrong, or its queries time out. The datastore's alerts are stale "
+    "meanwhile.",
+    actions=(
+        "Is the datastore itself up? Check its pods and the workloads that use it.",
+        "Read the exporter's logs for the source's error (it never logs credentials).",
+        "Check the exporter's credentials for the source and network policies between them.",
+    ),
+)
+WATCHDOG = AlertDoc(
+    name=naming.ALERT_WATCHDOG,
+    summary="Always firing: proves that Prometheus and Alertmanager work.",
+    meaning="This alert fires all the time. A dead man's switch outside the cluster pages when it stops "
+    "arriving: then Prometheus, its rules or Alertmanager are broken.",
+    actions=(
+        "If the dead man's switch paged: check Prometheus and Alertmanager pods, their logs and the "
+        "rule evaluation failures (prometheus_rule_evaluation_failures_total).",
+    ),
+)
+
+
+def _up(labels: dict[str, str], value: int) -> Inputs:
+    return (constant("up", labels, value, TEST_MINUTES),)
+
+
+def _all_down(up: str) -> str:
+    """Nothing answers: every target down, or no target at all."""
+    return f"(max({up}) or on () vector(0)) == 0"
+
+
+def target_alerts(system: System, config: RuleConfig) -> list[Alert]:
+    alerts: list[Alert] = []
+    for service in sorted(system.scraped_services, key=lambda s: s.name):
+        labels = target_labels(service)
+        up = selector("up", labels)
+        alerts.append(
+            Alert(
+                doc=TARGET_DOWN,
+                expr=_all_down(up),
+                severity="critical",
+                labels=service_labels(system, service),
+                description=Description(
+                    f"No target of {service.name} in {service.namespace} has answered a scrape for "
+                    f"{config.target_down_for}."
+                ),
+                runbook_url=runbook_url(system, TARGET_DOWN.name),
+                dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_TARGETS_UP, service.name),
+                for_=config.target_down_for,
+                case=Case(
+                    firing=_up(labels, 0), quiet=_up(labels, 1), labels={}, value=0, eval_time="10m", background=True
+                ),
+                entity=service.name,
+                threshold=f"no target up for {config.target_down_for}",
+                checks=(RunbookCheck("Targets up / all targets", f"sum({up}) / count({up})", "promql"),),
+            )
+        )
+    return alerts
+
+
+def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
+    if not needs_exporter(system):
+        return []
+    target = {naming.NAMESPACE_LABEL: system.monitoring.namespace, naming.SERVICE_LABEL: exporter_service_name(system)}
+    up = selector("up", target)
+    exporter_target = {**target, naming.SYSTEM_LABEL: system.name}
+    alerts = [
+        Alert(
+            doc=EXPORTER_DOWN,
+            expr=_all_down(up),
+            severity="warning",
+            labels=system_labels(system),
+            description=Description(
+                f"The pool & queue exporter of {system.name} has not answered a scrape for {config.exporter_down_for}."
+            ),
+            runbook_url=runbook_url(system, EXPORTER_DOWN.name),
+            dashboard_url=panel_url(system, Board.DATABASE, PanelId.DB_EXPORTER_UP),
+            for_=config.exporter_down_for,
+            case=Case(
+                firing=_up(exporter_target, 0), quiet=_up(exporter_target, 1), labels={}, value=0, eval_time="10m"
+            ),
+            entity=exporter_service_name(system),
+            threshold=f"not up for {config.exporter_down_for}",
+            checks=(RunbookCheck("The exporter's targets", up, "promql"),),
+        )
+    ]
+    sources: list[tuple[str, str, str | None]] = []
+    for store in sorted(system.datastores, key=lambda s: s.name):
+        if store.kind in EXPORTED_KINDS:
+            sources.append((store.source, store.name, store.node_pool))
+        if store.pgbouncer_source is not None:
+            sources.append((store.pgbouncer_source, store.name, store.node_pool))
+    for source, datastore, pool in sources:
+        series = {naming.SYSTEM_LABEL: system.name, "source": source}
+        labels = {**system_labels(system), naming.DATASTORE_LABEL: datastore, **exporter_labels()}
+        if pool is not None:
+            labels[naming.NODE_POOL_LABEL] = pool
+        alerts.append(
+            Alert(
+                doc=SOURCE_DOWN,
+                expr=f"max by (source) ({selector('poolq_up', series)}) == 0",
+                severity="warning",
+                labels=labels,
+                description=Description(
+                    f"The pool & queue exporter cannot read source {{source}} ({datastore}) "
+                    f"for {config.source_down_for}."
+                ),
+                runbook_url=runbook_url(system, SOURCE_DOWN.name),
+                dashboard_url=panel_url(system, Board.DATABASE, PanelId.DB_EXPORTER_UP, datastore=datastore),
+                for_=config.source_down_for,
+                case=Case(
+                    firing=(constant("poolq_up", series, 0, TEST_MINUTES),),
+                    quiet=(constant("poolq_up", series, 1, TEST_MINUTES),),
+                    labels={"source": source},
+                    value=0,
+                    eval_time="10m",
+                ),
+                entity=f"{source} ({datastore})",
+                threshold=f"poolq_up == 0 for {config.source_down_for}",
+                checks=(
+                    RunbookCheck(
+                        "Sources the exporter reads", selector("poolq_up", {naming.SYSTEM_LABEL: system.name}), "promql"
+                    ),
+                ),
+            )
+        )
+    return alerts
+
+
+def watchdog(system: System) -> Alert:
+    return Alert(
+        doc=WATCHDOG,
+        expr="vector(1)",
+        severity="none",
+        labels=system_labels(system),
+        description=Description(f"Prometheus evaluates {system.name}'s rules and delivers alerts."),
+        runbook_url=runbook_url(system, WATCHDOG.name),
+        dashboard_url=panel_url(system, Board.OVERVIEW, PanelId.OVERVIEW_ALERTS),
+        for_=None,
+        case=Case(firing=(), quiet=None, labels={}, value=1, eval_time="1m"),
+        entity=system.name,
+        threshold="always",
+    )
+
+
+def target_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    alerts = [*target_alerts(system, config), *exporter_alerts(system, config), watchdog(system)]
+    return [RuleGroup(f"{system.name}-targets", config.interval, tuple(alerts))]
