@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from obsbundle.model import System
+from tests.alerting.conftest import REPORT
 from tests.alerting.contract import (
     NOWHERE,
     Destination,
@@ -18,6 +19,7 @@ from tests.alerting.contract import (
     expected_destination,
     receiver_destinations,
 )
+from tests.alerting.generated import alert_labels, alert_rules
 from tests.support import amtool
 
 FLEET = ("aegis", "ecoeco", "logpilot")
@@ -49,6 +51,21 @@ def test_every_contract_alert_of_the_fleet_lands_where_the_owner_table_says(
     checked, problems = misrouted(model, config_paths[system], configs[system], contract_alerts(model))
     assert not problems, f"{len(problems)} of {checked} alerts misrouted:\n" + "\n".join(problems)
     assert checked >= 20
+
+
+@pytest.mark.parametrize("system", FLEET)
+def test_every_generated_alert_of_the_fleet_lands_where_the_owner_table_says(
+    fleet_systems: dict[str, System],
+    config_paths: dict[str, Path],
+    configs: dict[str, dict[str, Any]],
+    default_output: dict[str, bytes],
+    system: str,
+) -> None:
+    alerts = [alert_labels(rule) for rule in alert_rules(default_output, system)]
+    assert alerts, f"generate.py wrote no alert rules for {system}"
+    checked, problems = misrouted(fleet_systems[system], config_paths[system], configs[system], alerts)
+    REPORT.append(f"routing: {checked} generated alerts of {system} checked with amtool")
+    assert not problems, f"{len(problems)} of {checked} generated alerts misrouted:\n" + "\n".join(problems)
 
 
 def test_an_alert_whose_team_label_names_no_team_still_reaches_the_system_owner(
