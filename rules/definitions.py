@@ -87,6 +87,8 @@ class Case:
     value: float
     eval_time: str
     background: bool = False
+    evaluation_interval: str = "1m"
+    """Every 5 minutes for cases that take hours of test time and need no finer clock."""
 
 
 @dataclass(frozen=True)

@@ -445,6 +445,7 @@ class _PoolAlerts:
                 labels={**self.node_labels, "mountpoint": "/"},
                 value=used,
                 eval_time=f"{at}m",
+                evaluation_interval="5m",
             ),
             threshold=f"> {float(minimum) * 100:g}% full, full within {self.config.node_disk_fill_horizon}",
         )
@@ -555,6 +556,7 @@ class _PoolAlerts:
                 labels={},
                 value=self.pool.max_nodes,
                 eval_time=f"{at}m",
+                evaluation_interval="5m",
             ),
             threshold=f"= {self.pool.max_nodes} nodes for {self.config.pool_at_max_for}",
         )

@@ -31,6 +31,7 @@ from obsbundle.rules.definitions import (
     Recording,
     RuleGroup,
     RunbookCheck,
+    UnitTest,
 )
 from obsbundle.rules.sli import (
     RequestMetrics,
@@ -41,7 +42,7 @@ from obsbundle.rules.sli import (
     target_labels,
 )
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import counter
+from obsbundle.rules.test_inputs import close_to, counter
 
 QUANTILES = ("0.5", "0.95", "0.99")
 TEST_MINUTES = 10
@@ -139,7 +140,8 @@ def traffic(service: Service, metrics: RequestMetrics, *, errors_per_minute: flo
         for index, le in enumerate(boundaries):
             per_minute = REQUESTS_PER_MINUTE if index >= bucket else 0
             inputs.append(counter(f"{metrics.duration}_bucket", {**histogram, "le": le}, per_minute, TEST_MINUTES))
-        inputs.append(counter(f"{metrics.duration}_count", histogram, REQUESTS_PER_MINUTE, TEST_MINUTES))
+        if f"{metrics.duration}_count" != metrics.requests:  # Micrometer's requests are the histogram's count
+            inputs.append(counter(f"{metrics.duration}_count", histogram, REQUESTS_PER_MINUTE, TEST_MINUTES))
     return _unique(inputs)
 
 
@@ -281,5 +283,36 @@ def red_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
             rules.append(_error_ratio_alert(system, service, metrics, config))
         if service.errors_per_second_alert is not None:
             rules.append(_error_rate_alert(system, service, metrics, config))
-        groups.append(RuleGroup(group_name(system, service), config.interval, tuple(rules)))
+        groups.append(
+            RuleGroup(
+                group_name(system, service),
+                config.interval,
+                tuple(rules),
+                tests=(recorded_test(system, service, metrics),),
+            )
+        )
     return groups
+
+
+def recorded_test(system: System, service: Service, metrics: RequestMetrics) -> UnitTest:
+    """What the RED recordings hold for known traffic: rates, ratio and the P95, with their labels."""
+    assert service.metrics is not None
+    slowest = len(service.metrics.buckets) - 1
+    labels = recorded_service_labels(system, service)
+    errors = REQUESTS_PER_MINUTE / 10
+    checks = (
+        close_to(naming.SERVICE_REQUESTS_RATE, labels, REQUESTS_PER_MINUTE / 60, TEST_MINUTES),
+        close_to(naming.SERVICE_ERRORS_RATE, labels, errors / 60, TEST_MINUTES),
+        close_to(naming.SERVICE_ERROR_RATIO, labels, errors / REQUESTS_PER_MINUTE, TEST_MINUTES),
+        close_to(
+            naming.SERVICE_LATENCY_QUANTILE,
+            {**labels, "quantile": "0.95"},
+            _p95_in_bucket(service, slowest),
+            TEST_MINUTES,
+        ),
+    )
+    return UnitTest(
+        f"{service.name}: the RED recordings hold its request rate, errors, error ratio and P95",
+        traffic(service, metrics, errors_per_minute=errors, bucket=slowest),
+        sample_checks=checks,
+    )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from obsbundle.promql import selector
-from obsbundle.rules.definitions import InputSeries
+from obsbundle.rules.definitions import InputSeries, SampleCheck
 
 STEP = "1m"
 """Input and evaluation interval of every generated test."""
@@ -39,3 +39,10 @@ def counter(
     sign = "-" if step < 0 else "+"
     return InputSeries(selector(metric, labels), f"{number(start)}{sign}{number(abs(step))}x{minutes}")
 
+
+def close_to(metric: str, labels: Mapping[str, str], value: float, minutes: int) -> SampleCheck:
+    """At `minutes`, `metric{labels}` is within a billionth (relative) of `value`: the check's query
+    returns 1 with the series' labels (the name dropped), so float noise cannot fail it."""
+    tolerance = max(abs(value) * 1e-9, 1e-12)
+    expr = f"abs({selector(metric, labels)} - {value!r}) < bool {tolerance!r}"
+    return SampleCheck(expr, f"{minutes}m", ((selector("", labels), 1.0),))

@@ -54,6 +54,7 @@ def case_tests(group: RuleGroup) -> list[UnitTest]:
                 f"{alert.name}{about} fires",
                 merge_inputs(background, case.firing),
                 (AlertCheck(case.eval_time, alert.name, (ExpectedAlert(alert, case.labels, case.value),)),),
+                evaluation_interval=case.evaluation_interval,
             )
         )
         if case.quiet is not None:
@@ -62,6 +63,7 @@ def case_tests(group: RuleGroup) -> list[UnitTest]:
                     f"{alert.name}{about} stays quiet",
                     merge_inputs(background, case.quiet),
                     (AlertCheck(case.eval_time, alert.name, ()),),
+                    evaluation_interval=case.evaluation_interval,
                 )
             )
     return tests

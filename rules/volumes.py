@@ -159,6 +159,7 @@ def volume_alerts(system: System, config: RuleConfig, volume: WatchedVolume) -> 
             labels={},
             value=(CAPACITY * start + growth * fill_at) / CAPACITY,
             eval_time=f"{fill_at}m",
+            evaluation_interval="5m",
         ),
         entity=f"{where} ({volume.owner})",
         threshold=f"> {float(config.disk_fill_min_usage) * 100:g}% and full within {config.volume_fill_horizon}",

@@ -449,7 +449,7 @@ class _Builder:
         cronjob = {"cronjob": self.service.name}
         last_success = self.ksm_series("kube_cronjob_status_last_successful_time", **cronjob)
         created = self.ksm_series("kube_cronjob_created", **cronjob)
-        at_minutes = allowed // 60 + 10
+        at_minutes = -(-(allowed // 60 + 10) // 5) * 5  # on the 5-minute test clock
         return self.alert(
             CRONJOB_MISSED,
             expr=f"time() - (max({last_success}) or max({created})) > {allowed}",
@@ -475,6 +475,7 @@ class _Builder:
                 labels={},
                 value=at_minutes * 60,
                 eval_time=format_duration(at_minutes * 60),
+                evaluation_interval="5m",
             ),
             threshold=f"no success for {format_duration(allowed)} (longest gap {format_duration(interval)} + grace)",
             checks=(self.kubectl("The CronJob and its runs", f"kubectl get cronjob,jobs -n {self.service.namespace}"),),
