@@ -3,9 +3,10 @@
     python -m bench.dashboards_preview [--inventory inventory/] [--out build/dashboard-previews]
         [--only UID ...] [--json bench/results/dashboards_preview.json]
 
-Backfills the fleet's synthetic series (tests/support/fleet_series.py) into a Prometheus on a
-free port, draws each dashboard with obsbundle.dashboards.preview, and prints per dashboard its
-panels, queries and drawing time. The Prometheus is stopped by its own pid at the end.
+Backfills the fleet's synthetic series (tests/support/fleet_series.py) and the recording rules
+generated for it into a Prometheus on a free port, draws each dashboard with
+obsbundle.dashboards.preview, and prints per dashboard its panels, queries and drawing time.
+The Prometheus is stopped by its own pid at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from obsbundle.dashboards.lint import panels, targets
 from obsbundle.dashboards.preview import Data, http_fetch, render_png
 from obsbundle.dashboards.variables import opening_values
 from obsbundle.loader import load_inventory
-from tests.dashboards.recorded_stand_in import write_recorded
+from obsbundle.rules import rule_groups
 from tests.support.fleet_series import Window, start_fleet_prometheus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     window = Window()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="obsbundle-preview-") as workdir:
-        server = start_fleet_prometheus(Path(workdir), systems, window,
-                                        extra=lambda out: write_recorded(out, systems))
+        groups = [group.to_dict() for system in systems for group in rule_groups(system)]
+        server = start_fleet_prometheus(Path(workdir), systems, window, rule_groups=groups)
         try:
             fetch = http_fetch(server.url, window.start, window.end, "2m")
             for system in systems:

@@ -1,28 +1,31 @@
 """Dashboard settings kept apart from dashboard content: thresholds, time ranges, provisioning paths.
 
 Thresholds drawn on panels that have no inventory field of their own live here, so that a
-panel never carries a literal. Defaults follow the fleet's stated targets (EcoEco: node CPU and
-memory 90 %, disk 85 %, Redis cache hit ratio 70 %) and kubernetes-mixin's dashboard defaults.
+panel never carries a literal. Those an alert also uses default to the rules' own
+(`obsbundle.rules.config`), so the line on a panel is where its alert fires; the others follow
+the fleet's stated targets (EcoEco's 70 % Redis cache hit ratio) and kubernetes-mixin's defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from obsbundle.rules.config import DEFAULT_CONFIG as RULE_CONFIG
+
 
 @dataclass(frozen=True)
 class DashboardConfig:
     """Knobs shared by every generated dashboard."""
 
-    node_cpu_threshold: float = 0.9
+    node_cpu_threshold: float = float(RULE_CONFIG.node_cpu)
     """Node and pool CPU utilisation drawn in red above this ratio."""
-    node_memory_threshold: float = 0.9
-    disk_usage_threshold: float = 0.85
+    node_memory_threshold: float = float(RULE_CONFIG.node_memory)
+    disk_usage_threshold: float = float(RULE_CONFIG.node_disk)
     redis_hit_ratio_target: float = 0.7
     """Redis cache hit ratio below this is drawn in red (EcoEco's stated 70 % target)."""
     budget_warning: float = 0.25
     """SLO error budget remaining below this share is drawn in orange; below zero in red."""
-    volume_usage_threshold: float = 0.85
+    volume_usage_threshold: float = float(RULE_CONFIG.volume_usage)
     """PersistentVolumeClaim usage drawn in red above this ratio."""
     expanded_service_rows: int = 10
     """The API dashboard opens its per-service rows up to this many APIs; beyond, they start collapsed,

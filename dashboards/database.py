@@ -194,6 +194,7 @@ def _volumes(stores: Sequence[Datastore], config: DashboardConfig) -> Any:
             for namespace, claims in sorted(by_namespace.items())
         ],
         Unit.RATIO,
+        panel_id=PanelId.DB_VOLUME_USAGE,
         thresholds=higher_is_worse(None, config.volume_usage_threshold),
         show_thresholds=True,
         max_value=1,

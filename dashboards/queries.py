@@ -16,18 +16,41 @@ from dataclasses import dataclass
 from obsbundle import naming
 from obsbundle.model import Datastore, Instrumentation, NodePool, Queue, Service, Slo, System
 from obsbundle.promql import quote, selector
+from obsbundle.rules.config import DEFAULT_CONFIG as RULE_CONFIG
+from obsbundle.rules.sli import REQUEST_METRICS as SLI_METRICS
 
 CLUSTER_MATCHER = 'cluster=~"$cluster"'
 NAMESPACE_MATCHER = 'namespace=~"$namespace"'
 RATE_INTERVAL = "$__rate_interval"
 CONTAINERS = ('container!=""', 'container!="POD"')
 """cAdvisor also reports the pod's cgroup (container="") and its pause container (POD)."""
-NOT_LOOPBACK = 'device!="lo"'
+EXPORTERS = RULE_CONFIG
+"""Where the standard exporters' series come from: the rules' job selectors, so that a panel reads
+the series its alert reads."""
+NODE = EXPORTERS.node_exporter_node_label
+"""The node-exporter label that holds the node's name (kube-prometheus relabels `instance` to it)."""
 
 
 def sel(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
     """`metric{labels…, cluster=~"$cluster", raw…}`: the one way panels select series."""
     return selector(metric, labels or {}, CLUSTER_MATCHER, *raw)
+
+
+def ksm(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
+    """A kube-state-metrics series."""
+    return sel(metric, {**EXPORTERS.kube_state_metrics, **(labels or {})}, *raw)
+
+
+def node_exporter(metric: str, *raw: str) -> str:
+    return sel(metric, EXPORTERS.node_exporter, *raw)
+
+
+def cadvisor(metric: str, labels: Mapping[str, str], *raw: str) -> str:
+    return sel(metric, {**EXPORTERS.cadvisor, **labels}, *raw)
+
+
+def kubelet(metric: str, labels: Mapping[str, str], *raw: str) -> str:
+    return sel(metric, {**EXPORTERS.kubelet, **labels}, *raw)
 
 
 def rate(series: str) -> str:
@@ -115,41 +138,39 @@ def system_latency(system: System, quantile: str) -> str:
 
 @dataclass(frozen=True)
 class RequestMetrics:
-    """Where a client library puts request counts and latencies, and which labels break them down."""
+    """Where a client library puts request counts and latencies, and which labels break them down.
+
+    Metric names and the server-error matcher are the rules' (`obsbundle.rules.sli`), so a panel
+    counts errors exactly as the alerts and SLOs do; the breakdown labels are the dashboards' own.
+    """
 
     requests: str
     """Counter of handled requests."""
     buckets: str
     """Latency histogram buckets, in seconds."""
-    status_label: str
+    bucket_labels: Mapping[str, str]
+    """Matchers the histogram needs (gRPC: unary calls only, a stream's duration is its lifetime)."""
     errors: str
     """Matcher of server errors."""
+    status_label: str
     method_label: str
     route_label: str
 
 
-# prometheus-client as FastAPI services use it (prometheus-fastapi-instrumentator); Micrometer's
-# http.server.requests; gRPC servers' grpc_server_* (go-grpc-prometheus and java-grpc-prometheus).
+# (status, method, route) labels: prometheus-client as FastAPI services use it
+# (prometheus-fastapi-instrumentator), Micrometer's http.server.requests, go-grpc-prometheus.
+_BREAKDOWN: dict[Instrumentation, tuple[str, str, str]] = {
+    Instrumentation.PROMETHEUS_CLIENT: ("status", "method", "handler"),
+    Instrumentation.MICROMETER: ("status", "method", "uri"),
+    Instrumentation.GRPC: ("grpc_code", "grpc_method", "grpc_service"),
+}
+
 REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
-    Instrumentation.PROMETHEUS_CLIENT: RequestMetrics(
-        "http_requests_total", "http_request_duration_seconds_bucket", "status", 'status=~"5.."', "method", "handler"
-    ),
-    Instrumentation.MICROMETER: RequestMetrics(
-        "http_server_requests_seconds_count",
-        "http_server_requests_seconds_bucket",
-        "status",
-        'status=~"5.."',
-        "method",
-        "uri",
-    ),
-    Instrumentation.GRPC: RequestMetrics(
-        "grpc_server_handled_total",
-        "grpc_server_handling_seconds_bucket",
-        "grpc_code",
-        'grpc_code=~"Unknown|DeadlineExceeded|Unimplemented|Internal|Unavailable|DataLoss"',
-        "grpc_method",
-        "grpc_service",
-    ),
+    instrumentation: RequestMetrics(
+        metrics.requests, f"{metrics.duration}_bucket", metrics.duration_labels, metrics.error_matcher,
+        *_BREAKDOWN[instrumentation],
+    )
+    for instrumentation, metrics in SLI_METRICS.items()
 }
 
 
@@ -176,7 +197,7 @@ def requests_by_status(service: Service, metrics: RequestMetrics) -> str:
 
 
 def latency_by_route(service: Service, metrics: RequestMetrics, quantile: float) -> str:
-    buckets = sel(metrics.buckets, target_labels(service))
+    buckets = sel(metrics.buckets, {**target_labels(service), **metrics.bucket_labels})
     return f"histogram_quantile({quantile}, sum by (le, {metrics.route_label}) ({rate(buckets)}))"
 
 
@@ -189,32 +210,32 @@ def _pods(service: Service, *raw: str) -> tuple[dict[str, str], tuple[str, ...]]
 
 def cpu_by_pod(service: Service) -> str:
     labels, raw = _pods(service, *CONTAINERS)
-    return f"sum by (pod) ({rate(sel('container_cpu_usage_seconds_total', labels, *raw))})"
+    return f"sum by (pod) ({rate(cadvisor('container_cpu_usage_seconds_total', labels, *raw))})"
 
 
 def memory_by_pod(service: Service) -> str:
     labels, raw = _pods(service, *CONTAINERS)
-    return f"sum by (pod) ({sel('container_memory_working_set_bytes', labels, *raw)})"
+    return f"sum by (pod) ({cadvisor('container_memory_working_set_bytes', labels, *raw)})"
 
 
 def limit_per_pod(service: Service, resource: str) -> str:
     """The largest pod's limit of `resource` (cpu in cores, memory in bytes), summed over containers."""
     labels, raw = _pods(service, f"resource={quote(resource)}")
-    return f"max(sum by (pod) ({sel('kube_pod_container_resource_limits', labels, *raw)}))"
+    return f"max(sum by (pod) ({ksm('kube_pod_container_resource_limits', labels, *raw)}))"
 
 
 def memory_limit_ratio(service: Service) -> str:
     """Working set over memory limit, per pod: what LogPilotHighMemoryUsage-style alerts compare."""
     labels, raw = _pods(service, *CONTAINERS)
     _, limit_raw = _pods(service, 'resource="memory"')
-    usage = f"sum by (pod) ({sel('container_memory_working_set_bytes', labels, *raw)})"
-    limit = f"sum by (pod) ({sel('kube_pod_container_resource_limits', labels, *limit_raw)})"
+    usage = f"sum by (pod) ({cadvisor('container_memory_working_set_bytes', labels, *raw)})"
+    limit = f"sum by (pod) ({ksm('kube_pod_container_resource_limits', labels, *limit_raw)})"
     return f"{usage} / {limit}"
 
 
 def restarts_by_pod(service: Service, window: str = "15m") -> str:
     labels, raw = _pods(service)
-    return f"sum by (pod) (increase({sel('kube_pod_container_status_restarts_total', labels, *raw)}[{window}]))"
+    return f"sum by (pod) (increase({ksm('kube_pod_container_status_restarts_total', labels, *raw)}[{window}]))"
 
 
 def targets_up(service: Service) -> str:
@@ -236,7 +257,7 @@ def hpa_name_matcher(service: Service) -> str:
 
 def hpa_replicas(service: Service, metric: str) -> str:
     """An HPA series (`status_current_replicas`, `spec_min_replicas`, …) of the service's HPA."""
-    series = sel(f"kube_horizontalpodautoscaler_{metric}", {naming.NAMESPACE_LABEL: service.namespace},
+    series = ksm(f"kube_horizontalpodautoscaler_{metric}", {naming.NAMESPACE_LABEL: service.namespace},
                  hpa_name_matcher(service))
     return f"max({series})"
 
@@ -244,15 +265,15 @@ def hpa_replicas(service: Service, metric: str) -> str:
 def deployment_replicas(service: Service, metric: str) -> str:
     """A Deployment series (`status_replicas_available`, `spec_replicas`) of the service."""
     labels = {naming.NAMESPACE_LABEL: service.namespace, "deployment": service.name}
-    return f"max({sel(f'kube_deployment_{metric}', labels)})"
+    return f"max({ksm(f'kube_deployment_{metric}', labels)})"
 
 
 def volume_usage(namespace: str, claims: Sequence[str]) -> str:
     """Used share of each PersistentVolumeClaim, by namespace and claim."""
     labels = {naming.NAMESPACE_LABEL: namespace}
     matcher = f"persistentvolumeclaim=~{any_of(claims)}"
-    used = sel("kubelet_volume_stats_used_bytes", labels, matcher)
-    capacity = sel("kubelet_volume_stats_capacity_bytes", labels, matcher)
+    used = kubelet("kubelet_volume_stats_used_bytes", labels, matcher)
+    capacity = kubelet("kubelet_volume_stats_capacity_bytes", labels, matcher)
     return f"max by (namespace, persistentvolumeclaim) ({used} / {capacity})"
 
 
@@ -260,28 +281,28 @@ def job_runs(service: Service, outcome: str) -> str:
     """Pods of the service's Jobs that ended in `outcome` (succeeded or failed), per Job."""
     labels = {naming.NAMESPACE_LABEL: service.namespace}
     job = f"job_name=~{quote(re.escape(service.name) + '(-[a-z0-9]+)?')}"
-    return f"sum by (job_name) ({sel(f'kube_job_status_{outcome}', labels, job)})"
+    return f"sum by (job_name) ({ksm(f'kube_job_status_{outcome}', labels, job)})"
 
 
 def cronjob_since_last_success(service: Service) -> str:
     labels = {naming.NAMESPACE_LABEL: service.namespace, "cronjob": service.name}
-    return f"time() - max({sel('kube_cronjob_status_last_successful_time', labels)})"
+    return f"time() - max({ksm('kube_cronjob_status_last_successful_time', labels)})"
 
 
 def cronjob_next_run(service: Service) -> str:
     labels = {naming.NAMESPACE_LABEL: service.namespace, "cronjob": service.name}
-    return f"max({sel('kube_cronjob_next_schedule_time', labels)}) - time()"
+    return f"max({ksm('kube_cronjob_next_schedule_time', labels)}) - time()"
 
 
 # --- pods across the system ----------------------------------------------------------------------
 
 
 def pods_by_phase() -> str:
-    return f"sum by (phase) ({sel('kube_pod_status_phase', None, NAMESPACE_MATCHER)})"
+    return f"sum by (phase) ({ksm('kube_pod_status_phase', None, NAMESPACE_MATCHER)})"
 
 
 def restarts_by_namespace_pod(window: str = "1h") -> str:
-    counter = sel("kube_pod_container_status_restarts_total", None, NAMESPACE_MATCHER)
+    counter = ksm("kube_pod_container_status_restarts_total", None, NAMESPACE_MATCHER)
     return f"topk(10, sum by (namespace, pod) (increase({counter}[{window}])))"
 
 
@@ -319,8 +340,8 @@ def on_pool_nodes(expr: str, system: System, pool: NodePool | None = None) -> st
 
 def on_pool_instances(expr: str, system: System, pool: NodePool | None = None) -> str:
     """A node-exporter expression (node name in `instance`) kept to the pool's nodes, with node and pool."""
-    nodes = f'label_replace({membership(system, pool)}, "instance", "$1", "node", "(.*)")'
-    return f"{expr} * on (instance) group_left (node, node_pool) {nodes}"
+    nodes = f'label_replace({membership(system, pool)}, "{NODE}", "$1", "node", "(.*)")'
+    return f"{expr} * on ({NODE}) group_left (node, node_pool) {nodes}"
 
 
 def recorded_pool(metric: str, system: System, pool: NodePool | None = None) -> str:
@@ -339,16 +360,16 @@ def system_average(metric: str, system: System) -> str:
 
 
 def node_ready(system: System, pool: NodePool | None = None) -> str:
-    condition = sel("kube_node_status_condition", None, 'condition="Ready"', 'status="true"')
+    condition = ksm("kube_node_status_condition", None, 'condition="Ready"', 'status="true"')
     return f"max by (node, node_pool) ({on_pool_nodes(condition, system, pool)})"
 
 
 def pods_per_pool(system: System) -> str:
-    return f"count by (node_pool) ({on_pool_nodes(sel('kube_pod_info'), system)})"
+    return f"count by (node_pool) ({on_pool_nodes(ksm('kube_pod_info'), system)})"
 
 
 def pods_per_node(system: System, pool: NodePool) -> str:
-    return f"count by (node) ({on_pool_nodes(sel('kube_pod_info'), system, pool)})"
+    return f"count by (node) ({on_pool_nodes(ksm('kube_pod_info'), system, pool)})"
 
 
 def requests_committed(system: System, resource: str, pool: NodePool | None = None, *, by_pool: bool = False) -> str:
@@ -357,8 +378,8 @@ def requests_committed(system: System, resource: str, pool: NodePool | None = No
     Over the whole system, or per pool when `by_pool` or when one `pool` is given.
     """
     resource_matcher = f"resource={quote(resource)}"
-    requests = on_pool_nodes(sel("kube_pod_container_resource_requests", None, resource_matcher), system, pool)
-    allocatable = on_pool_nodes(sel("kube_node_status_allocatable", None, resource_matcher), system, pool)
+    requests = on_pool_nodes(ksm("kube_pod_container_resource_requests", None, resource_matcher), system, pool)
+    allocatable = on_pool_nodes(ksm("kube_node_status_allocatable", None, resource_matcher), system, pool)
     if pool is None and not by_pool:
         return f"sum({requests}) / sum({allocatable})"
     return f"sum by (node_pool) ({requests}) / sum by (node_pool) ({allocatable})"
@@ -369,22 +390,22 @@ def load_per_cpu(system: System, pool: NodePool | None = None) -> str:
 
     The CPU count is kube-state-metrics' capacity, not a count of node_cpu_seconds_total series.
     """
-    load = on_pool_instances(sel("node_load1"), system, pool)
-    capacity = sel("kube_node_status_capacity", None, 'resource="cpu"')
+    load = on_pool_instances(node_exporter("node_load1"), system, pool)
+    capacity = ksm("kube_node_status_capacity", None, 'resource="cpu"')
     cpus = f"max by (node) ({capacity})"
     return f"max by (node, node_pool) ({load} / on (node) {cpus})"
 
 
 def disk_io_time(system: System, pool: NodePool | None = None) -> str:
     """Share of time the busiest disk of each node was busy."""
-    busy = f"max by (instance) ({rate(sel('node_disk_io_time_seconds_total'))})"
+    busy = f"max by ({NODE}) ({rate(node_exporter('node_disk_io_time_seconds_total'))})"
     return f"max by (node, node_pool) ({on_pool_instances(busy, system, pool)})"
 
 
 def network_errors(system: System, pool: NodePool | None = None) -> str:
-    received = rate(sel("node_network_receive_errs_total", None, NOT_LOOPBACK))
-    sent = rate(sel("node_network_transmit_errs_total", None, NOT_LOOPBACK))
-    errors = f"sum by (instance) ({received} + {sent})"
+    received = rate(node_exporter("node_network_receive_errs_total", EXPORTERS.physical_devices))
+    sent = rate(node_exporter("node_network_transmit_errs_total", EXPORTERS.physical_devices))
+    errors = f"sum by ({NODE}) ({received} + {sent})"
     return f"sum by (node_pool) ({on_pool_instances(errors, system, pool)})"
 
 
@@ -512,7 +533,7 @@ def consumer_replicas(system: System, queue: Queue) -> str:
     for consumer in consumers:
         by_namespace.setdefault(consumer.namespace, []).append(consumer.name)
     parts = [
-        sel("kube_deployment_status_replicas_available", {naming.NAMESPACE_LABEL: namespace},
+        ksm("kube_deployment_status_replicas_available", {naming.NAMESPACE_LABEL: namespace},
             f"deployment=~{any_of(names)}")
         for namespace, names in sorted(by_namespace.items())
     ]
@@ -608,7 +629,7 @@ def argocd_syncs(namespace: str, window: str = RATE_INTERVAL) -> str:
 
 def rollouts(window: str = RATE_INTERVAL) -> str:
     """Deployments whose spec changed (a new generation): each one is a rollout."""
-    generation = sel("kube_deployment_metadata_generation", None, NAMESPACE_MATCHER)
+    generation = ksm("kube_deployment_metadata_generation", None, NAMESPACE_MATCHER)
     return f"sum by (namespace, deployment) (changes({generation}[{window}])) > 0"
 
 

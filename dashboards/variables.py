@@ -13,11 +13,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from obsbundle.dashboards.panels import DATASOURCE, DATASOURCE_VARIABLE
-from obsbundle.promql import quote
+from obsbundle.promql import quote, selector
+from obsbundle.rules.config import DEFAULT_CONFIG as RULE_CONFIG
 
 CLUSTER_VARIABLE = "cluster"
 NAMESPACE_VARIABLE = "namespace"
 ALL = "$__all"
+KUBE_STATE_METRICS = RULE_CONFIG.kube_state_metrics
 
 # Grafana refreshes query variables "on time range change" (2): the linter's rule, and the only
 # setting under which a namespace that appears mid-range shows up without a reload.
@@ -46,7 +48,7 @@ def cluster_variable(cluster: str) -> dict[str, Any]:
     return _query_variable(
         CLUSTER_VARIABLE,
         "Cluster",
-        "label_values(kube_node_info, cluster)",
+        f"label_values({selector('kube_node_info', KUBE_STATE_METRICS)}, cluster)",
         all_value=".*",
         current=cluster,
         multi=False,
@@ -57,10 +59,11 @@ def namespace_variable(namespaces: Iterable[str]) -> dict[str, Any]:
     """`namespace`: the system's namespaces; All selects exactly them, not the whole cluster."""
     alternatives = "|".join(_regex_literal(name) for name in sorted(set(namespaces)))
     literal = quote(alternatives)
+    pods = selector("kube_pod_info", KUBE_STATE_METRICS, 'cluster=~"$cluster"', f"namespace=~{literal}")
     return _query_variable(
         NAMESPACE_VARIABLE,
         "Namespace",
-        f'label_values(kube_pod_info{{cluster=~"$cluster", namespace=~{literal}}}, namespace)',
+        f"label_values({pods}, namespace)",
         # Grafana pastes allValue between the quotes of `namespace=~"$namespace"` as it is, so it
         # must already be escaped for a PromQL string.
         all_value=literal[1:-1],

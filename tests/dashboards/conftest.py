@@ -9,7 +9,7 @@ import pytest
 
 from obsbundle.dashboards import system_dashboards
 from obsbundle.model import Inventory, System
-from tests.dashboards.recorded_stand_in import write_recorded
+from obsbundle.rules import rule_groups
 from tests.dashboards.variants import pgbouncer_system
 from tests.support.fleet_series import Window, start_fleet_prometheus
 from tests.support.prometheus import PrometheusServer
@@ -39,10 +39,10 @@ def fleet_window() -> Window:
 def fleet_prometheus(
     tmp_path_factory: pytest.TempPathFactory, checked_systems: list[System], fleet_window: Window
 ) -> Iterator[PrometheusServer]:
-    """Prometheus over TSDB blocks backfilled from the checked systems' synthetic series."""
+    """Prometheus over the checked systems' synthetic series and their generated recording rules."""
     workdir = tmp_path_factory.mktemp("fleet-prometheus")
-    server = start_fleet_prometheus(workdir, checked_systems, fleet_window,
-                                    extra=lambda out: write_recorded(out, checked_systems))
+    groups = [group.to_dict() for system in checked_systems for group in rule_groups(system)]
+    server = start_fleet_prometheus(workdir, checked_systems, fleet_window, rule_groups=groups)
     yield server
     server.stop()
 

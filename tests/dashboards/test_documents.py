@@ -149,6 +149,7 @@ def test_every_panel_id_alerts_link_to_is_on_its_dashboard(default_inventory: In
         (ids(ecoeco, Board.DATABASE), [PanelId.DB_CONNECTIONS, PanelId.DB_WAITING, PanelId.DB_OLDEST_TRANSACTION,
                                        PanelId.DB_EXPORTER_UP]),
         (ids(bouncer, Board.DATABASE), [PanelId.DB_PGBOUNCER_WAITING, PanelId.DB_PGBOUNCER_MAXWAIT]),
+        (ids(aegis, Board.DATABASE), [PanelId.DB_VOLUME_USAGE]),
         (ids(ecoeco, Board.QUEUES), [PanelId.QUEUE_BACKLOG, PanelId.QUEUE_OLDEST_AGE, PanelId.QUEUE_CONSUMERS]),
         (ids(aegis, Board.QUEUES), [PanelId.QUEUE_KAFKA_LAG]),
         (ids(ecoeco, Board.SLOS), [PanelId.SLO_BUDGET, PanelId.SLO_BURN_RATE]),

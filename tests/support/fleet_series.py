@@ -544,7 +544,7 @@ class FleetSeries:
         self.out.gauge("ALERTS", {**base, "alertname": "Watchdog", "severity": "none"}, 1)
         incident = next((s for s in system.services if s.slos), None)
         if incident is not None:
-            self.out.gauge("ALERTS", {**base, "alertname": "SLOErrorBudgetBurn", "severity": "critical",
+            self.out.gauge("ALERTS", {**base, "alertname": "SloErrorBudgetBurn", "severity": "critical",
                                       "namespace": incident.namespace, "service": incident.name,
                                       "slo": incident.slos[0].name, "window": "1h-5m"}, 1)
 
@@ -571,14 +571,11 @@ def start_fleet_prometheus(
     window: Window | None = None,
     *,
     rule_groups: Iterable[Mapping[str, Any]] = (),
-    extra: Callable[[OpenMetrics], None] | None = None,
 ) -> PrometheusServer:
-    """A Prometheus over blocks backfilled from the systems' synthetic series (plus what `extra`
-    writes), and from the recording rules of `rule_groups` evaluated over them."""
+    """A Prometheus over blocks backfilled from the systems' synthetic series, and from the
+    recording rules of `rule_groups` evaluated over them."""
     window = window or Window()
     series = FleetSeries(systems, window)
-    if extra is not None:
-        extra(series.out)
     source = series.write(workdir / "fleet.om")
     tsdb = workdir / "data"
     result = promtool.create_blocks_from_openmetrics(source, tsdb)
