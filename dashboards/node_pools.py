@@ -3,10 +3,12 @@ disk and network for every pool with its min/max node counts, and one dashboard 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from obsbundle import naming
 from obsbundle.dashboards import queries as q
+from obsbundle.dashboards.alerts import alerts_panel
 from obsbundle.dashboards.common import board_link, sibling_links, tags, variables
 from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.overview import pool_bars
@@ -24,6 +26,7 @@ from obsbundle.dashboards.panels import (
 )
 from obsbundle.links import Board, PanelId, dashboard_uid, dashboard_url
 from obsbundle.model import NodePool, System
+from obsbundle.rules.definitions import Alert
 
 RECEIVE, TRANSMIT = "receive", "transmit"
 
@@ -67,12 +70,17 @@ def node_pools_dashboard(system: System, config: DashboardConfig) -> dict[str, A
     )
 
 
-def node_pool_dashboard(system: System, pool: NodePool, config: DashboardConfig) -> dict[str, Any]:
+def node_pool_dashboard(
+    system: System, pool: NodePool, config: DashboardConfig, alerts: Sequence[Alert] = ()
+) -> dict[str, Any]:
+    """The pool's dashboard; `alerts` are the rules' alerts about the pool, listed with their runbooks."""
     rows = [
         Row("Nodes", [_ready(system, pool), _pods(system, pool), _about(system, pool)]),
         Row("Utilisation", _utilisation(system, pool, config)),
         Row("Saturation and errors", _saturation(system, pool)),
     ]
+    if alerts:
+        rows.append(Row("Alerts", [alerts_panel(alerts, pool.name)]))
     return dashboard(
         uid=dashboard_uid(system, Board.NODE_POOL, pool.name),
         title=f"{system.name} / node pool {pool.name}",

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from obsbundle.dashboards.alerts import AlertIndex
 from obsbundle.dashboards.api import api_dashboard
 from obsbundle.dashboards.common import (
     api_services,
@@ -50,8 +51,15 @@ def system_dashboards(system: System, config: DashboardConfig = DEFAULT_CONFIG) 
         boards.append(slos_dashboard(system, config))
     if has_gitops_board(system):
         boards.append(gitops_dashboard(system, config))
-    boards += [service_dashboard(system, service, config) for service in sorted(system.services, key=_name)]
-    boards += [node_pool_dashboard(system, pool, config) for pool in sorted(system.node_pools, key=_name)]
+    alerts = AlertIndex.of(system)
+    boards += [
+        service_dashboard(system, service, config, alerts.about(namespace=service.namespace, service=service.name))
+        for service in sorted(system.services, key=_name)
+    ]
+    boards += [
+        node_pool_dashboard(system, pool, config, alerts.about_pool(pool.name))
+        for pool in sorted(system.node_pools, key=_name)
+    ]
     return boards
 
 

@@ -3,11 +3,13 @@ its SLOs, the queues it consumes, and links to its node pool, datastores and run
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from obsbundle import naming
 from obsbundle.dashboards import queries as q
+from obsbundle.dashboards.alerts import alerts_panel
 from obsbundle.dashboards.common import board_link, runbook_index, sibling_links, tags, variables
 from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.panels import (
@@ -30,13 +32,17 @@ from obsbundle.dashboards.queues import queue_panels
 from obsbundle.durations import parse_duration_ms
 from obsbundle.links import Board, PanelId, dashboard_uid, dashboard_url
 from obsbundle.model import DatastoreKind, Service, System, WorkloadKind
+from obsbundle.rules.definitions import Alert
 from obsbundle.slo_math import BURN_TIERS
 
 QUANTILE_LEGEND = "P{{quantile}}"
 LIMIT_LEGEND = "limit"
 
 
-def service_dashboard(system: System, service: Service, config: DashboardConfig) -> dict[str, Any]:
+def service_dashboard(
+    system: System, service: Service, config: DashboardConfig, alerts: Sequence[Alert] = ()
+) -> dict[str, Any]:
+    """The service's dashboard; `alerts` are the rules' alerts about it, listed with their runbooks."""
     rows: list[Row] = []
     if q.request_metrics(service) is not None:
         rows.append(Row("Requests, errors, duration", red_panels(system, service, linked=True)))
@@ -51,6 +57,8 @@ def service_dashboard(system: System, service: Service, config: DashboardConfig)
     if consumed:
         rows.append(Row("Queues consumed", queue_panels(system, consumed, linked=False)))
     rows.append(Row("Where it runs and what it uses", [_dependencies(system, service)]))
+    if alerts:
+        rows.append(Row("Alerts", [alerts_panel(alerts, service.name)]))
     kind = "API" if service.has_http_api else service.kind.value
     return dashboard(
         uid=dashboard_uid(system, Board.SERVICE, service.name),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from obsbundle.documents import Document, Format
 from obsbundle.links import Board, PanelId, dashboard_uid
 from obsbundle.model import Inventory, System
 from obsbundle.render import render
+from obsbundle.rules import rule_groups
 from obsbundle.settings import OutputFormat, Settings
 from tests.dashboards.variants import pgbouncer_system
 
@@ -224,3 +226,30 @@ def test_the_generator_is_registered_with_the_bundle(default_inventory: Inventor
     paths = {document.path for document in system_documents(system, Settings())}
     generated: list[Document] = list(generate_dashboards(system, Settings()))
     assert {document.path for document in generated} <= paths
+
+
+def test_every_alert_links_to_a_panel_that_exists_on_a_generated_dashboard(
+    fleet_dashboards: dict[str, list[dict[str, Any]]], default_inventory: Inventory
+) -> None:
+    checked = 0
+    for system in [*default_inventory.systems, pgbouncer_system()]:
+        panel_ids = {board["uid"]: _ids(board) for board in fleet_dashboards[system.name]}
+        for group in rule_groups(system):
+            for alert in group.alerts:
+                link = urlsplit(alert.dashboard_url)
+                uid = link.path.rsplit("/d/", 1)[-1]
+                assert uid in panel_ids, f"{alert.name} ({alert.entity}) links to {uid}, which is not generated"
+                panel = int(parse_qs(link.query)["viewPanel"][0])
+                assert panel in panel_ids[uid], f"{alert.name} ({alert.entity}) opens panel {panel} of {uid}"
+                checked += 1
+    assert checked > 100
+
+
+def test_service_and_pool_dashboards_list_their_alerts_with_runbooks(default_inventory: Inventory) -> None:
+    boards = _by_title(system_dashboards(_system(default_inventory, "aegis")))
+    service = next(p for p in panels(boards["aegis / user-service"]) if p["title"] == "Alerts and runbooks")
+    runbook = "[ApiHighErrorRate](https://runbooks.aegis.example.com/aegis/ApiHighErrorRate)"
+    assert runbook in service["options"]["content"]
+    pool = next(p for p in panels(boards["aegis / node pool worker"]) if p["title"] == "Alerts and runbooks")
+    assert "NodePoolDown" in pool["options"]["content"]
+    assert "ApiHighErrorRate" not in pool["options"]["content"]
