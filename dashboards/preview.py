@@ -58,6 +58,7 @@ AXIS_LABELS = 0.7 / (FULL_WIDTH * COLUMN_INCHES)
 """Room for y-axis labels: 0.7 inch, as a share of the figure's width."""
 MAX_LEGEND = 8
 MAX_TABLE_ROWS = 12
+MAX_TEXT_LINES = 24
 
 
 def render_png(dashboard: Mapping[str, Any], data: Data, *, dpi: int = 72, strict: bool = False) -> bytes:
@@ -450,10 +451,26 @@ def _draw_state_timeline(figure: Figure, body: Body, panel: Mapping[str, Any], d
 def _draw_text(figure: Figure, body: Body, panel: Mapping[str, Any], data: Data) -> None:
     content = panel.get("options", {}).get("content", "")
     plain = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", content).replace("**", "").replace("`", "")
-    lines = [line for line in plain.splitlines() if not re.fullmatch(r"\|?[-| ]+\|?", line)]
-    for index, line in enumerate(lines[:18]):
-        figure.text(body[0] + 0.005, body[1] + body[3] * (1 - (index + 1) / max(len(lines), 8)),
-                    line[:110], color=TEXT, fontsize=7, family="monospace")
+    lines = _aligned_tables([line for line in plain.splitlines() if not re.fullmatch(r"\|?[-| ]+\|?", line)])
+    shown = lines[:MAX_TEXT_LINES]
+    for index, line in enumerate(shown):
+        figure.text(body[0] + 0.005, body[1] + body[3] * (1 - (index + 1) / max(len(shown) + 1, 8)),
+                    line[:160], color=TEXT, fontsize=7, family="monospace")
+    del data
+
+
+def _aligned_tables(lines: Sequence[str]) -> list[str]:
+    """Markdown table rows padded into columns, as Grafana's text panel lays the table out."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else None
+            for line in lines]
+    widths: dict[int, int] = {}
+    for row in rows:
+        for column, cell in enumerate(row or []):
+            widths[column] = min(max(widths.get(column, 0), len(cell)), 48)
+    return [
+        "  ".join(cell[: widths[column]].ljust(widths[column]) for column, cell in enumerate(row)) if row else line
+        for row, line in zip(rows, lines, strict=True)
+    ]
 
 
 _DRAWERS: dict[str, Callable[[Figure, Body, Mapping[str, Any], Data], None]] = {
