@@ -544,3 +544,28 @@ def with_slo_tests(system: System, groups: Sequence[RuleGroup], config: RuleConf
         tests = SloTests(system, group.alerts, own, config).all_tests(steady=own[0].service.name == steady)
         result.append(replace(group, tests=(*group.tests, *tests)))
     return result
+
+
+def detection_table(systems: Sequence[System], config: RuleConfig) -> str:
+    """Markdown table of every SLO's page detection time for a full outage: the Workbook's
+    arithmetic, and when the generated rules page with one-minute evaluations (promtool proves it)."""
+    lines = [
+        "| System | Service | SLO | Objective | Window | Page factor | Threshold | Workbook detection | `for` "
+        "| Pages after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for system in systems:
+        for row in detection_rows(system, config):
+            lines.append(
+                f"| {row.system} | {row.service} | {row.slo} | {row.objective} % | {row.window} | {row.factor} | "
+                f"{row.threshold} | {_seconds_text(row.detection_seconds)} | {row.for_} | "
+                f"{row.pages_after_minutes} min |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _seconds_text(seconds: float) -> str:
+    """`48.4 s`, or `2419.2 s (40m19s)` past two minutes."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.1f} s ({format_duration(int(seconds))})"
