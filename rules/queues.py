@@ -78,10 +78,6 @@ CONSUMER_LAG = AlertDoc(
 )
 
 
-def _age_text(seconds: int) -> str:
-    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m"
-
-
 class _Queue:
     def __init__(self, system: System, config: RuleConfig, queue: Queue) -> None:
         self.system, self.config, self.queue = system, config, queue
@@ -223,7 +219,7 @@ class _Queue:
                 value=limit * 2,
                 eval_time="15m",
             ),
-            threshold=f"> {_age_text(limit)} for {self.config.queue_age_for}",
+            threshold=f"> {self.queue.max_age} for {self.config.queue_age_for}",
             check=age,
         )
 
