@@ -3,6 +3,7 @@ runbooks: on-call sees what can fire, at which threshold, and where to read what
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from obsbundle import naming
 from obsbundle.dashboards.panels import text
 from obsbundle.model import System
-from obsbundle.rules import rule_groups
+from obsbundle.rules import alert_groups
 from obsbundle.rules.definitions import Alert
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "none": 3}
@@ -18,23 +19,44 @@ _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2, "none": 3}
 
 @dataclass(frozen=True)
 class AlertIndex:
-    """Every alerting rule of a system, built once per generation of its dashboards."""
+    """Every alerting rule of a system, indexed once per generation of its dashboards.
 
-    alerts: tuple[Alert, ...]
+    Dashboards ask per service and per pool; indexing by those labels up front keeps that linear
+    in the number of alerts instead of alerts × services.
+    """
+
+    by_service: dict[tuple[str, str], tuple[Alert, ...]]
+    by_pool: dict[str, tuple[Alert, ...]]
 
     @classmethod
     def of(cls, system: System) -> AlertIndex:
-        return cls(tuple(alert for group in rule_groups(system) for alert in group.alerts))
+        by_service: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+        by_pool: dict[str, list[Alert]] = defaultdict(list)
+        for group in alert_groups(system):
+            for alert in group.alerts:
+                namespace = alert.labels.get(naming.NAMESPACE_LABEL)
+                service = alert.labels.get(naming.SERVICE_LABEL)
+                pool = alert.labels.get(naming.NODE_POOL_LABEL)
+                if namespace is not None and service is not None:
+                    by_service[(namespace, service)].append(alert)
+                elif pool is not None:  # about the pool itself, not a workload on it
+                    by_pool[pool].append(alert)
+        return cls(
+            {key: _by_severity(found) for key, found in by_service.items()},
+            {key: _by_severity(found) for key, found in by_pool.items()},
+        )
 
-    def about(self, **labels: str) -> list[Alert]:
-        """Alerts whose static labels carry all of `labels`, most severe first, then by name."""
-        found = [alert for alert in self.alerts if all(alert.labels.get(k) == v for k, v in labels.items())]
-        return sorted(found, key=lambda alert: (_SEVERITY_ORDER.get(alert.severity, 9), alert.name, alert.entity))
+    def about(self, namespace: str, service: str) -> list[Alert]:
+        """Alerts about one service, most severe first, then by name."""
+        return list(self.by_service.get((namespace, service), ()))
 
     def about_pool(self, pool: str) -> list[Alert]:
         """Alerts about a node pool itself, not about the workloads that run on it."""
-        return [alert for alert in self.about(**{naming.NODE_POOL_LABEL: pool})
-                if naming.SERVICE_LABEL not in alert.labels]
+        return list(self.by_pool.get(pool, ()))
+
+
+def _by_severity(alerts: list[Alert]) -> tuple[Alert, ...]:
+    return tuple(sorted(alerts, key=lambda alert: (_SEVERITY_ORDER.get(alert.severity, 9), alert.name, alert.entity)))
 
 
 def _cell(value: str) -> str:

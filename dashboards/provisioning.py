@@ -3,7 +3,6 @@ their provider file, and one ConfigMap per dashboard for the Grafana sidecar of 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from obsbundle.dashboards.slos import slos_dashboard
 from obsbundle.documents import Document, Format, kubernetes_document
 from obsbundle.labels import object_labels
 from obsbundle.model import System
+from obsbundle.render import to_json
 from obsbundle.settings import Settings
 
 FOLDER = "dashboards"
@@ -70,17 +70,18 @@ def _name(entity: Any) -> str:
 def generate_dashboards(system: System, settings: Settings) -> Iterator[Document]:
     """`dashboards/<uid>.json` and a ConfigMap for each dashboard, then `dashboards/provider.yaml`."""
     for board in system_dashboards(system):
-        yield Document(path=f"{FOLDER}/{board['uid']}.json", content=board, format=Format.JSON)
-        yield kubernetes_document(config_map(system, settings, board))
+        text = dashboard_json(board)  # encoded once: the file and the ConfigMap hold the same bytes
+        yield Document(path=f"{FOLDER}/{board['uid']}.json", content=text, format=Format.JSON)
+        yield kubernetes_document(config_map(system, settings, board, text))
     yield Document(path=f"{FOLDER}/provider.yaml", content=provider(system))
 
 
 def dashboard_json(board: dict[str, Any]) -> str:
     """The JSON text of a dashboard, as in the provisioned file (sorted keys, stable across runs)."""
-    return json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return to_json(board)
 
 
-def config_map(system: System, settings: Settings, board: dict[str, Any]) -> dict[str, Any]:
+def config_map(system: System, settings: Settings, board: dict[str, Any], text: str | None = None) -> dict[str, Any]:
     """A ConfigMap holding one dashboard, labelled for the sidecar and filed in the system's folder."""
     key, value = SIDECAR_LABEL
     return {
@@ -92,7 +93,7 @@ def config_map(system: System, settings: Settings, board: dict[str, Any]) -> dic
             "labels": {**object_labels(system, settings), "app.kubernetes.io/component": "dashboard", key: value},
             "annotations": {FOLDER_ANNOTATION: system.name},
         },
-        "data": {f"{board['uid']}.json": dashboard_json(board)},
+        "data": {f"{board['uid']}.json": text if text is not None else dashboard_json(board)},
     }
 
 

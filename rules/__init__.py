@@ -71,6 +71,13 @@ def rule_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[Rul
     return [group for _, groups in component_groups(system, config) for group in groups]
 
 
+def alert_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[RuleGroup]:
+    """Every rule group with its alerts but without the SLO scenario tests, the costly part of
+    `rule_groups`, for callers that only read the alerts (dashboards' alert tables)."""
+    builders = [(name, slo_rule_groups if build is slo_groups else build) for name, build in COMPONENTS]
+    return [group for _, build in builders for group in build(system, config)]
+
+
 def prometheus_rule(system: System, settings: Settings, component: str, groups: list[RuleGroup]) -> dict[str, Any]:
     """The PrometheusRule object that carries one component's groups."""
     return {

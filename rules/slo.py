@@ -25,6 +25,7 @@ threshold. All tiers share the alert name `SloErrorBudgetBurn` and differ in `wi
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -144,6 +145,7 @@ def tier_factor(tier: BurnTier, slo: Slo) -> Fraction:
     return tier.factor(slo.window_seconds)
 
 
+@functools.cache  # exact Fraction arithmetic, asked for every minute the SLO tests simulate
 def tier_threshold(tier: BurnTier, slo: Slo) -> Fraction:
     """Error ratio above which the tier burns: factor × error budget."""
     return tier_factor(tier, slo) * Fraction(slo.error_budget)

@@ -18,6 +18,7 @@ nothing, and its recorded counts and budget match the traffic.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -75,6 +76,41 @@ class Segment:
     bad_share: Fraction
 
 
+def _events(segments: tuple[Segment, ...], start: int, end: int) -> tuple[Fraction, Fraction]:
+    total = bad = Fraction(0)
+    begin = 0
+    for segment in segments:
+        stop = begin + segment.minutes
+        low, high = max(begin, start, 0), min(stop, end)
+        if high > low:
+            total += segment.per_minute * (high - low)
+            bad += segment.per_minute * segment.bad_share * (high - low)
+        begin = stop
+    return total, bad
+
+
+# Pure, and asked again and again: `firing` re-checks every minute of a tier's `for`, and services
+# with the same SLO and traffic profile ask identical questions. Caching keeps the test
+# generation linear and cheap in the number of SLOs.
+@functools.lru_cache(maxsize=1 << 18)
+def _burn_condition(
+    segments: tuple[Segment, ...], long_minutes: int, short_minutes: int, *, threshold: Fraction, guard: int, at: int
+) -> bool:
+    """Whether a tier's expression is true at minute `at`: both windows above the threshold, and
+    enough events in the long window for the low-traffic guard."""
+    if at < 1:  # a 5-minute increase needs two samples
+        return False
+    long_total, long_bad = _events(segments, at - long_minutes, at)
+    short_total, short_bad = _events(segments, at - short_minutes, at)
+    return (
+        long_total > 0
+        and short_total > 0
+        and long_bad / long_total > threshold
+        and short_bad / short_total > threshold
+        and long_total >= guard
+    )
+
+
 class BurnModel:
     """Events and alert states of one SLO under a traffic profile, evaluated every `step` minutes."""
 
@@ -86,34 +122,21 @@ class BurnModel:
 
     def events(self, start: int, end: int) -> tuple[Fraction, Fraction]:
         """(total, bad) events in the minutes (start, end]; nothing before minute 0."""
-        total = bad = Fraction(0)
-        begin = 0
-        for segment in self.segments:
-            stop = begin + segment.minutes
-            low, high = max(begin, start, 0), min(stop, end)
-            if high > low:
-                total += segment.per_minute * (high - low)
-                bad += segment.per_minute * segment.bad_share * (high - low)
-            begin = stop
-        return total, bad
+        return _events(self.segments, start, end)
 
     def ratio(self, window_minutes: int, at: int) -> Fraction | None:
         total, bad = self.events(at - window_minutes, at)
         return bad / total if total else None
 
     def condition(self, tier: BurnTier, at: int) -> bool:
-        if at < 1:  # a 5-minute increase needs two samples
-            return False
-        threshold = tier_threshold(tier, self.item.slo)
-        long_ratio = self.ratio(tier.long_window_s // 60, at)
-        short_ratio = self.ratio(tier.short_window_s // 60, at)
-        long_total, _ = self.events(at - tier.long_window_s // 60, at)
-        return (
-            long_ratio is not None
-            and short_ratio is not None
-            and long_ratio > threshold
-            and short_ratio > threshold
-            and long_total >= tier_guard(tier, self.item.slo, self.config)
+        slo = self.item.slo
+        return _burn_condition(
+            self.segments,
+            tier.long_window_s // 60,
+            tier.short_window_s // 60,
+            threshold=tier_threshold(tier, slo),
+            guard=tier_guard(tier, slo, self.config),
+            at=at,
         )
 
     def firing(self, tier: BurnTier, at: int) -> bool:
@@ -534,10 +557,12 @@ def steady_service(system: System) -> str | None:
 def with_slo_tests(system: System, groups: Sequence[RuleGroup], config: RuleConfig) -> list[RuleGroup]:
     """The SLO groups, each service's alert group carrying its tests."""
     steady = steady_service(system)
-    items = service_slos(system)
+    by_group: dict[str, list[ServiceSlo]] = {}
+    for item in service_slos(system):
+        by_group.setdefault(alerts_group_name(system, item.service), []).append(item)
     result: list[RuleGroup] = []
     for group in groups:
-        own = [item for item in items if group.name == alerts_group_name(system, item.service)]
+        own = by_group.get(group.name, [])
         if not own:
             result.append(group)
             continue

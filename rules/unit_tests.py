@@ -32,41 +32,76 @@ def test_file_name(group: str, evaluation_interval: str = STEP) -> str:
 
 
 def case_tests(group: RuleGroup) -> list[UnitTest]:
-    """Two tests per alert with a `Case`: the alert fires on its firing input, and nothing of its
-    name fires on its quiet input. Other rules of the name add their quiet input when it matters."""
+    """Every alert with a `Case` fires on its firing input, with exactly its labels and annotations,
+    and stays quiet on its quiet input.
+
+    Most alerts get two tests each. Alerts that fire on missing data (`background`) would need every
+    sibling rule's quiet input in each of those tests, which grows with the square of the number of
+    services; they get three tests per name instead, each carrying every sibling once.
+    """
     by_name: dict[str, list[Alert]] = defaultdict(list)
     for alert in group.alerts:
-        by_name[alert.name].append(alert)
+        if alert.case is not None:
+            by_name[alert.name].append(alert)
     tests: list[UnitTest] = []
-    for alert in group.alerts:
-        case = alert.case
-        if case is None:
-            continue
-        others = [other for other in by_name[alert.name] if other is not alert]
-        background = (
-            merge_inputs(*(other.case.quiet for other in others if other.case and other.case.quiet))
-            if case.background
-            else ()
+    for name, alerts in by_name.items():
+        if any(alert.case and alert.case.background for alert in alerts) and len(alerts) > 1:
+            tests.extend(_sibling_tests(name, alerts))
+        else:
+            tests.extend(test for alert in alerts for test in _own_tests(alert))
+    return tests
+
+
+def _own_tests(alert: Alert) -> list[UnitTest]:
+    case = alert.case
+    assert case is not None
+    about = f" ({alert.entity})" if alert.entity else ""
+    tests = [
+        UnitTest(
+            f"{alert.name}{about} fires",
+            case.firing,
+            (AlertCheck(case.eval_time, alert.name, (ExpectedAlert(alert, case.labels, case.value),)),),
+            evaluation_interval=case.evaluation_interval,
         )
-        about = f" ({alert.entity})" if alert.entity else ""
+    ]
+    if case.quiet is not None:
         tests.append(
             UnitTest(
-                f"{alert.name}{about} fires",
-                merge_inputs(background, case.firing),
-                (AlertCheck(case.eval_time, alert.name, (ExpectedAlert(alert, case.labels, case.value),)),),
+                f"{alert.name}{about} stays quiet",
+                case.quiet,
+                (AlertCheck(case.eval_time, alert.name, ()),),
                 evaluation_interval=case.evaluation_interval,
             )
         )
-        if case.quiet is not None:
-            tests.append(
-                UnitTest(
-                    f"{alert.name}{about} stays quiet",
-                    merge_inputs(background, case.quiet),
-                    (AlertCheck(case.eval_time, alert.name, ()),),
-                    evaluation_interval=case.evaluation_interval,
-                )
-            )
     return tests
+
+
+def _sibling_tests(name: str, alerts: list[Alert]) -> list[UnitTest]:
+    """Every sibling fires at once; none fires; only the first fires (each rule selects its own)."""
+    cases = [(alert, alert.case) for alert in alerts if alert.case is not None]
+    first, first_case = cases[0]
+    eval_time, interval = first_case.eval_time, first_case.evaluation_interval
+    quiet = [case.quiet for _, case in cases if case.quiet is not None]
+    return [
+        UnitTest(
+            f"{name} fires for each of {len(cases)}",
+            merge_inputs(*(case.firing for _, case in cases)),
+            (AlertCheck(eval_time, name, tuple(ExpectedAlert(a, c.labels, c.value) for a, c in cases)),),
+            evaluation_interval=interval,
+        ),
+        UnitTest(
+            f"{name} stays quiet for all {len(cases)}",
+            merge_inputs(*quiet),
+            (AlertCheck(eval_time, name, ()),),
+            evaluation_interval=interval,
+        ),
+        UnitTest(
+            f"{name} ({first.entity}) fires alone",
+            merge_inputs(*quiet, first_case.firing),
+            (AlertCheck(eval_time, name, (ExpectedAlert(first, first_case.labels, first_case.value),)),),
+            evaluation_interval=interval,
+        ),
+    ]
 
 
 def _expected(alert: ExpectedAlert) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS: tuple[tuple[str, int], ...] = (
@@ -15,6 +16,7 @@ _UNITS: tuple[tuple[str, int], ...] = (
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 
 
+@functools.cache  # windows and intervals are parsed again and again while rules are built
 def parse_duration_ms(text: str) -> int:
     """Milliseconds in a Prometheus duration such as `250ms`, `5m` or `1h30m`.
 

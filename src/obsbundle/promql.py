@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+@functools.cache  # called for every matcher of every rule and panel, with few distinct values
 def quote(value: str) -> str:
     """A PromQL string literal for `value`: quotes, backslashes and control characters escaped."""
     # PromQL double-quoted strings use Go escapes, which agree with JSON's for these characters.
