@@ -25,8 +25,8 @@ class PromtoolNotFoundError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class PromtoolResult:
-    """Outcome of one promtool run."""
+class ToolResult:
+    """Outcome of one run of a command-line tool (promtool here; amtool in the tests)."""
 
     args: tuple[str, ...]
     returncode: int
@@ -51,7 +51,7 @@ def promtool_path() -> str:
     return found
 
 
-def run(*args: str, timeout: float = 600.0, cwd: Path | None = None) -> PromtoolResult:
+def run(*args: str, timeout: float = 600.0, cwd: Path | None = None) -> ToolResult:
     """Run `promtool ARGS…` and capture its output; never raises on a non-zero exit."""
     completed = subprocess.run(
         [promtool_path(), *args],
@@ -61,7 +61,7 @@ def run(*args: str, timeout: float = 600.0, cwd: Path | None = None) -> Promtool
         check=False,
         cwd=cwd,
     )
-    return PromtoolResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
+    return ToolResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
 
 
 def version() -> str:
@@ -71,22 +71,22 @@ def version() -> str:
     return match.group(1) if match else result.output
 
 
-def check_rules(files: Sequence[Path]) -> PromtoolResult:
+def check_rules(files: Sequence[Path]) -> ToolResult:
     """`promtool check rules FILE…`: syntax, expressions, label and annotation templates."""
     return run("check", "rules", *map(str, files))
 
 
-def test_rules(files: Sequence[Path]) -> PromtoolResult:
+def test_rules(files: Sequence[Path]) -> ToolResult:
     """`promtool test rules FILE…`: run unit-test files (rule_files resolve relative to each test file)."""
     return run("test", "rules", *map(str, files))
 
 
-def check_config(file: Path) -> PromtoolResult:
+def check_config(file: Path) -> ToolResult:
     """`promtool check config FILE`: a Prometheus configuration and the rule files it names."""
     return run("check", "config", str(file))
 
 
-def create_blocks_from_openmetrics(source: Path, output_dir: Path) -> PromtoolResult:
+def create_blocks_from_openmetrics(source: Path, output_dir: Path) -> ToolResult:
     """Backfill TSDB blocks into `output_dir` from an OpenMetrics text file (ends with `# EOF`)."""
     return run("tsdb", "create-blocks-from", "openmetrics", str(source), str(output_dir))
 

@@ -20,7 +20,7 @@ def _rules_dir(tree: Path, system: str) -> Path:
     return tree / system / "prometheus" / "rules"
 
 
-def _test_all(files: Sequence[Path]) -> list[promtool.PromtoolResult]:
+def _test_all(files: Sequence[Path]) -> list[promtool.ToolResult]:
     """One promtool per test file, as many at a time as there are cores."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         return list(pool.map(lambda file: promtool.test_rules([file]), files))

@@ -8,45 +8,27 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from obsbundle.promtool import ToolResult
 from tests.support.processes import require_binary
 
 PACKAGE = "prometheus-alertmanager"
-
-
-@dataclass(frozen=True)
-class AmtoolResult:
-    """Outcome of one amtool run."""
-
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    @property
-    def output(self) -> str:
-        return (self.stdout + self.stderr).strip()
 
 
 def amtool_path() -> str:
     return require_binary("amtool", PACKAGE)
 
 
-def run(*args: str, timeout: float = 120.0) -> AmtoolResult:
+def run(*args: str, timeout: float = 120.0) -> ToolResult:
     """Run `amtool ARGS…` and capture its output; never raises on a non-zero exit."""
     completed = subprocess.run(
         [amtool_path(), *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-    return AmtoolResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
+    return ToolResult(tuple(args), completed.returncode, completed.stdout, completed.stderr)
 
 
-def check_config(files: Sequence[Path]) -> AmtoolResult:
+def check_config(files: Sequence[Path]) -> ToolResult:
     """`amtool check-config FILE…`: schema, routes, receivers and the template files the config lists."""
     return run("check-config", *map(str, files))
 
