@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -251,15 +252,25 @@ def measure(url: str, seconds: float) -> Phase:
     return phase
 
 
+def group_kind(name: str) -> str:
+    """A group's name without its service: `bench-slo-alerts-svc-0001` → `bench-slo-alerts`."""
+    return re.sub(r"-svc-\d+$", "", name)
+
+
 def summarise(phase: Phase, idle_cpu_per_minute: float, rules: int) -> dict[str, Any]:
     medians = {name: statistics.median(times) for name, times in phase.times.items() if times}
+    per_minute = {name: median * 60 / phase.intervals[name] for name, median in medians.items()}
+    by_kind: dict[str, float] = defaultdict(float)
+    for name, seconds in per_minute.items():
+        by_kind[group_kind(name)] += seconds
     return {
         "groups": len(phase.intervals),
         "groups_measured": len(medians),
         "rules": rules,
         "evaluations": sum(len(times) for times in phase.times.values()),
         "seconds_per_round": sum(medians.values()),
-        "seconds_per_minute": sum(median * 60 / phase.intervals[name] for name, median in medians.items()),
+        "seconds_per_minute": sum(per_minute.values()),
+        "seconds_per_minute_by_group_kind": dict(sorted(by_kind.items())),
         "cpu_seconds_per_minute": phase.cpu_per_minute - idle_cpu_per_minute,
     }
 
