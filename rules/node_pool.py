@@ -157,18 +157,22 @@ class _Joins:
 
 
 def membership_rule(system: System, config: RuleConfig) -> Recording:
+    """`node_pool:node:info`: each node with a pool label, with the label node-exporter joins on."""
     label = system.node_pool_label_name
     source = selector("kube_node_labels", config.kube_state_metrics, f'{label}!=""')
     pooled = f'label_replace({source}, "node_pool", "$1", {quote(label)}, "(.*)")'
     key = config.node_exporter_node_label
-    if key != "node":
-        pooled = f'label_replace(\n  {pooled},\n  {quote(key)}, "$1", "node", "(.*)"\n)'
-        grouping = f"node, node_pool, {key}"
-    else:
-        grouping = "node, node_pool"
-    return Recording(
-        naming.NODE_POOL_MEMBERSHIP, f"max by ({grouping}) (\n  {pooled}\n)", {naming.SYSTEM_LABEL: system.name}
+    if key == "node":
+        return Recording(
+            naming.NODE_POOL_MEMBERSHIP,
+            f"max by (node, node_pool) (\n  {pooled}\n)",
+            {naming.SYSTEM_LABEL: system.name},
+        )
+    expr = (
+        f"max by (node, node_pool, {key}) (\n"
+        f'  label_replace(\n    {pooled},\n    {quote(key)}, "$1", "node", "(.*)"\n  )\n)'
     )
+    return Recording(naming.NODE_POOL_MEMBERSHIP, expr, {naming.SYSTEM_LABEL: system.name})
 
 
 def recording_rules(system: System, config: RuleConfig) -> list[Recording]:
