@@ -118,7 +118,7 @@ def _team_channels(system: System) -> Iterator[tuple[KeyPath, str]]:
         if seen[1] != channels:
             yield ("services", index, "owner"), (
                 f"team '{service.owner.team}' already has channels {seen[1][0]}"
-                f"{' / ' + seen[1][1] if seen[1][1] else ''} at {_path_text(seen[0])}: "
+                f"{' / ' + seen[1][1] if seen[1][1] else ''} at {format_key_path(seen[0])}: "
                 "give a team the same channels everywhere, or name a different team"
             )
 
@@ -129,7 +129,7 @@ def _duplicates(at: str | KeyPath, names: Iterable[str], what: str) -> Iterator[
     for index, name in enumerate(names):
         if name in seen:
             yield (*prefix, index, "name"), (
-                f"duplicate {what} name '{name}' (also at {_path_text((*prefix, seen[name]))}): "
+                f"duplicate {what} name '{name}' (also at {format_key_path((*prefix, seen[name]))}): "
                 "names must be unique"
             )
         else:
@@ -139,7 +139,3 @@ def _duplicates(at: str | KeyPath, names: Iterable[str], what: str) -> Iterator[
 def _undefined(what: str, name: str, defined: set[str], section: str) -> str:
     known = ", ".join(sorted(defined)) or "none"
     return f"'{name}' is not a defined {what} (defined: {known}): define it under {section} or fix the name"
-
-
-def _path_text(path: KeyPath) -> str:
-    return format_key_path(path)

@@ -7,7 +7,7 @@ This is the edge of the program: the only place that sees raw dictionaries. Ever
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ def _problem(file: str, detail: ErrorDetails, data: Any) -> Problem:
     kind = detail["type"]
     value = detail.get("input")
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(path[:-1], data)
+        allowed = allowed_keys(path[:-1])
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return Problem(file, path, f"unknown key '{path[-1]}': remove it or fix its spelling{hint}")
     if kind == "missing":
@@ -195,10 +195,6 @@ def _has_key(node: Any, part: str | int) -> bool:
 
 # Names pydantic adds to error locations that are not keys of the input.
 _MODEL_NOISE = frozenset({"str", "int", "float", "function-after", "lax-or-strict", "json-or-python"})
-
-
-def _allowed_keys(path: Iterable[str | int], data: Any) -> list[str]:
-    return allowed_keys(tuple(path), data)
 
 
 def _show(value: Any) -> str:

@@ -20,14 +20,13 @@ def inventory_json_schema() -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-def allowed_keys(path: tuple[str | int, ...], data: Any) -> list[str]:
+def allowed_keys(path: tuple[str | int, ...]) -> list[str]:
     """Keys the model accepts at `path` (a path into the raw data), sorted; [] when unknown."""
     model: Any = System
     for part in path:
         model = _item_type(model) if isinstance(part, int) else _field_type(model, part)
         if model is None:
             return []
-    del data
     if isinstance(model, type) and issubclass(model, BaseModel):
         return sorted(field.alias or name for name, field in model.model_fields.items())
     return []
