@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -29,9 +31,7 @@ _FastDumper: type[yaml.SafeDumper] = (
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     if "\n" in value:
-        # Trailing spaces would force quoted style; strip them so PromQL stays readable.
-        value = "\n".join(line.rstrip() for line in value.splitlines()) + ("\n" if value.endswith("\n") else "")
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", _strip_trailing_spaces(value), style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
@@ -39,13 +39,248 @@ _PureDumper.add_representer(str, _represent_str)
 _FastDumper.add_representer(str, _represent_str)
 
 
-def to_yaml(data: Any, *, pure: bool = False) -> str:
-    """YAML text in the order the generator built it (Kubernetes objects read apiVersion, kind, …).
+class Emitter(StrEnum):
+    """Who writes the YAML. All three give the same bytes for what obsbundle generates."""
 
-    `pure` forces the pure-Python emitter; the output is the same either way.
+    BLOCK = "block"  # obsbundle's block writer, falling back to libyaml on anything unusual
+    LIBYAML = "libyaml"
+    PURE = "pure"  # PyYAML's pure-Python emitter
+
+
+def to_yaml(data: Any, *, emitter: Emitter = Emitter.BLOCK) -> str:
+    """YAML text in the order the generator built it (Kubernetes objects read apiVersion, kind, …)."""
+    if emitter is Emitter.BLOCK:
+        try:
+            return _BlockWriter().document(data)
+        except _LeftToPyYAMLError:
+            pass
+    return _pyyaml(data, _PureDumper if emitter is Emitter.PURE else _FastDumper)
+
+
+def _pyyaml(data: Any, dumper: type[yaml.SafeDumper]) -> str:
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, width=_WIDTH, indent=2)
+
+
+# Wide enough that no line of a rule or dashboard is ever folded.
+_WIDTH = 10_000
+# The writer handles single-line scalars up to this length; columns then stay far below _WIDTH,
+# where PyYAML would start folding. Longer ones send the document to PyYAML.
+_LONGEST_SCALAR = 4096
+# PyYAML writes keys of 128 characters or more, and empty keys, as "? key"; those go to PyYAML.
+_LONGEST_KEY = 100
+
+
+class _LeftToPyYAMLError(Exception):
+    """The data holds something `_BlockWriter` leaves to PyYAML."""
+
+
+# PyYAML's rendering of each distinct scalar, as a block sequence item would hold it. Keys are
+# (type, value) so that True, 1 and 1.0 stay apart. Rule files repeat the same label names and
+# values thousands of times, so nearly every lookup is a hit.
+_SCALARS: dict[tuple[type, Any], str] = {}
+# Both caches start over when they reach this many entries, so a long-lived process stays small.
+_CACHE_LIMIT = 1_000_000
+
+
+def _scalar(value: Any) -> str:
+    key = (type(value), value)
+    text = _SCALARS.get(key)
+    if text is None:
+        if len(_SCALARS) > _CACHE_LIMIT:
+            _SCALARS.clear()
+        text = _SCALARS[key] = _new_scalar(value)
+    return text
+
+
+_KEYS: dict[tuple[type, Any], str] = {}
+
+
+def _key(key: Any) -> str:
+    cache_key = (type(key), key)
+    text = _KEYS.get(cache_key)
+    if text is None:
+        # PyYAML writes "? key" for empty, long or multi-line keys.
+        if key == "" or (type(key) is str and (len(key) >= _LONGEST_KEY or any(b in key for b in _LINE_BREAKS))):
+            raise _LeftToPyYAMLError
+        if len(_KEYS) > _CACHE_LIMIT:
+            _KEYS.clear()
+        text = _KEYS[cache_key] = _scalar(key)
+    return text
+
+
+def _new_scalar(value: Any) -> str:
+    if type(value) is str:
+        if len(value) > _LONGEST_SCALAR:
+            raise _LeftToPyYAMLError
+        quick = _plain_or_single_quoted(value)
+        if quick is not None:
+            return quick
+    elif type(value) not in (int, float, bool, type(None)):
+        raise _LeftToPyYAMLError
+    # "- <scalar>\n": the style PyYAML chooses (plain, quoted) depends only on the value here,
+    # unless the scalar spans lines, whose indentation depends on where it stands.
+    item = _pyyaml([value], _FastDumper)
+    text = item[2:-1]
+    if not item.startswith("- ") or any(line_break in text for line_break in _LINE_BREAKS):
+        raise _LeftToPyYAMLError
+    return text
+
+
+_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
+# A single-line scalar PyYAML writes plain or single-quoted: printable, no line break of any kind
+# (U+2028 and U+2029 are breaks to YAML), no blank at either end.
+_SIMPLE_LINE = re.compile("(?! )[\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]+(?<! )")
+# What ends a plain scalar in block context (PyYAML's analyze_scalar): ": ", " #" or a final ":".
+_ENDS_PLAIN = re.compile(": | #|:$")
+# First characters that are YAML indicators, or start "---", "...", "- ", "? " or ": ".
+_INDICATOR_FIRST = frozenset("#,[]{}&*!|>'\"%@`-?:.")
+
+
+def _plain_or_single_quoted(value: str) -> str | None:
+    """PyYAML's choice for a common single-line string, worked out without building a dumper.
+
+    None when the string needs a closer look (an indicator first, escapes, blanks at an end);
+    PyYAML itself then decides. tests/test_render.py checks the two agree on awkward strings.
     """
-    dumper = _PureDumper if pure else _FastDumper
-    return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, width=10_000, indent=2)
+    if value[:1] in _INDICATOR_FIRST or not _SIMPLE_LINE.fullmatch(value):
+        return None
+    # The tag PyYAML's serializer compares with to allow a plain scalar ("yes" reads as a bool).
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    if tag == _STR_TAG and not _ENDS_PLAIN.search(value):
+        return value
+    # Reads as another type ("yes", "1.5", "~") or breaks a plain scalar: single quotes.
+    return "'" + value.replace("'", "''") + "'"
+
+
+# Characters libyaml will not keep in a literal block, even with allow_unicode: it escapes
+# everything beyond the Basic Multilingual Plane.
+_NOT_IN_LITERAL = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufffd]|\ufeff")
+
+
+# Multi-line strings as (block indicator, text without its final line break), per distinct
+# short string: PromQL repeats across rule files and their PrometheusRule. Dashboard JSON is
+# unique and long, so it is not kept.
+_LITERALS: dict[str, tuple[str, str]] = {}
+_LONGEST_KEPT_LITERAL = 4096
+
+
+def _literal(value: str) -> tuple[str, str]:
+    cached = _LITERALS.get(value)
+    if cached is None:
+        if _clean_lines(value):
+            text = value  # the common case, checked in C: nothing to strip, nothing to escape
+        else:
+            text = _strip_trailing_spaces(value)
+            if _NOT_IN_LITERAL.search(text):
+                raise _LeftToPyYAMLError
+        # Leading blanks need an indentation indicator and several final newlines a "+" hint;
+        # PyYAML handles those rare cases.
+        if text[0] in " \n" or text.endswith("\n\n"):
+            raise _LeftToPyYAMLError
+        cached = ("|", text[:-1]) if text.endswith("\n") else ("|-", text)
+        if len(_LITERALS) > _CACHE_LIMIT:
+            _LITERALS.clear()
+        if len(value) <= _LONGEST_KEPT_LITERAL:
+            _LITERALS[value] = cached
+    return cached
+
+
+def _clean_lines(value: str) -> bool:
+    """Printable lines with no blank at their end: PyYAML keeps them as they are.
+
+    Python's printable characters within the Basic Multilingual Plane (two UTF-16 bytes each) are
+    a subset of libyaml's, and its only printable blank is the space, so no other line break or
+    blank can hide in them.
+    """
+    return (
+        value.replace("\n", "").isprintable()
+        and " \n" not in value
+        and value[-1:] != " "
+        and (value.isascii() or len(value.encode("utf-16-le", "surrogatepass")) == 2 * len(value))
+    )
+
+
+def _strip_trailing_spaces(value: str) -> str:
+    # Trailing spaces would force a quoted style; strip them so PromQL stays readable.
+    return "\n".join(line.rstrip() for line in value.splitlines()) + ("\n" if value.endswith("\n") else "")
+
+
+class _BlockWriter:
+    """Block-style YAML for dicts, lists and scalars, byte for byte as `_FastDumper` writes it.
+
+    PyYAML builds a node graph and analyses every scalar each time; this walks the data once and
+    asks PyYAML only for each distinct scalar's style. tests/test_render.py compares the two on
+    the whole fleet and on hand-picked awkward values.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def document(self, data: Any) -> str:
+        if isinstance(data, dict) and data:
+            self.mapping(data, 0, inline=False)
+        elif isinstance(data, list) and data:
+            self.sequence(data, 0, inline=False)
+        else:
+            raise _LeftToPyYAMLError
+        return "".join(self.parts)
+
+    def mapping(self, data: dict[Any, Any], indent: int, *, inline: bool) -> None:
+        margin = " " * indent
+        for key, value in data.items():
+            if inline:
+                inline = False
+            else:
+                self.parts.append(margin)
+            self.parts.append(_key(key))
+            self.parts.append(":")
+            if isinstance(value, dict) and value:
+                self.parts.append("\n")
+                self.mapping(value, indent + 2, inline=False)
+            elif isinstance(value, list) and value:
+                # PyYAML does not indent a sequence that is a mapping's value.
+                self.parts.append("\n")
+                self.sequence(value, indent, inline=False)
+            else:
+                self.value(value, indent)
+
+    def sequence(self, data: list[Any], indent: int, *, inline: bool) -> None:
+        margin = " " * indent
+        for item in data:
+            if inline:
+                inline = False
+            else:
+                self.parts.append(margin)
+            self.parts.append("-")
+            if isinstance(item, dict) and item:
+                self.parts.append(" ")
+                self.mapping(item, indent + 2, inline=True)
+            elif isinstance(item, list) and item:
+                self.parts.append(" ")
+                self.sequence(item, indent + 2, inline=True)
+            else:
+                self.value(item, indent)
+
+    def value(self, value: Any, indent: int) -> None:
+        """A scalar or an empty collection after "key:" or "-", then the line break."""
+        if type(value) is str and "\n" in value:
+            indicator, text = _literal(value)
+            margin = " " * (indent + 2)
+            self.parts.append(f" {indicator}\n")
+            if "\n\n" in text:  # PyYAML writes empty lines without the indentation
+                self.parts.extend(f"{margin}{line}\n" if line else "\n" for line in text.split("\n"))
+            else:
+                self.parts.append(f"{margin}{text.replace(chr(10), chr(10) + margin)}\n")
+        elif isinstance(value, dict):
+            self.parts.append(" {}\n")
+        elif isinstance(value, list):
+            self.parts.append(" []\n")
+        else:
+            self.parts.append(f" {_scalar(value)}\n")
 
 
 def to_json(data: Any) -> str:
