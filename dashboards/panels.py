@@ -8,12 +8,12 @@ grafanalib builds the panels; the few kinds whose grafanalib JSON predates Grafa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import attr
+import orjson
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import (
     GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
@@ -570,5 +570,10 @@ def dashboard(
         time=Time(time_from or config.time_from, "now"),
         timezone="browser",
     )
-    data: dict[str, Any] = json.loads(json.dumps(built.to_json_data(), cls=DashboardEncoder))
+    # grafanalib's objects nest; its DashboardEncoder's hook (`to_json_data`) turns them into plain
+    # data. orjson runs the same hook in C, several times faster than the standard library.
+    data: dict[str, Any] = orjson.loads(orjson.dumps(built.to_json_data(), default=_GRAFANALIB.default))
     return data
+
+
+_GRAFANALIB = DashboardEncoder()

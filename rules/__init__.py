@@ -42,12 +42,8 @@ RULES_DIR = "prometheus/rules"
 RUNBOOKS_DIR = "runbooks"
 
 
-def slo_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
-    return with_slo_tests(system, slo_rule_groups(system, config), config)
-
-
 COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], ...] = (
-    ("slo", slo_groups),
+    ("slo", slo_rule_groups),
     ("red", red_groups),
     ("node-pools", node_pool_groups),
     ("workloads", workload_groups),
@@ -59,11 +55,31 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
 )
 """Each component's groups go into one PrometheusRule named `<system>-<component>`."""
 
+ComponentGroups = tuple[tuple[str, tuple[RuleGroup, ...]], ...]
+
+# The rules of the system generated last. One generation reads them twice, for the rule files and
+# for the dashboards' alert tables, and building them is a large part of its time. Keyed by
+# identity: the model is frozen, and it holds dicts, so it has no hash.
+_LAST_BUILT: list[tuple[System, RuleConfig, ComponentGroups]] = []
+
+
+def _alerting_components(system: System, config: RuleConfig) -> ComponentGroups:
+    """(component, groups) without the SLO scenario tests, components without rules left out."""
+    if _LAST_BUILT and _LAST_BUILT[0][0] is system and _LAST_BUILT[0][1] is config:
+        return _LAST_BUILT[0][2]
+    found = tuple((name, tuple(build(system, config))) for name, build in COMPONENTS)
+    built = tuple((name, groups) for name, groups in found if groups)
+    _LAST_BUILT[:] = [(system, config, built)]
+    return built
+
 
 def component_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[tuple[str, list[RuleGroup]]]:
-    """(component, groups) in a stable order, components without rules left out."""
-    found = [(name, build(system, config)) for name, build in COMPONENTS]
-    return [(name, groups) for name, groups in found if groups]
+    """(component, groups) in a stable order, components without rules left out; the SLO groups
+    carry their scenario tests."""
+    return [
+        (name, with_slo_tests(system, list(groups), config) if name == "slo" else list(groups))
+        for name, groups in _alerting_components(system, config)
+    ]
 
 
 def rule_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[RuleGroup]:
@@ -74,8 +90,7 @@ def rule_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[Rul
 def alert_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[RuleGroup]:
     """Every rule group with its alerts but without the SLO scenario tests, the costly part of
     `rule_groups`, for callers that only read the alerts (dashboards' alert tables)."""
-    builders = [(name, slo_rule_groups if build is slo_groups else build) for name, build in COMPONENTS]
-    return [group for _, build in builders for group in build(system, config)]
+    return [group for _, groups in _alerting_components(system, config) for group in groups]
 
 
 def prometheus_rule(system: System, settings: Settings, component: str, groups: list[RuleGroup]) -> dict[str, Any]:

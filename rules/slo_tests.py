@@ -18,7 +18,6 @@ nothing, and its recorded counts and budget match the traffic.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -89,10 +88,6 @@ def _events(segments: tuple[Segment, ...], start: int, end: int) -> tuple[Fracti
     return total, bad
 
 
-# Pure, and asked again and again: `firing` re-checks every minute of a tier's `for`, and services
-# with the same SLO and traffic profile ask identical questions. Caching keeps the test
-# generation linear and cheap in the number of SLOs.
-@functools.lru_cache(maxsize=1 << 18)
 def _burn_condition(
     segments: tuple[Segment, ...], long_minutes: int, short_minutes: int, *, threshold: Fraction, guard: int, at: int
 ) -> bool:
@@ -111,6 +106,63 @@ def _burn_condition(
     )
 
 
+@dataclass(frozen=True)
+class _TierRule:
+    """What a tier's alert rule evaluates for one SLO, in whole minutes and exact ratios."""
+
+    long_minutes: int
+    short_minutes: int
+    threshold: Fraction
+    guard: int
+    hold_minutes: int
+
+    def key(self) -> tuple[int, ...]:
+        return (
+            self.long_minutes,
+            self.short_minutes,
+            self.threshold.numerator,
+            self.threshold.denominator,
+            self.guard,
+            self.hold_minutes,
+        )
+
+
+_TIER_RULES: dict[tuple[object, ...], tuple[_TierRule, tuple[int, ...]]] = {}
+
+
+def _tier_rule(tier: BurnTier, slo: Slo, config: RuleConfig) -> tuple[_TierRule, tuple[int, ...]]:
+    """The rule and its cache key, per distinct SLO target: thousands of SLOs share a few."""
+    # The window pair names the tier: hashing the tier itself would hash its Fraction every time.
+    key = (tier.window_pair, slo.objective, slo.window, config.slo_min_bad_events, config.slo_for_share)
+    found = _TIER_RULES.get(key)
+    if found is None:
+        rule = _TierRule(
+            long_minutes=tier.long_window_s // 60,
+            short_minutes=tier.short_window_s // 60,
+            threshold=tier_threshold(tier, slo),
+            guard=tier_guard(tier, slo, config),
+            hold_minutes=tier_for_seconds(tier, config) // 60,
+        )
+        found = _TIER_RULES[key] = (rule, rule.key())
+    return found
+
+
+# Answers of `BurnModel.condition` and `.firing`, shared by every model. `firing` re-checks each
+# minute of a tier's `for`, and services with the same SLO and traffic profile ask identical
+# questions; caching keeps the test generation linear and cheap in the number of SLOs. Keys are
+# plain ints, as hashing Fractions and models again and again cost more than the arithmetic.
+_CONDITIONS: dict[tuple[object, ...], bool] = {}
+_FIRING: dict[tuple[object, ...], bool] = {}
+_CACHE_LIMIT = 1 << 20
+
+
+def _remember(cache: dict[tuple[object, ...], bool], key: tuple[object, ...], answer: bool) -> bool:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = answer
+    return answer
+
+
 class BurnModel:
     """Events and alert states of one SLO under a traffic profile, evaluated every `step` minutes."""
 
@@ -119,6 +171,11 @@ class BurnModel:
         self.segments = tuple(segments)
         self.config = config
         self.step = step
+        self._profile = tuple(
+            (segment.minutes, *segment.per_minute.as_integer_ratio(), *segment.bad_share.as_integer_ratio())
+            for segment in self.segments
+        )
+        self._rules: dict[str, tuple[_TierRule, tuple[int, ...]]] = {}  # by window pair
 
     def events(self, start: int, end: int) -> tuple[Fraction, Fraction]:
         """(total, bad) events in the minutes (start, end]; nothing before minute 0."""
@@ -128,22 +185,38 @@ class BurnModel:
         total, bad = self.events(at - window_minutes, at)
         return bad / total if total else None
 
+    def _rule(self, tier: BurnTier) -> tuple[_TierRule, tuple[int, ...]]:
+        found = self._rules.get(tier.window_pair)
+        if found is None:
+            found = self._rules[tier.window_pair] = _tier_rule(tier, self.item.slo, self.config)
+        return found
+
     def condition(self, tier: BurnTier, at: int) -> bool:
-        slo = self.item.slo
-        return _burn_condition(
+        rule, rule_key = self._rule(tier)
+        key = (self._profile, rule_key, at)
+        known = _CONDITIONS.get(key)
+        if known is not None:
+            return known
+        answer = _burn_condition(
             self.segments,
-            tier.long_window_s // 60,
-            tier.short_window_s // 60,
-            threshold=tier_threshold(tier, slo),
-            guard=tier_guard(tier, slo, self.config),
+            rule.long_minutes,
+            rule.short_minutes,
+            threshold=rule.threshold,
+            guard=rule.guard,
             at=at,
         )
+        return _remember(_CONDITIONS, key, answer)
 
     def firing(self, tier: BurnTier, at: int) -> bool:
         """Firing at evaluation `at`: true at every evaluation since one at least `for` earlier."""
-        hold = tier_for_seconds(tier, self.config) // 60
-        since = (at - hold) // self.step * self.step
-        return since >= 0 and all(self.condition(tier, t) for t in range(since, at + 1, self.step))
+        rule, rule_key = self._rule(tier)
+        key = (self._profile, rule_key, self.step, at)
+        known = _FIRING.get(key)
+        if known is not None:
+            return known
+        since = (at - rule.hold_minutes) // self.step * self.step
+        answer = since >= 0 and all(self.condition(tier, t) for t in range(since, at + 1, self.step))
+        return _remember(_FIRING, key, answer)
 
     def firing_tiers(self, at: int) -> list[BurnTier]:
         return [tier for tier in BURN_TIERS if self.firing(tier, at)]

@@ -43,6 +43,7 @@ def parse_duration(text: str) -> int:
     return total_ms // 1000
 
 
+@functools.lru_cache(maxsize=4096)  # a few distinct windows and steps, asked for again and again
 def format_duration(seconds: int) -> str:
     """The canonical Prometheus spelling of a whole number of seconds (`90` → `1m30s`, `86400` → `1d`)."""
     if seconds <= 0:

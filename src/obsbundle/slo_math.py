@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Literal
 
 from obsbundle.durations import format_duration
@@ -24,15 +25,16 @@ class BurnTier:
     short_window_s: int
     severity: Literal["critical", "warning"]
 
-    @property
+    # Cached: rule and test generation ask for these names tens of thousands of times.
+    @cached_property
     def long_window(self) -> str:
         return format_duration(self.long_window_s)
 
-    @property
+    @cached_property
     def short_window(self) -> str:
         return format_duration(self.short_window_s)
 
-    @property
+    @cached_property
     def window_pair(self) -> str:
         """Label value that names the pair, e.g. `1h-5m`, for inhibiting the slower tiers."""
         return f"{self.long_window}-{self.short_window}"
