@@ -1,16 +1,18 @@
 """Generation cost for 10, 100 and 1,000 synthetic services: time and peak memory, per stage.
 
-    python bench/generate.py [--sizes 10 100 1000] [--repeat 3] [--json bench/results/generate.json]
+    python bench/generate.py [--sizes 10 100 1000] [--jobs 1 2] [--repeat 3] [--json bench/results/generate.json]
 
-Each size runs in a fresh interpreter, so peak RSS belongs to that size alone. Stages: load
-(parse + validate the YAML), build (every generator, all output bytes in memory) and write (the
-atomic writer). The table's last column divides the total by the service count: flat means the
-cost grows linearly.
+Each size runs in a fresh interpreter, once in one process and once with a worker process per
+CPU, so peak RSS belongs to that run alone; both must give the same bytes. Stages: load (parse +
+validate the YAML), build (every generator, all output bytes in memory) and write (the atomic
+writer). The ms/svc column divides the total by the service count: flat means the cost grows
+linearly.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import resource
@@ -24,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from obsbundle.bundle import build
+from obsbundle.bundle import build, default_jobs
 from obsbundle.loader import load_inventory
 from obsbundle.settings import Settings
 from obsbundle.writer import write_tree
@@ -69,11 +71,11 @@ def synthetic_system(services: int) -> dict[str, Any]:
     }
 
 
-def measure_once(services: int, trace_memory: bool) -> dict[str, Any]:
+def measure_once(services: int, jobs: int, trace_memory: bool) -> dict[str, Any]:
     """Time each stage for one size, in this process; returns seconds, file counts and memory.
 
     tracemalloc slows allocation-heavy code several times over, so the timed runs leave it off
-    and one extra run measures the Python heap peak.
+    and one extra run, in one process, measures the Python heap peak.
     """
     with tempfile.TemporaryDirectory(prefix="obsbundle-bench-") as folder:
         inventory_path = Path(folder) / "bench.yaml"
@@ -83,7 +85,7 @@ def measure_once(services: int, trace_memory: bool) -> dict[str, Any]:
         started = time.perf_counter()
         inventory = load_inventory([inventory_path])
         loaded = time.perf_counter()
-        files = build(inventory, Settings())
+        files = build(inventory, Settings(), jobs=jobs)
         built = time.perf_counter()
         write_tree(files, Path(folder) / "out")
         written = time.perf_counter()
@@ -91,22 +93,25 @@ def measure_once(services: int, trace_memory: bool) -> dict[str, Any]:
         tracemalloc.stop()
     return {
         "services": services,
+        "jobs": jobs,
         "load_s": loaded - started,
         "build_s": built - loaded,
         "write_s": written - built,
         "total_s": written - started,
         "files": len(files),
         "bytes": sum(len(data) for data in files.values()),
+        "sha256": hashlib.sha256(b"".join(path.encode() + data for path, data in sorted(files.items()))).hexdigest(),
         "python_peak_mib": traced_peak / 2**20,
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_max_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 
-def measure(services: int, repeat: int) -> dict[str, Any]:
+def measure(services: int, jobs: int, repeat: int) -> dict[str, Any]:
     """Best of `repeat` runs, each in a fresh interpreter (import time excluded)."""
     def child(*flags: str) -> dict[str, Any]:
         completed = subprocess.run(
-            [sys.executable, __file__, "--child", str(services), *flags],
+            [sys.executable, __file__, "--child", str(services), "--jobs", str(jobs), *flags],
             capture_output=True,
             text=True,
             check=True,
@@ -115,7 +120,7 @@ def measure(services: int, repeat: int) -> dict[str, Any]:
         return result
 
     best = min((child() for _ in range(repeat)), key=lambda run: run["total_s"])
-    best["python_peak_mib"] = child("--trace-memory")["python_peak_mib"]
+    best["python_peak_mib"] = child("--trace-memory")["python_peak_mib"] if jobs == 1 else None
     best["runs"] = repeat
     return best
 
@@ -123,33 +128,48 @@ def measure(services: int, repeat: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--jobs", type=int, nargs="+", default=sorted({1, default_jobs()}))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=RESULTS / "generate.json")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trace-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(measure_once(args.child, args.trace_memory)))
+        print(json.dumps(measure_once(args.child, args.jobs[0], args.trace_memory)))
         return 0
 
-    rows = [measure(size, args.repeat) for size in args.sizes]
-    header = f"{'services':>8} {'files':>6} {'MiB out':>8} {'load s':>7} {'build s':>8} {'write s':>8} " \
-             f"{'total s':>8} {'ms/svc':>7} {'py peak MiB':>11} {'max RSS MiB':>11}"
+    rows = [measure(size, jobs, args.repeat) for size in args.sizes for jobs in args.jobs]
+    header = (
+        f"{'services':>8} {'jobs':>4} {'files':>6} {'MiB out':>8} {'load s':>7} {'build s':>8} {'write s':>8} "
+        f"{'total s':>8} {'ms/svc':>7} {'py peak MiB':>11} {'max RSS MiB':>11} {'worker RSS':>10}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
+        peak = f"{row['python_peak_mib']:>11.1f}" if row["python_peak_mib"] is not None else f"{'':>11}"
         print(
-            f"{row['services']:>8} {row['files']:>6} {row['bytes'] / 2**20:>8.1f} {row['load_s']:>7.2f} "
-            f"{row['build_s']:>8.2f} {row['write_s']:>8.2f} {row['total_s']:>8.2f} "
-            f"{1000 * row['total_s'] / row['services']:>7.2f} {row['python_peak_mib']:>11.1f} "
-            f"{row['max_rss_mib']:>11.1f}"
+            f"{row['services']:>8} {row['jobs']:>4} {row['files']:>6} {row['bytes'] / 2**20:>8.1f} "
+            f"{row['load_s']:>7.2f} {row['build_s']:>8.2f} {row['write_s']:>8.2f} {row['total_s']:>8.2f} "
+            f"{1000 * row['total_s'] / row['services']:>7.2f} {peak} {row['max_rss_mib']:>11.1f} "
+            f"{row['worker_max_rss_mib']:>10.1f}"
         )
-    smallest, largest = rows[0], rows[-1]
-    growth = (largest["total_s"] / smallest["total_s"]) / (largest["services"] / smallest["services"])
-    print(
-        f"\ncost per service at {largest['services']} vs {smallest['services']} services: "
-        f"{growth:.2f}× (1.00 = linear; below 1 = fixed costs amortised)"
-    )
+    for jobs in args.jobs:
+        runs = [row for row in rows if row["jobs"] == jobs]
+        smallest, largest = runs[0], runs[-1]
+        growth = (largest["total_s"] / smallest["total_s"]) / (largest["services"] / smallest["services"])
+        print(
+            f"\njobs {jobs}: cost per service at {largest['services']} vs {smallest['services']} services: "
+            f"{growth:.2f}× (1.00 = linear; below 1 = fixed costs amortised)"
+        )
+    speedups: dict[int, float] = {}
+    for size in args.sizes:
+        by_jobs = {row["jobs"]: row for row in rows if row["services"] == size}
+        digests = {row["sha256"] for row in by_jobs.values()}
+        assert len(digests) == 1, f"{size} services: the output differs between job counts"
+        fewest, most = min(by_jobs), max(by_jobs)
+        if fewest != most:
+            speedups[size] = by_jobs[fewest]["total_s"] / by_jobs[most]["total_s"]
+            print(f"{size} services: {most} jobs are {speedups[size]:.2f}× as fast as {fewest} (same bytes)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -157,8 +177,9 @@ def main() -> int:
                 "benchmark": "generate",
                 "python": platform.python_version(),
                 "machine": platform.machine(),
+                "cpus": default_jobs(),
                 "rows": rows,
-                "per_service_cost_ratio_largest_to_smallest": growth,
+                "speedup_by_size": speedups,
             },
             indent=2,
         )

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from obsbundle.bundle import build
+from obsbundle.bundle import PARALLEL_FROM_SERVICES, build, default_jobs
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
 from obsbundle.schema import inventory_json_schema
@@ -37,8 +37,19 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=[f.value for f in OutputFormat], default=OutputFormat.OPERATOR.value,
         help="operator: Prometheus Operator objects and plain files (default); prometheus: plain files only",
     )
+    parser.add_argument(
+        "--jobs", type=_positive_int, default=default_jobs(), metavar="N",
+        help=f"worker processes for inventories of {PARALLEL_FROM_SERVICES} services or more "
+        "(default: the CPUs available); the output is the same for any N",
+    )
     parser.add_argument("--schema", action="store_true", help="print the inventory's JSON Schema and exit")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(output_format=OutputFormat(args.format))
     try:
         inventory = load_inventory(args.inventory or [Path("inventory")])
-        files = build(inventory, settings)
+        files = build(inventory, settings, jobs=args.jobs)
         if args.check:
             stale = stale_files(files, args.out)
             if stale:

@@ -37,3 +37,7 @@ class InputError(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
+
+    def __reduce__(self) -> tuple[type[InputError], tuple[tuple[Problem, ...]]]:
+        # Raised in a worker process, it crosses back pickled: rebuild it from its problems.
+        return (InputError, (self.problems,))

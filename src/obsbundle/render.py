@@ -74,37 +74,49 @@ class _LeftToPyYAMLError(Exception):
     """The data holds something `_BlockWriter` leaves to PyYAML."""
 
 
-# PyYAML's rendering of each distinct scalar, as a block sequence item would hold it. Keys are
-# (type, value) so that True, 1 and 1.0 stay apart. Rule files repeat the same label names and
-# values thousands of times, so nearly every lookup is a hit.
-_SCALARS: dict[tuple[type, Any], str] = {}
-# Both caches start over when they reach this many entries, so a long-lived process stays small.
+# PyYAML's rendering of each distinct scalar, as a block sequence item would hold it: strings by
+# value, other scalars by (type, value) so that True, 1 and 1.0 stay apart. Rule files repeat the
+# same label names and values thousands of times, so nearly every lookup is a hit.
+_STRINGS: dict[str, str] = {}
+_OTHERS: dict[tuple[type, Any], str] = {}
+_KEYS: dict[str, str] = {}
+# The caches start over when they reach this many entries, so a long-lived process stays small.
 _CACHE_LIMIT = 1_000_000
 
 
-def _scalar(value: Any) -> str:
-    key = (type(value), value)
-    text = _SCALARS.get(key)
-    if text is None:
-        if len(_SCALARS) > _CACHE_LIMIT:
-            _SCALARS.clear()
-        text = _SCALARS[key] = _new_scalar(value)
+def _remember(cache: dict[Any, str], key: Any, text: str) -> str:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = text
     return text
 
 
-_KEYS: dict[tuple[type, Any], str] = {}
+def _string(value: str) -> str:
+    """A single-line string's rendering (multi-line ones are literal blocks)."""
+    text = _STRINGS.get(value)
+    return text if text is not None else _remember(_STRINGS, value, _new_scalar(value))
+
+
+def _scalar(value: Any) -> str:
+    """Any scalar's rendering: str, int, float, bool or None."""
+    if type(value) is str:
+        return _string(value)
+    key = (type(value), value)
+    text = _OTHERS.get(key)
+    return text if text is not None else _remember(_OTHERS, key, _new_scalar(value))
 
 
 def _key(key: Any) -> str:
-    cache_key = (type(key), key)
-    text = _KEYS.get(cache_key)
+    if type(key) is not str:
+        if key == "":
+            raise _LeftToPyYAMLError
+        return _scalar(key)
+    text = _KEYS.get(key)
     if text is None:
         # PyYAML writes "? key" for empty, long or multi-line keys.
-        if key == "" or (type(key) is str and (len(key) >= _LONGEST_KEY or any(b in key for b in _LINE_BREAKS))):
+        if not key or len(key) >= _LONGEST_KEY or any(line_break in key for line_break in _LINE_BREAKS):
             raise _LeftToPyYAMLError
-        if len(_KEYS) > _CACHE_LIMIT:
-            _KEYS.clear()
-        text = _KEYS[cache_key] = _scalar(key)
+        text = _remember(_KEYS, key, _string(key))
     return text
 
 
@@ -214,7 +226,8 @@ class _BlockWriter:
 
     PyYAML builds a node graph and analyses every scalar each time; this walks the data once and
     asks PyYAML only for each distinct scalar's style. tests/test_render.py compares the two on
-    the whole fleet and on hand-picked awkward values.
+    the whole fleet and on hand-picked awkward values. Hot: a 1,000-service inventory writes
+    millions of lines through it, so cache lookups come first and each line is one append.
     """
 
     def __init__(self) -> None:
@@ -230,57 +243,75 @@ class _BlockWriter:
         return "".join(self.parts)
 
     def mapping(self, data: dict[Any, Any], indent: int, *, inline: bool) -> None:
+        append = self.parts.append
         margin = " " * indent
+        lead = "" if inline else margin  # after "- " the first key shares the dash's line
         for key, value in data.items():
-            if inline:
-                inline = False
-            else:
-                self.parts.append(margin)
-            self.parts.append(_key(key))
-            self.parts.append(":")
-            if isinstance(value, dict) and value:
-                self.parts.append("\n")
+            key_text = _KEYS.get(key) if type(key) is str else None
+            if key_text is None:
+                key_text = _key(key)
+            kind = type(value)
+            if kind is str:
+                text = _STRINGS.get(value)
+                if text is not None:
+                    append(f"{lead}{key_text}: {text}\n")
+                elif "\n" in value:
+                    append(f"{lead}{key_text}:")
+                    self.literal(value, indent)
+                else:
+                    append(f"{lead}{key_text}: {_string(value)}\n")
+            elif kind is dict and value:
+                append(f"{lead}{key_text}:\n")
                 self.mapping(value, indent + 2, inline=False)
-            elif isinstance(value, list) and value:
+            elif kind is list and value:
                 # PyYAML does not indent a sequence that is a mapping's value.
-                self.parts.append("\n")
+                append(f"{lead}{key_text}:\n")
                 self.sequence(value, indent, inline=False)
             else:
-                self.value(value, indent)
+                append(f"{lead}{key_text}: {_other(value)}\n")
+            lead = margin
 
     def sequence(self, data: list[Any], indent: int, *, inline: bool) -> None:
+        append = self.parts.append
         margin = " " * indent
+        lead = "" if inline else margin
         for item in data:
-            if inline:
-                inline = False
-            else:
-                self.parts.append(margin)
-            self.parts.append("-")
-            if isinstance(item, dict) and item:
-                self.parts.append(" ")
+            kind = type(item)
+            if kind is str:
+                text = _STRINGS.get(item)
+                if text is not None:
+                    append(f"{lead}- {text}\n")
+                elif "\n" in item:
+                    append(f"{lead}-")
+                    self.literal(item, indent)
+                else:
+                    append(f"{lead}- {_string(item)}\n")
+            elif kind is dict and item:
+                append(f"{lead}- ")
                 self.mapping(item, indent + 2, inline=True)
-            elif isinstance(item, list) and item:
-                self.parts.append(" ")
+            elif kind is list and item:
+                append(f"{lead}- ")
                 self.sequence(item, indent + 2, inline=True)
             else:
-                self.value(item, indent)
+                append(f"{lead}- {_other(item)}\n")
+            lead = margin
 
-    def value(self, value: Any, indent: int) -> None:
-        """A scalar or an empty collection after "key:" or "-", then the line break."""
-        if type(value) is str and "\n" in value:
-            indicator, text = _literal(value)
-            margin = " " * (indent + 2)
-            self.parts.append(f" {indicator}\n")
-            if "\n\n" in text:  # PyYAML writes empty lines without the indentation
-                self.parts.extend(f"{margin}{line}\n" if line else "\n" for line in text.split("\n"))
-            else:
-                self.parts.append(f"{margin}{text.replace(chr(10), chr(10) + margin)}\n")
-        elif isinstance(value, dict):
-            self.parts.append(" {}\n")
-        elif isinstance(value, list):
-            self.parts.append(" []\n")
+    def literal(self, value: str, indent: int) -> None:
+        """A multi-line string as a literal block, after "key:" or "-", indented one level deeper."""
+        indicator, text = _literal(value)
+        margin = " " * (indent + 2)
+        self.parts.append(f" {indicator}\n")
+        if "\n\n" in text:  # PyYAML writes empty lines without the indentation
+            self.parts.extend(f"{margin}{line}\n" if line else "\n" for line in text.split("\n"))
         else:
-            self.parts.append(f" {_scalar(value)}\n")
+            self.parts.append(f"{margin}{text.replace(chr(10), chr(10) + margin)}\n")
+
+
+def _other(value: Any) -> str:
+    """An empty collection or a scalar that is not a str."""
+    if type(value) is dict or type(value) is list:
+        return "{}" if type(value) is dict else "[]"  # the non-empty ones are nested blocks
+    return _scalar(value)
 
 
 def to_json(data: Any) -> str:
