@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,26 +73,29 @@ def synthetic_system(services: int) -> dict[str, Any]:
     }
 
 
-def measure_once(services: int, jobs: int, trace_memory: bool) -> dict[str, Any]:
+def measure_once(services: int, jobs: int, trace_memory: bool, scratch: Path) -> dict[str, Any]:
     """Time each stage for one size, in this process; returns seconds, file counts and memory.
 
     tracemalloc slows allocation-heavy code several times over, so the timed runs leave it off
     and one extra run, in one process, measures the Python heap peak.
     """
-    with tempfile.TemporaryDirectory(prefix="obsbundle-bench-") as folder:
-        inventory_path = Path(folder) / "bench.yaml"
-        inventory_path.write_text(yaml.safe_dump(synthetic_system(services), sort_keys=False))
-        if trace_memory:
-            tracemalloc.start()
-        started = time.perf_counter()
-        inventory = load_inventory([inventory_path])
-        loaded = time.perf_counter()
-        files = build(inventory, Settings(), jobs=jobs)
-        built = time.perf_counter()
-        write_tree(files, Path(folder) / "out")
-        written = time.perf_counter()
-        traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
-        tracemalloc.stop()
+    # Outputs stay until the whole bench ends: deleting 300 MiB (with online discard) slows the
+    # file creation of the next run for seconds, which would charge one run for another's cleanup.
+    os.sync()  # nor is the previous run's writeback this run's cost
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
+    inventory_path = folder / "bench.yaml"
+    inventory_path.write_text(yaml.safe_dump(synthetic_system(services), sort_keys=False))
+    if trace_memory:
+        tracemalloc.start()
+    started = time.perf_counter()
+    inventory = load_inventory([inventory_path])
+    loaded = time.perf_counter()
+    files = build(inventory, Settings(), jobs=jobs)
+    built = time.perf_counter()
+    write_tree(files, folder / "out")
+    written = time.perf_counter()
+    traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
+    tracemalloc.stop()
     return {
         "services": services,
         "jobs": jobs,
@@ -107,11 +112,12 @@ def measure_once(services: int, jobs: int, trace_memory: bool) -> dict[str, Any]
     }
 
 
-def measure(services: int, jobs: int, repeat: int) -> dict[str, Any]:
+def measure(services: int, jobs: int, repeat: int, scratch: Path) -> dict[str, Any]:
     """Best of `repeat` runs, each in a fresh interpreter (import time excluded)."""
     def child(*flags: str) -> dict[str, Any]:
+        arguments = ["--child", str(services), "--jobs", str(jobs), "--scratch", str(scratch), *flags]
         completed = subprocess.run(
-            [sys.executable, __file__, "--child", str(services), "--jobs", str(jobs), *flags],
+            [sys.executable, __file__, *arguments],
             capture_output=True,
             text=True,
             check=True,
@@ -133,12 +139,17 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=RESULTS / "generate.json")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trace-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(measure_once(args.child, args.jobs[0], args.trace_memory)))
+        print(json.dumps(measure_once(args.child, args.jobs[0], args.trace_memory, args.scratch)))
         return 0
 
-    rows = [measure(size, jobs, args.repeat) for size in args.sizes for jobs in args.jobs]
+    scratch = Path(tempfile.mkdtemp(prefix="obsbundle-bench-"))
+    try:
+        rows = [measure(size, jobs, args.repeat, scratch) for size in args.sizes for jobs in args.jobs]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     header = (
         f"{'services':>8} {'jobs':>4} {'files':>6} {'MiB out':>8} {'load s':>7} {'build s':>8} {'write s':>8} "
         f"{'total s':>8} {'ms/svc':>7} {'py peak MiB':>11} {'max RSS MiB':>11} {'worker RSS':>10}"

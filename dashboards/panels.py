@@ -492,7 +492,11 @@ FIRST_FREE_ID = 100
 
 
 def layout(rows: Sequence[Row]) -> list[Any]:
-    """Rows and their panels with grid positions and ids: PanelId panels keep theirs, others count up."""
+    """Rows and their panels with grid positions and ids: PanelId panels keep theirs, others count up.
+
+    Panels come back as their JSON data with the id and position set there: rebuilding each
+    grafanalib object with `attr.evolve` re-ran its validators and was a third of a dashboard's cost.
+    """
     fixed = [panel.id for row in rows for panel in row.panels if panel.id is not None]
     duplicates = sorted({panel_id for panel_id in fixed if fixed.count(panel_id) > 1})
     if duplicates:
@@ -501,11 +505,11 @@ def layout(rows: Sequence[Row]) -> list[Any]:
     placed: list[Any] = []
     y = 0
     for row in rows:
-        row_panel = RowPanel(title=row.title, id=next_id, gridPos=GridPos(h=1, w=FULL_WIDTH, x=0, y=y))
+        row_id, row_y = next_id, y
         next_id += 1
         y += 1
         x, row_height = 0, 0
-        children: list[Any] = []
+        children: list[dict[str, Any]] = []
         for panel in row.panels:
             width, height = panel.gridPos.w, panel.gridPos.h
             if x + width > FULL_WIDTH:
@@ -513,19 +517,25 @@ def layout(rows: Sequence[Row]) -> list[Any]:
             panel_id = panel.id
             if panel_id is None:
                 panel_id, next_id = next_id, next_id + 1
-            children.append(attr.evolve(panel, id=panel_id, gridPos=GridPos(h=height, w=width, x=x, y=y)))
+            children.append({**panel.to_json_data(), "id": panel_id, "gridPos": _grid(height, width, x, y)})
             x += width
             row_height = max(row_height, height)
         y += row_height
+        row_grid = GridPos(h=1, w=FULL_WIDTH, x=0, y=row_y)
         if row.collapsed:
             # A collapsed row holds its panels at the positions they take when opened; closed, it
             # is one grid unit high, so the next row follows right after it.
-            placed.append(attr.evolve(row_panel, collapsed=True, panels=children))
-            y = row_panel.gridPos.y + 1
+            placed.append(RowPanel(title=row.title, id=row_id, gridPos=row_grid, collapsed=True, panels=children))
+            y = row_y + 1
         else:
-            placed.append(row_panel)
+            placed.append(RowPanel(title=row.title, id=row_id, gridPos=row_grid))
             placed.extend(children)
     return placed
+
+
+def _grid(height: int, width: int, x: int, y: int) -> dict[str, int]:
+    """GridPos's JSON data."""
+    return {"h": height, "w": width, "x": x, "y": y}
 
 
 def link(title: str, url: str, icon: str = "dashboard") -> Any:

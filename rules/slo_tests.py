@@ -18,8 +18,9 @@ nothing, and its recorded counts and budget match the traffic.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -228,7 +229,8 @@ class BurnModel:
         raise AssertionError(f"{tier.window_pair} never fires between minute {start} and {end}")
 
 
-def _counter_notation(increments: Iterable[tuple[int, float]]) -> str:
+@functools.lru_cache(maxsize=4096)  # services with the same SLO and profile share their notations
+def _counter_notation(increments: tuple[tuple[int, float], ...]) -> str:
     """Expanding notation of a counter from 0 that grows `per_minute` for `minutes`, segment by segment.
 
     promtool adds the step repeatedly; the next segment starts from the same float sum.
@@ -247,7 +249,7 @@ def _counter_notation(increments: Iterable[tuple[int, float]]) -> str:
 
 
 def _counter(metric: str, labels: dict[str, str], per_minute: Sequence[tuple[int, float]]) -> InputSeries:
-    return InputSeries(selector(metric, labels), _counter_notation(per_minute))
+    return InputSeries(selector(metric, labels), _counter_notation(tuple(per_minute)))
 
 
 def _share_of(segments: Sequence[Segment], share: Callable[[Segment], Fraction]) -> list[tuple[int, float]]:
