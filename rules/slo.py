@@ -341,12 +341,11 @@ def slo_rule_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
         return []
     windows, long_windows = windows_group_names(system)
     services = sorted({item.service.name: item.service for item in items}.values(), key=lambda s: s.name)
+    by_service: dict[str, list[ServiceSlo]] = {service.name: [] for service in services}
+    for item in items:
+        by_service[item.service.name].append(item)
     sli_groups = [
-        RuleGroup(
-            sli_group_name(system, service),
-            config.interval,
-            tuple(sli_rules(system, [item for item in items if item.service is service])),
-        )
+        RuleGroup(sli_group_name(system, service), config.interval, tuple(sli_rules(system, by_service[service.name])))
         for service in services
     ]
     sli_names = tuple(group.name for group in sli_groups)
@@ -361,7 +360,7 @@ def slo_rule_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
         ),
     ]
     for service in services:
-        own = [item for item in items if item.service is service]
+        own = by_service[service.name]
         rules: list[Recording | Alert] = [budget_rule(system, item) for item in own]
         for item in own:
             rules.extend(burn_alert(system, item, tier, config) for tier in BURN_TIERS)
