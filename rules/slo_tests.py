@@ -360,6 +360,115 @@ def _distinct_share(share: Fraction) -> Fraction:
     return share
 
 
+Firing = tuple[tuple[str, float], ...]
+"""The tiers firing at one evaluation: (window pair, long-window error ratio) in BURN_TIERS order."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The numbers of one SLO test: traffic, and which tiers fire at each check. They depend on the
+    SLO's objective and window and on the rule settings only, so SLOs alike share them; each
+    service adds its own series and labels."""
+
+    name: str
+    segments: tuple[Segment, ...]
+    checks: tuple[tuple[int, Firing], ...]
+    """(minute, tiers firing then)"""
+    step: int = 1
+    """Minutes between evaluations."""
+
+
+def _firing_at(model: BurnModel, at: int) -> Firing:
+    firing = []
+    for tier in model.firing_tiers(at):
+        ratio = model.ratio(tier.long_window_s // 60, at)
+        assert ratio is not None
+        firing.append((tier.window_pair, float(ratio)))
+    return tuple(firing)
+
+
+_SCENARIOS: dict[tuple[object, ...], tuple[Scenario, ...]] = {}
+
+
+def _scenarios(item: ServiceSlo, config: RuleConfig) -> tuple[Scenario, ...]:
+    """The tier, outage and guard scenarios of an SLO, worked out once per distinct SLO target."""
+    key = (item.slo.objective, item.slo.window, config.slo_min_bad_events, config.slo_for_share)
+    found = _SCENARIOS.get(key)
+    if found is None:
+        found = (*_tier_scenarios(item, config), _outage_scenario(item, config), _guard_scenario(item, config))
+        _SCENARIOS[key] = found
+    return found
+
+
+def _tier_scenarios(item: ServiceSlo, config: RuleConfig) -> list[Scenario]:
+    """Each tier fires at 1.1 × its threshold and stays quiet at 0.9 ×, at the first evaluation
+    after its `for` (ticket tiers on a 5-minute clock, which their `for` of 24m and more allows)."""
+    scenarios = []
+    for tier in BURN_TIERS:
+        step = 1 if tier.severity == "critical" else SLOW_STEP
+        threshold = tier_threshold(tier, item.slo)
+        hold = tier_for_seconds(tier, config) // 60
+        at = _on_grid(hold + step + 2, step)
+        rate = _rate_for(tier_guard(tier, item.slo, config))
+        for verb, share in (
+            ("fires", min(threshold * Fraction(11, 10), (threshold + 1) / 2)),
+            ("stays quiet", threshold * Fraction(9, 10)),
+        ):
+            segments = _steady(at + 1, rate, _distinct_share(share))
+            model = BurnModel(item, segments, config, step)
+            firing = _firing_at(model, at)
+            fires = any(window_pair == tier.window_pair for window_pair, _ in firing)
+            assert fires == (verb == "fires"), f"{item.slo.objective}/{item.slo.window} {tier.window_pair} {verb}"
+            scenarios.append(
+                Scenario(
+                    f"the {tier.window_pair} tier {verb} at {float(share / threshold):.1f} × its threshold",
+                    tuple(segments),
+                    ((at, firing),),
+                    step,
+                )
+            )
+    return scenarios
+
+
+def _outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
+    """A full outage after clean traffic pages at the Workbook's detection time plus `for`."""
+    page = BURN_TIERS[0]
+    rate = _rate_for(tier_guard(page, item.slo, config))
+    horizon = CLEAN_HISTORY + HOUR + tier_for_seconds(page, config) // 60 + 2
+    segments = (Segment(CLEAN_HISTORY, rate, Fraction(0)), Segment(horizon - CLEAN_HISTORY + 1, rate, Fraction(1)))
+    model = BurnModel(item, segments, config)
+    fired = model.first_firing(page, CLEAN_HISTORY, horizon)
+    bound = CLEAN_HISTORY + page_detection_bound_minutes(item, page, config)
+    assert fired <= bound, f"{item.slo.objective}/{item.slo.window} pages at {fired}, after {bound}"
+    return Scenario(
+        f"a full outage pages {fired - CLEAN_HISTORY}m after it starts "
+        f"(Workbook detection {workbook_detection_seconds(item, page):.1f}s + for "
+        f"{format_duration(tier_for_seconds(page, config))})",
+        segments,
+        ((fired - 1, _firing_at(model, fired - 1)), (fired, _firing_at(model, fired))),
+    )
+
+
+def _guard_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
+    """An hour of traffic too thin for the page tier's guard, then failures: no page."""
+    page = BURN_TIERS[0]
+    guard = tier_guard(page, item.slo, config)
+    rate = Fraction(guard - 1, HOUR)
+    failing = min(HOUR, _on_grid(math.floor(tier_threshold(page, item.slo) * HOUR) + 5, SLOW_STEP))
+    segments = (Segment(HOUR, rate, Fraction(0)), Segment(failing + 1, rate, Fraction(1)))
+    model = BurnModel(item, segments, config, SLOW_STEP)
+    at = HOUR + failing
+    ratio = model.ratio(page.long_window_s // 60, at)
+    assert ratio is not None and ratio > tier_threshold(page, item.slo), "the guard test must burn"
+    assert page not in model.firing_tiers(at)
+    return Scenario(
+        f"{guard - 1} requests an hour with failures do not page (the guard needs {guard})",
+        segments,
+        ((at, _firing_at(model, at)),),
+        SLOW_STEP,
+    )
+
+
 class SloTests:
     """Builds the promtool tests of one service's SLO alerts."""
 
@@ -382,92 +491,34 @@ class SloTests:
         return item.service.name, item.slo.name
 
     def _expected_burns(self, model: BurnModel, at: int) -> tuple[ExpectedAlert, ...]:
-        expected = []
-        for tier in model.firing_tiers(at):
-            alert = self.burn[(*self._key(model.item), tier.window_pair)]
-            ratio = model.ratio(tier.long_window_s // 60, at)
-            assert ratio is not None
-            expected.append(ExpectedAlert(alert, slo_labels(self.system, model.item), float(ratio)))
-        return tuple(expected)
+        return self._expected(model.item, _firing_at(model, at))
 
-    def _burn_check(self, model: BurnModel, at: int) -> AlertCheck:
-        return AlertCheck(format_duration(at * 60), BURN.name, self._expected_burns(model, at))
-
-    def tier_tests(self, item: ServiceSlo) -> list[UnitTest]:
-        """Each tier fires at 1.1 × its threshold and stays quiet at 0.9 ×, at the first evaluation
-        after its `for` (ticket tiers on a 5-minute clock, which their `for` of 24m and more allows)."""
-        tests: list[UnitTest] = []
-        for tier in BURN_TIERS:
-            step = 1 if tier.severity == "critical" else SLOW_STEP
-            threshold = tier_threshold(tier, item.slo)
-            hold = tier_for_seconds(tier, self.config) // 60
-            at = _on_grid(hold + step + 2, step)
-            rate = _rate_for(tier_guard(tier, item.slo, self.config))
-            for verb, share in (
-                ("fires", min(threshold * Fraction(11, 10), (threshold + 1) / 2)),
-                ("stays quiet", threshold * Fraction(9, 10)),
-            ):
-                segments = _steady(at + 1, rate, _distinct_share(share))
-                inputs = sli_inputs(item, segments)
-                if inputs is None:
-                    continue
-                model = BurnModel(item, segments, self.config, step)
-                fires = tier in model.firing_tiers(at)
-                assert fires == (verb == "fires"), f"{item.service.name}/{item.slo.name} {tier.window_pair} {verb}"
-                tests.append(
-                    UnitTest(
-                        f"{item.service.name} {item.slo.name}: the {tier.window_pair} tier {verb} at "
-                        f"{float(share / threshold):.1f} × its threshold",
-                        inputs,
-                        (self._burn_check(model, at),),
-                        evaluation_interval=format_duration(step * 60),
-                    )
-                )
-        return tests
-
-    def outage_test(self, item: ServiceSlo) -> UnitTest | None:
-        """A full outage after clean traffic pages at the Workbook's detection time plus `for`."""
-        page = BURN_TIERS[0]
-        rate = _rate_for(tier_guard(page, item.slo, self.config))
-        horizon = CLEAN_HISTORY + HOUR + tier_for_seconds(page, self.config) // 60 + 2
-        segments = [Segment(CLEAN_HISTORY, rate, Fraction(0)), Segment(horizon - CLEAN_HISTORY + 1, rate, Fraction(1))]
-        inputs = sli_inputs(item, segments)
-        if inputs is None:
-            return None
-        model = BurnModel(item, segments, self.config)
-        fired = model.first_firing(page, CLEAN_HISTORY, horizon)
-        bound = CLEAN_HISTORY + page_detection_bound_minutes(item, page, self.config)
-        assert fired <= bound, f"{item.service.name}/{item.slo.name} pages at {fired}, after {bound}"
-        return UnitTest(
-            f"{item.service.name} {item.slo.name}: a full outage pages {fired - CLEAN_HISTORY}m after it starts "
-            f"(Workbook detection {workbook_detection_seconds(item, page):.1f}s + for "
-            f"{format_duration(tier_for_seconds(page, self.config))})",
-            inputs,
-            (self._burn_check(model, fired - 1), self._burn_check(model, fired)),
+    def _expected(self, item: ServiceSlo, firing: Firing) -> tuple[ExpectedAlert, ...]:
+        labels = slo_labels(self.system, item)
+        return tuple(
+            ExpectedAlert(self.burn[(*self._key(item), window_pair)], labels, ratio) for window_pair, ratio in firing
         )
 
-    def guard_test(self, item: ServiceSlo) -> UnitTest | None:
-        """An hour of traffic too thin for the page tier's guard, then failures: no page."""
-        page = BURN_TIERS[0]
-        guard = tier_guard(page, item.slo, self.config)
-        rate = Fraction(guard - 1, HOUR)
-        failing = min(HOUR, _on_grid(math.floor(tier_threshold(page, item.slo) * HOUR) + 5, SLOW_STEP))
-        segments = [Segment(HOUR, rate, Fraction(0)), Segment(failing + 1, rate, Fraction(1))]
-        inputs = sli_inputs(item, segments)
+    def _scenario_test(self, item: ServiceSlo, scenario: Scenario) -> UnitTest | None:
+        """`scenario` for one SLO: its series, and its alerts expected at each check; None when its
+        SLI has no plain selector to feed."""
+        inputs = sli_inputs(item, scenario.segments)
         if inputs is None:
             return None
-        model = BurnModel(item, segments, self.config, SLOW_STEP)
-        at = HOUR + failing
-        ratio = model.ratio(page.long_window_s // 60, at)
-        assert ratio is not None and ratio > tier_threshold(page, item.slo), "the guard test must burn"
-        assert page not in model.firing_tiers(at)
         return UnitTest(
-            f"{item.service.name} {item.slo.name}: {guard - 1} requests an hour with failures do not page "
-            f"(the guard needs {guard})",
+            f"{item.service.name} {item.slo.name}: {scenario.name}",
             inputs,
-            (self._burn_check(model, at),),
-            evaluation_interval=format_duration(SLOW_STEP * 60),
+            tuple(
+                AlertCheck(format_duration(at * 60), BURN.name, self._expected(item, firing))
+                for at, firing in scenario.checks
+            ),
+            evaluation_interval=format_duration(scenario.step * 60),
         )
+
+    def item_tests(self, item: ServiceSlo) -> list[UnitTest]:
+        """Each tier at 1.1 × and 0.9 × its threshold, a full outage, and traffic below the guard."""
+        scenarios = _scenarios(item, self.config)
+        return [test for scenario in scenarios if (test := self._scenario_test(item, scenario)) is not None]
 
     def _healthy(self, item: ServiceSlo, minutes: int) -> Inputs | None:
         return sli_inputs(item, _steady(minutes, Fraction(BASE_RATE), Fraction(0)))
@@ -553,10 +604,7 @@ class SloTests:
     def all_tests(self, *, steady: bool) -> list[UnitTest]:
         tests: list[UnitTest] = []
         for item in self.items:
-            tests.extend(self.tier_tests(item))
-            for test in (self.outage_test(item), self.guard_test(item)):
-                if test is not None:
-                    tests.append(test)
+            tests.extend(self.item_tests(item))
         tests.extend(self.absent_tests())
         steady_test = self.steady_test() if steady else None
         if steady_test is not None:
