@@ -1,13 +1,15 @@
-"""Assemble every generator's documents for every system into one map of output files.
+"""Assemble every generator's documents for every system into the output files.
 
 Generators are pure functions of (system, settings), so each (system, generator) pair is an
-independent task. Large inventories run those tasks in worker processes, which generate and
-render; this process only checks the paths, adds the kustomization and hands the bytes to the
-writer. The bytes are the same whichever process made them.
+independent task. Large inventories run those tasks in worker processes, which generate, render
+and deliver: into the writer's staging folder, compared with the output folder (`--check`), or
+back as bytes. This process checks the paths and adds each system's kustomization. The bytes are
+the same whichever process made them.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from obsbundle.alerting import generate_alerting
@@ -27,6 +30,7 @@ from obsbundle.monitors import generate_monitors
 from obsbundle.render import render
 from obsbundle.rules import generate_rules
 from obsbundle.settings import OutputFormat, Settings
+from obsbundle.writer import Staging, is_stale, present_files, write_file
 
 Generator = Callable[[System, Settings], Iterable[Document]]
 
@@ -56,12 +60,36 @@ PlacedT = TypeVar("PlacedT", bound=_Placed)
 
 
 @dataclass(frozen=True)
-class RenderedFile:
-    """A document after rendering: what a worker process sends back."""
+class Keep:
+    """Deliver the bytes back to the caller."""
+
+
+@dataclass(frozen=True)
+class WriteTo:
+    """Write each file into a staging folder (see `writer.Staging`)."""
+
+    staging: Path
+
+
+@dataclass(frozen=True)
+class CompareWith:
+    """Compare each file with the output folder; write nothing."""
+
+    out: Path
+
+
+Destination = Keep | WriteTo | CompareWith
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A rendered document after delivery: what a worker process sends back. Only `Keep` sends the
+    bytes; the others send a few fields per file, not hundreds of MiB."""
 
     path: str
     kubernetes: bool
-    data: bytes
+    data: bytes | None = None
+    stale: bool = False
 
 
 def system_documents(system: System, settings: Settings) -> list[Document]:
@@ -79,42 +107,90 @@ def _kept(generator: Generator, system: System, settings: Settings) -> Iterator[
 
 
 def build(inventory: Inventory, settings: Settings, *, jobs: int = 1) -> dict[str, bytes]:
-    """Output files for the whole inventory: `<system>/<path>` → bytes.
+    """Output files for the whole inventory, in memory: `<system>/<path>` → bytes."""
+    placed = _produce(inventory, settings, Keep(), jobs)
+    return {f"{system}/{file.path}": _kept_bytes(file) for system, files in placed.items() for file in files}
 
-    `jobs` > 1 generates in that many worker processes when the inventory is large enough to
-    gain from them; the result is the same bytes.
+
+def _kept_bytes(file: Placed) -> bytes:
+    assert file.data is not None, "Keep delivers the bytes"
+    return file.data
+
+
+def write_output(inventory: Inventory, settings: Settings, out: Path, *, jobs: int = 1) -> int:
+    """Replace `out` with the inventory's output, atomically; returns the number of files."""
+    with Staging(out) as staging:
+        placed = _produce(inventory, settings, WriteTo(staging.path), jobs)
+        staging.commit()
+    return sum(len(files) for files in placed.values())
+
+
+def stale_output(inventory: Inventory, settings: Settings, out: Path, *, jobs: int = 1) -> tuple[list[str], int]:
+    """Paths under `out` that differ from the inventory's output (changed, missing, or no longer
+    generated), and the number of files generated."""
+    placed = _produce(inventory, settings, CompareWith(out), jobs)
+    generated = {f"{system}/{file.path}": file.stale for system, files in placed.items() for file in files}
+    stale = [path for path, differs in generated.items() if differs]
+    stale.extend(path for path in present_files(out) if path not in generated)
+    return sorted(stale), len(generated)
+
+
+def _produce(inventory: Inventory, settings: Settings, destination: Destination, jobs: int) -> dict[str, list[Placed]]:
+    """Every system's files delivered to `destination`, by system, sorted by path.
+
+    `jobs` > 1 runs the (system, generator) tasks in that many worker processes when the inventory
+    is large enough to gain from them; the files are the same bytes either way.
     """
     tasks = [(system, generator) for generator in range(len(GENERATORS)) for system in inventory.systems]
     services = sum(len(system.services) for system in inventory.systems)
     with _collector_paused():
         if jobs > 1 and services >= PARALLEL_FROM_SERVICES:
-            rendered = _run_in_workers(tasks, settings, jobs)
+            delivered = _run_in_workers(tasks, settings, destination, jobs)
         else:
-            rendered = [_render_task(system, generator, settings) for system, generator in tasks]
-    by_system: dict[str, list[RenderedFile]] = {system.name: [] for system in inventory.systems}
-    for (system, _), files in zip(tasks, rendered, strict=True):
+            delivered = [_run_task(system, generator, settings, destination) for system, generator in tasks]
+    by_system: dict[str, list[Placed]] = {system.name: [] for system in inventory.systems}
+    for (system, _), files in zip(tasks, delivered, strict=True):
         by_system[system.name].extend(files)
     return {
-        f"{system.name}/{file.path}": file.data
+        system.name: _with_kustomization(
+            _checked(system, by_system[system.name]),
+            settings,
+            functools.partial(_deliver, system.name, destination=destination),
+        )
         for system in inventory.systems
-        for file in _with_kustomization(_checked(system, by_system[system.name]), settings, _rendered)
     }
 
 
-def _render_task(system: System, generator: int, settings: Settings) -> list[RenderedFile]:
-    """One generator's documents for one system, rendered."""
-    return [_rendered(document) for document in _kept(GENERATORS[generator], system, settings)]
+def _deliver(system_name: str, document: Document, *, destination: Destination) -> Placed:
+    data = render(document)
+    relative = f"{system_name}/{document.path}"
+    match destination:
+        case WriteTo(staging):
+            write_file(staging, relative, data)
+            return Placed(document.path, document.kubernetes)
+        case CompareWith(out):
+            return Placed(document.path, document.kubernetes, stale=is_stale(out, relative, data))
+        case Keep():
+            return Placed(document.path, document.kubernetes, data)
 
 
-def _render_task_in_worker(system: System, generator: int, settings: Settings) -> list[RenderedFile]:
+def _run_task(system: System, generator: int, settings: Settings, destination: Destination) -> list[Placed]:
+    """One generator's documents for one system, rendered and delivered."""
+    documents = _kept(GENERATORS[generator], system, settings)
+    return [_deliver(system.name, document, destination=destination) for document in documents]
+
+
+def _run_task_in_worker(system: System, generator: int, settings: Settings, destination: Destination) -> list[Placed]:
     with _collector_paused():
-        return _render_task(system, generator, settings)
+        return _run_task(system, generator, settings, destination)
 
 
-def _run_in_workers(tasks: list[tuple[System, int]], settings: Settings, jobs: int) -> list[list[RenderedFile]]:
+def _run_in_workers(
+    tasks: list[tuple[System, int]], settings: Settings, destination: Destination, jobs: int
+) -> list[list[Placed]]:
     context = _worker_context()
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context) as pool:
-        futures = [pool.submit(_render_task_in_worker, system, generator, settings) for system, generator in tasks]
+        futures = [pool.submit(_run_task_in_worker, system, index, settings, destination) for system, index in tasks]
         return [future.result() for future in futures]
 
 
@@ -171,10 +247,6 @@ def _with_kustomization(
         kustomization = _kustomization(sorted(path for path, item in by_path.items() if item.kubernetes))
         by_path[kustomization.path] = place(kustomization)
     return [by_path[path] for path in sorted(by_path)]
-
-
-def _rendered(document: Document) -> RenderedFile:
-    return RenderedFile(document.path, document.kubernetes, render(document))
 
 
 def _kustomization(resources: list[str]) -> Document:

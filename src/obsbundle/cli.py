@@ -7,12 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from obsbundle.bundle import PARALLEL_FROM_SERVICES, build, default_jobs
+from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, stale_output, write_output
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
 from obsbundle.schema import inventory_json_schema
 from obsbundle.settings import OutputFormat, Settings
-from obsbundle.writer import stale_files, write_tree
 
 EXIT_OK = 0
 EXIT_STALE = 1
@@ -64,21 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(output_format=OutputFormat(args.format))
     try:
         inventory = load_inventory(args.inventory or [Path("inventory")])
-        files = build(inventory, settings, jobs=args.jobs)
         if args.check:
-            stale = stale_files(files, args.out)
+            stale, count = stale_output(inventory, settings, args.out, jobs=args.jobs)
             if stale:
                 print(f"{args.out} is out of date; run generate.py to update these files:", file=sys.stderr)
                 for path in stale:
                     print(f"  {path}", file=sys.stderr)
                 return EXIT_STALE
-            print(f"{args.out} is up to date ({len(files)} files)")
+            print(f"{args.out} is up to date ({count} files)")
             return EXIT_OK
-        write_tree(files, args.out)
+        count = write_output(inventory, settings, args.out, jobs=args.jobs)
     except InputError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     systems = ", ".join(system.name for system in inventory.systems)
-    print(f"wrote {len(files)} files for {systems} to {args.out}")
+    print(f"wrote {count} files for {systems} to {args.out}")
     return EXIT_OK

@@ -1,4 +1,9 @@
-"""The one module that touches the output folder: atomic replacement and drift checks."""
+"""The one module that touches the output folder: atomic replacement and drift checks.
+
+A new output is written into a staging folder beside `out` (by this process or by generation
+workers, through `write_file`) and swapped in whole; a crash or an error mid-way never leaves a
+half-written output.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 
 from obsbundle.errors import InputError, Problem
 
@@ -14,36 +20,75 @@ MARKER = ".obsbundle"
 _MARKER_TEXT = b"This folder is written by obsbundle's generate.py and replaced as a whole.\n"
 
 
-def write_tree(files: Mapping[str, bytes], out: Path) -> None:
-    """Replace `out` with exactly `files` (relative POSIX paths → bytes), or leave it untouched.
+class Staging:
+    """A new output tree for `out`, written beside it and swapped in by `commit`.
 
-    Everything is written to a sibling temporary folder first; only a complete tree is swapped in,
-    so a crash or an error mid-way never leaves a half-written output.
+    Used as a context manager, it removes itself when the block ends without a commit.
     """
-    _refuse_foreign_folder(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+
+    def __init__(self, out: Path) -> None:
+        _refuse_foreign_folder(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+        self._committed = False
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if not self._committed:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def write(self, relative: str, data: bytes) -> None:
+        write_file(self.path, relative, data)
+
+    def commit(self) -> None:
+        """Replace `out` with the staged tree."""
+        (self.path / MARKER).write_bytes(_MARKER_TEXT)
+        _swap_in(self.path, self.out)
+        self._committed = True
+
+
+def write_file(staging: Path, relative: str, data: bytes) -> None:
+    """One file of a staged tree (`relative` is a POSIX path below it)."""
+    target = staging / relative
     try:
+        target.write_bytes(data)
+    except FileNotFoundError:  # the first file of its folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def write_tree(files: Mapping[str, bytes], out: Path) -> None:
+    """Replace `out` with exactly `files` (relative POSIX paths → bytes), or leave it untouched."""
+    with Staging(out) as staging:
         for relative, data in files.items():
-            target = staging / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        (staging / MARKER).write_bytes(_MARKER_TEXT)
-        _swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            staging.write(relative, data)
+        staging.commit()
+
+
+def is_stale(out: Path, relative: str, data: bytes) -> bool:
+    """Whether `out/relative` is missing or holds other bytes than `data`."""
+    try:
+        return (out / relative).read_bytes() != data
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return True
+
+
+def present_files(out: Path) -> set[str]:
+    """Relative paths of the files under `out`, the marker aside."""
+    if not out.is_dir():
+        return set()
+    return {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file() and path.name != MARKER}
 
 
 def stale_files(files: Mapping[str, bytes], out: Path) -> list[str]:
     """Paths under `out` that differ from `files`: changed, missing, or no longer generated."""
-    present = {
-        path.relative_to(out).as_posix()
-        for path in out.rglob("*")
-        if path.is_file() and path.name != MARKER
-    } if out.is_dir() else set()
-    stale = [path for path in files if path not in present or (out / path).read_bytes() != files[path]]
-    stale.extend(path for path in present if path not in files)
+    stale = [path for path, data in files.items() if is_stale(out, path, data)]
+    stale.extend(path for path in present_files(out) if path not in files)
     return sorted(stale)
 
 
