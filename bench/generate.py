@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from obsbundle.bundle import default_jobs, write_output
+from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, write_output
 from obsbundle.loader import load_inventory
 from obsbundle.settings import Settings
 from obsbundle.writer import MARKER
@@ -92,46 +92,62 @@ def measure_once(services: int, jobs: int, trace_memory: bool, scratch: Path) ->
     loaded = time.perf_counter()
     count = write_output(inventory, Settings(), folder / "out", jobs=jobs)
     written = time.perf_counter()
-    files = {
-        path.relative_to(folder / "out").as_posix(): path.read_bytes()
-        for path in sorted((folder / "out").rglob("*"))
-        if path.is_file() and path.name != MARKER
-    }
-    assert len(files) == count, "the output holds every generated file and nothing else"
     traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
     tracemalloc.stop()
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # Read back after the clock stopped, for the size and the digest that proves both job
+    # counts wrote the same bytes.
+    digest = hashlib.sha256()
+    files = total_bytes = 0
+    for path in sorted((folder / "out").rglob("*")):
+        if path.is_file() and path.name != MARKER:
+            data = path.read_bytes()
+            digest.update(path.relative_to(folder / "out").as_posix().encode() + data)
+            files += 1
+            total_bytes += len(data)
+    assert files == count, "the output holds every generated file and nothing else"
     return {
         "services": services,
         "jobs": jobs,
         "load_s": loaded - started,
         "generate_s": written - loaded,
         "total_s": written - started,
-        "files": len(files),
-        "bytes": sum(len(data) for data in files.values()),
-        "sha256": hashlib.sha256(b"".join(path.encode() + data for path, data in sorted(files.items()))).hexdigest(),
+        "workers": jobs if jobs > 1 and services >= PARALLEL_FROM_SERVICES else 0,
+        "files": files,
+        "bytes": total_bytes,
+        "sha256": digest.hexdigest(),
         "python_peak_mib": traced_peak / 2**20,
-        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_max_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "max_rss_mib": max_rss,
+        "worker_max_rss_mib": worker_max_rss,
     }
 
 
-def measure(services: int, jobs: int, repeat: int, scratch: Path) -> dict[str, Any]:
-    """Best of `repeat` runs, each in a fresh interpreter (import time excluded)."""
-    def child(*flags: str) -> dict[str, Any]:
-        arguments = ["--child", str(services), "--jobs", str(jobs), "--scratch", str(scratch), *flags]
-        completed = subprocess.run(
-            [sys.executable, __file__, *arguments],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        result: dict[str, Any] = json.loads(completed.stdout)
-        return result
+def _child(services: int, jobs: int, scratch: Path, *flags: str) -> dict[str, Any]:
+    """One run in a fresh interpreter (import time excluded)."""
+    arguments = ["--child", str(services), "--jobs", str(jobs), "--scratch", str(scratch), *flags]
+    completed = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
 
-    best = min((child() for _ in range(repeat)), key=lambda run: run["total_s"])
-    best["python_peak_mib"] = child("--trace-memory")["python_peak_mib"] if jobs == 1 else None
-    best["runs"] = repeat
-    return best
+
+def measure(services: int, job_counts: list[int], repeat: int, scratch: Path) -> list[dict[str, Any]]:
+    """Best of `repeat` runs per job count. The job counts take turns, so that a slow spell of a
+    shared machine slows both alike and the ratio between them holds."""
+    runs: dict[int, list[dict[str, Any]]] = {jobs: [] for jobs in job_counts}
+    for _ in range(repeat):
+        for jobs in job_counts:
+            runs[jobs].append(_child(services, jobs, scratch))
+    rows = []
+    for jobs, found in runs.items():
+        best = min(found, key=lambda run: run["total_s"])
+        best["python_peak_mib"] = (
+            _child(services, jobs, scratch, "--trace-memory")["python_peak_mib"] if jobs == 1 else None
+        )
+        best["runs"] = repeat
+        best["all_totals_s"] = [run["total_s"] for run in found]
+        rows.append(best)
+    return rows
 
 
 def main() -> int:
@@ -150,11 +166,11 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="obsbundle-bench-"))
     try:
-        rows = [measure(size, jobs, args.repeat, scratch) for size in args.sizes for jobs in args.jobs]
+        rows = [row for size in args.sizes for row in measure(size, args.jobs, args.repeat, scratch)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     header = (
-        f"{'services':>8} {'jobs':>4} {'files':>6} {'MiB out':>8} {'load s':>7} {'generate s':>10} "
+        f"{'services':>8} {'jobs':>4} {'workers':>7} {'files':>6} {'MiB out':>8} {'load s':>7} {'generate s':>10} "
         f"{'total s':>8} {'ms/svc':>7} {'py peak MiB':>11} {'max RSS MiB':>11} {'worker RSS':>10}"
     )
     print(header)
@@ -162,26 +178,28 @@ def main() -> int:
     for row in rows:
         peak = f"{row['python_peak_mib']:>11.1f}" if row["python_peak_mib"] is not None else f"{'':>11}"
         print(
-            f"{row['services']:>8} {row['jobs']:>4} {row['files']:>6} {row['bytes'] / 2**20:>8.1f} "
+            f"{row['services']:>8} {row['jobs']:>4} {row['workers']:>7} {row['files']:>6} {row['bytes'] / 2**20:>8.1f} "
             f"{row['load_s']:>7.2f} {row['generate_s']:>10.2f} {row['total_s']:>8.2f} "
             f"{1000 * row['total_s'] / row['services']:>7.2f} {peak} {row['max_rss_mib']:>11.1f} "
             f"{row['worker_max_rss_mib']:>10.1f}"
         )
-    for jobs in args.jobs:
-        runs = [row for row in rows if row["jobs"] == jobs]
-        smallest, largest = runs[0], runs[-1]
-        growth = (largest["total_s"] / smallest["total_s"]) / (largest["services"] / smallest["services"])
-        print(
-            f"\njobs {jobs}: cost per service at {largest['services']} vs {smallest['services']} services: "
-            f"{growth:.2f}× (1.00 = linear; below 1 = fixed costs amortised)"
-        )
+    # Linearity is a property of the work, so it is read off the runs in one process.
+    alone = [row for row in rows if row["workers"] == 0 and row["jobs"] == min(args.jobs)]
+    smallest, largest = alone[0], alone[-1]
+    growth = (largest["total_s"] / smallest["total_s"]) / (largest["services"] / smallest["services"])
+    print(
+        f"\none process: cost per service at {largest['services']} vs {smallest['services']} services: "
+        f"{growth:.2f}× (1.00 = linear; below 1 = fixed costs amortised)"
+    )
     speedups: dict[int, float] = {}
     for size in args.sizes:
         by_jobs = {row["jobs"]: row for row in rows if row["services"] == size}
         digests = {row["sha256"] for row in by_jobs.values()}
         assert len(digests) == 1, f"{size} services: the output differs between job counts"
         fewest, most = min(by_jobs), max(by_jobs)
-        if fewest != most:
+        if size < PARALLEL_FROM_SERVICES:
+            print(f"{size} services: one process whatever the job count (workers from {PARALLEL_FROM_SERVICES})")
+        elif fewest != most:
             speedups[size] = by_jobs[fewest]["total_s"] / by_jobs[most]["total_s"]
             print(f"{size} services: {most} jobs are {speedups[size]:.2f}× as fast as {fewest} (same bytes)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +211,7 @@ def main() -> int:
                 "machine": platform.machine(),
                 "cpus": default_jobs(),
                 "rows": rows,
+                "per_service_cost_ratio_largest_to_smallest": growth,
                 "speedup_by_size": speedups,
             },
             indent=2,

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from obsbundle.documents import Document, Format, kubernetes_document
+from obsbundle.documents import Document, Format
 from obsbundle.labels import object_labels
 from obsbundle.model import System
+from obsbundle.render import indent_yaml, to_yaml
 from obsbundle.rules.argocd import argocd_groups
 from obsbundle.rules.config import DEFAULT_CONFIG, RuleConfig
 from obsbundle.rules.definitions import Alert, RuleGroup
@@ -115,12 +116,25 @@ def alerts_by_name(groups: list[RuleGroup]) -> dict[str, list[Alert]]:
     return dict(sorted(named.items()))
 
 
+def prometheus_rule_yaml(system: System, settings: Settings, component: str, group_yaml: list[str]) -> str:
+    """The PrometheusRule of `prometheus_rule` as YAML, its groups given as rendered sequence items."""
+    obj = prometheus_rule(system, settings, component, [])
+    del obj["spec"]  # last: its groups follow as they are
+    return to_yaml(obj) + "spec:\n  groups:\n" + "".join(indent_yaml(text, 2) for text in group_yaml)
+
+
 def rule_documents(system: System, settings: Settings, config: RuleConfig) -> Iterator[Document]:
     components = component_groups(system, config)
     for component, groups in components:
-        yield kubernetes_document(prometheus_rule(system, settings, component, groups))
-        for group in groups:
-            yield Document(f"{RULES_DIR}/{rule_file_name(group.name)}", {"groups": [group.to_dict()]})
+        # Each group is rendered once, for its plain file and for the PrometheusRule.
+        group_yaml = [to_yaml([group.to_dict()]) for group in groups]
+        yield Document(
+            f"{system.name}-{component}-prometheusrule.yaml",
+            prometheus_rule_yaml(system, settings, component, group_yaml),
+            kubernetes=True,
+        )
+        for group, text in zip(groups, group_yaml, strict=True):
+            yield Document(f"{RULES_DIR}/{rule_file_name(group.name)}", "groups:\n" + text)
             for name, content in test_files(group).items():
                 yield Document(f"{RULES_DIR}/{name}", content)
     all_groups = [group for _, groups in components for group in groups]

@@ -13,7 +13,7 @@ from obsbundle.bundle import system_documents
 from obsbundle.documents import Document, Format
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
-from obsbundle.render import Emitter, render, to_yaml
+from obsbundle.render import Emitter, indent_yaml, render, to_yaml
 from obsbundle.settings import Settings
 
 
@@ -87,3 +87,9 @@ def test_the_block_writer_writes_what_pyyaml_writes_for_the_benchmark_system(tmp
                 assert to_yaml(document.content) == to_yaml(document.content, emitter=Emitter.PURE), document.path
                 compared += 1
     assert compared > 100
+
+
+def test_a_rendered_block_moved_deeper_is_what_pyyaml_writes_there() -> None:
+    item = {"name": "g", "rules": [{"expr": "a\n\n  b\n", "labels": {"x": "y"}}, {"record": "r"}]}
+    moved = "spec:\n  groups:\n" + indent_yaml(to_yaml([item]), 2)
+    assert moved == to_yaml({"spec": {"groups": [item]}}, emitter=Emitter.PURE)

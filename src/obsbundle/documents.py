@@ -20,8 +20,9 @@ class Document:
     """One output file of a system, relative to `OUT/<system>/`.
 
     `content` is plain data (dicts, lists, strings, numbers) for YAML and JSON, or a str for text.
-    JSON content may also be text already encoded with `render.to_json`, when a generator needs
-    the same bytes twice (a dashboard file and its ConfigMap).
+    YAML and JSON content may also be text already rendered with `render.to_yaml` or
+    `render.to_json`, when a generator writes the same block twice (a rule group in its plain
+    file and in its PrometheusRule, a dashboard in its file and in its ConfigMap).
     `kubernetes` marks objects that `kustomization.yaml` lists for `kubectl apply -k`.
     """
 

@@ -314,6 +314,15 @@ def _other(value: Any) -> str:
     return _scalar(value)
 
 
+def indent_yaml(text: str, spaces: int) -> str:
+    """Block YAML moved `spaces` deeper: every non-empty line indented (PyYAML writes the empty
+    lines of literal blocks without indentation at any depth)."""
+    return _NON_EMPTY_LINE.sub(" " * spaces, text)
+
+
+_NON_EMPTY_LINE = re.compile(r"^(?=.)", re.MULTILINE)
+
+
 def to_json(data: Any) -> str:
     """Indented JSON with sorted keys. orjson writes it in C; the standard library's encoder falls
     back to pure Python whenever it indents, which made dashboards the slowest output to write."""
@@ -324,7 +333,9 @@ def render(document: Document) -> bytes:
     """The bytes of a document, with the do-not-edit header where the format has comments."""
     match document.format:
         case Format.YAML:
-            text = f"# {HEADER}\n" + to_yaml(document.content)
+            # content may arrive already rendered (see Document).
+            content = document.content
+            text = f"# {HEADER}\n" + (content if isinstance(content, str) else to_yaml(content))
         case Format.JSON:
             # JSON has no comments (Grafana would reject one); content may arrive already encoded.
             content = document.content

@@ -15,8 +15,10 @@ from obsbundle import naming
 from obsbundle.bundle import system_documents
 from obsbundle.durations import format_duration
 from obsbundle.model import Inventory, System
+from obsbundle.render import render
 from obsbundle.rules import component_groups, prometheus_rule, rule_groups
 from obsbundle.rules.definitions import Alert, Recording
+from obsbundle.rules.unit_tests import rule_file_name
 from obsbundle.settings import OutputFormat, Settings
 from obsbundle.slo_math import BURN_TIERS
 from tests.support.crds import validation_errors
@@ -143,6 +145,20 @@ def test_every_prometheus_rule_object_is_valid_against_the_operator_crd(rule_sys
             assert validation_errors(obj) == [], f"{system.name}-{component}"
             assert obj["metadata"]["namespace"] == system.monitoring.namespace
             assert system.monitoring.selector_labels.items() <= obj["metadata"]["labels"].items()
+
+
+def test_the_written_prometheus_rules_and_rule_files_hold_the_groups_they_were_built_from(
+    rule_systems: dict[str, System],
+) -> None:
+    """Each group is rendered once and spliced into its PrometheusRule and its plain file."""
+    for system in rule_systems.values():
+        documents = {document.path: document for document in system_documents(system, Settings())}
+        for component, groups in component_groups(system):
+            written = yaml.safe_load(render(documents[f"{system.name}-{component}-prometheusrule.yaml"]))
+            assert written == prometheus_rule(system, Settings(), component, groups), f"{system.name}-{component}"
+            for group in groups:
+                plain = yaml.safe_load(render(documents[f"prometheus/rules/{rule_file_name(group.name)}"]))
+                assert plain == {"groups": [group.to_dict()]}
 
 
 def test_group_names_are_unique_and_intervals_are_sensible(rule_systems: dict[str, System]) -> None:
