@@ -211,6 +211,12 @@ def test_unknown_flags_are_usage_errors_with_exit_2(capsys: pytest.CaptureFixtur
     assert "usage:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
+def test_a_job_count_below_one_is_a_usage_error(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--jobs", jobs]) == 2
+    assert f"argument --jobs: {jobs!r} is not a whole number of 1 or more" in capsys.readouterr().err
+
+
 def test_the_real_command_prints_no_traceback_for_bad_input(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
     data["services"][0]["slos"][0]["objective"] = 150
