@@ -88,14 +88,14 @@ def test_check_in_worker_processes_names_changed_missing_and_extra_files(
 
     changed = out / "bench" / "svc-0007-servicemonitor.yaml"
     changed.write_text(changed.read_text().replace("interval: 30s", "interval: 31s"))
-    (out / "bench" / "dashboards" / "bench-service-svc-0100.json").unlink()
+    (out / "bench" / "dashboards" / "bench-service-svc-0010.json").unlink()
     (out / "bench" / "hand-made.yaml").write_text("kind: ConfigMap\n")
     before = _digest(out)
 
     for jobs in (1, 2):
         stale, generated = stale_output(large_inventory, Settings(), out, jobs=jobs)
         assert stale == [
-            "bench/dashboards/bench-service-svc-0100.json",
+            "bench/dashboards/bench-service-svc-0010.json",
             "bench/hand-made.yaml",
             "bench/svc-0007-servicemonitor.yaml",
         ]
@@ -104,9 +104,25 @@ def test_check_in_worker_processes_names_changed_missing_and_extra_files(
     assert pools == [2, 2, 2]
 
 
-def test_small_inventories_stay_in_one_process(default_inventory: Inventory, tmp_path: Path, pools: list[int]) -> None:
-    write_output(default_inventory, Settings(), tmp_path / "out", jobs=8)
+def test_small_inventories_stay_in_one_process(tmp_path: Path, pools: list[int]) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(synthetic_system(PARALLEL_FROM_SERVICES - 1), sort_keys=False))
+    write_output(load_inventory([path]), Settings(), tmp_path / "out", jobs=8)
     assert pools == []
+
+
+def test_where_no_worker_can_start_generation_runs_in_this_process(
+    large_inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_output(large_inventory, Settings(), tmp_path / "alone", jobs=1)
+
+    class NoSemaphores(ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **options: Any) -> None:
+            raise OSError(38, "Function not implemented")  # sem_open without /dev/shm
+
+    monkeypatch.setattr(bundle, "ProcessPoolExecutor", NoSemaphores)
+    write_output(large_inventory, Settings(), tmp_path / "fallback", jobs=2)
+    assert _files(tmp_path / "fallback") == _files(tmp_path / "alone")
 
 
 def test_an_input_error_from_a_worker_process_keeps_its_problems() -> None:
