@@ -20,7 +20,7 @@ from obsbundle.alerting.policy import (
     page_receiver,
     ticket_receiver,
 )
-from obsbundle.model import Owner, System
+from obsbundle.model import Datastore, Owner, Service, System
 from obsbundle.slo_math import BURN_TIERS
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
@@ -128,8 +128,9 @@ class RoutingPlan:
 def teams(system: System) -> tuple[Owner, ...]:
     """Every owner of the system, one per team, sorted by team (checks.py: one team, one set of channels)."""
     owners: dict[str, Owner] = {system.owner.team: system.owner}
-    for service in system.services:
-        owner = system.owner_of(service)
+    entities: list[Service | Datastore] = [*system.services, *system.datastores]
+    for entity in entities:
+        owner = system.owner_of(entity)
         owners.setdefault(owner.team, owner)
     return tuple(owners[team] for team in sorted(owners))
 

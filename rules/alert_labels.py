@@ -2,14 +2,14 @@
 
 Every alert: `severity`, `system`, `team`. Service alerts add `namespace`, `service` and, when the
 service runs on a known pool, `node_pool` (so that NodePoolDown can inhibit them). Node and pool
-alerts: `node_pool`. Datastore alerts: `datastore`; queue alerts: `queue`; alerts computed from the
-pool & queue exporter's series: `exporter`.
+alerts: `node_pool`. Datastore alerts: `datastore`, and its owner's team; queue alerts: `queue`;
+alerts computed from the pool & queue exporter's series: `exporter`.
 """
 
 from __future__ import annotations
 
 from obsbundle import naming
-from obsbundle.model import Queue, Service, System
+from obsbundle.model import Datastore, Queue, Service, System
 
 
 def runbook_url(system: System, alert: str) -> str:
@@ -18,7 +18,7 @@ def runbook_url(system: System, alert: str) -> str:
 
 
 def system_labels(system: System) -> dict[str, str]:
-    """Labels of alerts the system's owner answers: nodes, datastores, platform."""
+    """Labels of alerts the system's owner answers: nodes and the platform."""
     return {naming.SYSTEM_LABEL: system.name, naming.TEAM_LABEL: system.owner.team}
 
 
@@ -42,6 +42,19 @@ def recorded_service_labels(system: System, service: Service) -> dict[str, str]:
         naming.NAMESPACE_LABEL: service.namespace,
         naming.SERVICE_LABEL: service.name,
     }
+
+
+def datastore_labels(system: System, store: Datastore) -> dict[str, str]:
+    """Labels of alerts about a datastore: its owner's team (the system's unless it names one), its
+    name, and its node pool when known (so that NodePoolDown can inhibit them)."""
+    labels = {
+        naming.SYSTEM_LABEL: system.name,
+        naming.TEAM_LABEL: system.owner_of(store).team,
+        naming.DATASTORE_LABEL: store.name,
+    }
+    if store.node_pool is not None:
+        labels[naming.NODE_POOL_LABEL] = store.node_pool
+    return labels
 
 
 def queue_team(system: System, queue: Queue) -> str:

@@ -15,7 +15,7 @@ from obsbundle import naming
 from obsbundle.links import Board, PanelId, panel_url
 from obsbundle.model import Datastore, DatastoreKind, System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import exporter_labels, runbook_url, system_labels
+from obsbundle.rules.alert_labels import datastore_labels, exporter_labels, runbook_url
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
 from obsbundle.rules.templating import Description, ValueFormat
@@ -87,9 +87,7 @@ def postgres_datastores(system: System) -> list[Datastore]:
 class _Datastore:
     def __init__(self, system: System, config: RuleConfig, store: Datastore) -> None:
         self.system, self.config, self.store = system, config, store
-        self.labels = {**system_labels(system), naming.DATASTORE_LABEL: store.name, **exporter_labels()}
-        if store.node_pool is not None:
-            self.labels[naming.NODE_POOL_LABEL] = store.node_pool
+        self.labels = {**datastore_labels(system, store), **exporter_labels()}
 
     def source(self, source: str) -> dict[str, str]:
         return {naming.SYSTEM_LABEL: self.system.name, "source": source}

@@ -11,10 +11,10 @@ from __future__ import annotations
 from obsbundle import naming
 from obsbundle.labels import exporter_service_name
 from obsbundle.links import Board, PanelId, panel_url
-from obsbundle.model import System
+from obsbundle.model import Datastore, System
 from obsbundle.monitors.workloads import EXPORTED_KINDS, needs_exporter
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import exporter_labels, runbook_url, service_labels, system_labels
+from obsbundle.rules.alert_labels import datastore_labels, exporter_labels, runbook_url, service_labels, system_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
 from obsbundle.rules.sli import target_labels
@@ -133,17 +133,15 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
             checks=(RunbookCheck("The exporter's targets", up, "promql"),),
         )
     ]
-    sources: list[tuple[str, str, str | None]] = []
+    sources: list[tuple[str, Datastore]] = []
     for store in sorted(system.datastores, key=lambda s: s.name):
         if store.kind in EXPORTED_KINDS:
-            sources.append((store.source, store.name, store.node_pool))
+            sources.append((store.source, store))
         if store.pgbouncer_source is not None:
-            sources.append((store.pgbouncer_source, store.name, store.node_pool))
-    for source, datastore, pool in sources:
+            sources.append((store.pgbouncer_source, store))
+    for source, store in sources:
         series = {naming.SYSTEM_LABEL: system.name, "source": source}
-        labels = {**system_labels(system), naming.DATASTORE_LABEL: datastore, **exporter_labels()}
-        if pool is not None:
-            labels[naming.NODE_POOL_LABEL] = pool
+        labels = {**datastore_labels(system, store), **exporter_labels()}
         alerts.append(
             Alert(
                 doc=SOURCE_DOWN,
@@ -151,11 +149,11 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
                 severity="warning",
                 labels=labels,
                 description=Description(
-                    f"The pool & queue exporter cannot read source {{source}} ({datastore}) "
+                    f"The pool & queue exporter cannot read source {{source}} ({store.name}) "
                     f"for {config.source_down_for}."
                 ),
                 runbook_url=runbook_url(system, SOURCE_DOWN.name),
-                dashboard_url=panel_url(system, Board.DATABASE, PanelId.DB_EXPORTER_UP, datastore=datastore),
+                dashboard_url=panel_url(system, Board.DATABASE, PanelId.DB_EXPORTER_UP, datastore=store.name),
                 for_=config.source_down_for,
                 case=Case(
                     firing=(constant("poolq_up", series, 0, TEST_MINUTES),),
@@ -164,7 +162,7 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
                     value=0,
                     eval_time="10m",
                 ),
-                entity=f"{source} ({datastore})",
+                entity=f"{source} ({store.name})",
                 threshold=f"poolq_up == 0 for {config.source_down_for}",
                 checks=(
                     RunbookCheck(

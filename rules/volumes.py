@@ -14,7 +14,7 @@ from obsbundle.durations import parse_duration
 from obsbundle.links import Board, PanelId, panel_url
 from obsbundle.model import System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import runbook_url, service_labels, system_labels
+from obsbundle.rules.alert_labels import datastore_labels, runbook_url, service_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
@@ -74,13 +74,10 @@ def watched_volumes(system: System) -> list[WatchedVolume]:
         if store.volume is None or (store.namespace, store.volume) in found:
             continue
         labels = {
-            **system_labels(system),
+            **datastore_labels(system, store),
             naming.NAMESPACE_LABEL: store.namespace,
-            naming.DATASTORE_LABEL: store.name,
             "persistentvolumeclaim": store.volume,
         }
-        if store.node_pool is not None:
-            labels[naming.NODE_POOL_LABEL] = store.node_pool
         found[(store.namespace, store.volume)] = WatchedVolume(
             store.namespace,
             store.volume,

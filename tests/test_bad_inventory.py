@@ -111,6 +111,10 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _set("queues", [{"name": "mail", "broker": "rabbitmq", "datastore": "orders-db"}]),
         ["queues[0].broker", "does not match datastore 'orders-db', which is postgres"],
     ),
+    "a datastore owner's team with other channels": (
+        _set("datastores.0.owner", {"team": "shop", "slack_channel": "#elsewhere"}),
+        ["datastores[0].owner", "team 'shop' already has channels #shop-alerts"],
+    ),
     "one team with two sets of channels": (
         _set("services.1.owner", {"team": "shop", "slack_channel": "#elsewhere"}),
         ["services[1].owner", "team 'shop' already has channels #shop-alerts"],

@@ -7,7 +7,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from obsbundle.errors import KeyPath, Problem, format_key_path
-from obsbundle.model import Broker, DatastoreKind, Instrumentation, SliKind, System
+from obsbundle.model import Broker, DatastoreKind, Instrumentation, Owner, SliKind, System
 from obsbundle.slo_math import fastest_page_factor, format_factor
 
 # Which datastore kind can hold which broker's queues.
@@ -110,14 +110,18 @@ def _team_channels(system: System) -> Iterator[tuple[KeyPath, str]]:
     first: dict[str, tuple[KeyPath, tuple[str, str | None]]] = {
         system.owner.team: (("owner",), (system.owner.slack_channel, system.owner.oncall_channel))
     }
-    for index, service in enumerate(system.services):
-        if service.owner is None:
+    owned: list[tuple[KeyPath, Owner | None]] = [
+        *((("services", index, "owner"), service.owner) for index, service in enumerate(system.services)),
+        *((("datastores", index, "owner"), store.owner) for index, store in enumerate(system.datastores)),
+    ]
+    for at, owner in owned:
+        if owner is None:
             continue
-        channels = (service.owner.slack_channel, service.owner.oncall_channel)
-        seen = first.setdefault(service.owner.team, (("services", index, "owner"), channels))
+        channels = (owner.slack_channel, owner.oncall_channel)
+        seen = first.setdefault(owner.team, (at, channels))
         if seen[1] != channels:
-            yield ("services", index, "owner"), (
-                f"team '{service.owner.team}' already has channels {seen[1][0]}"
+            yield at, (
+                f"team '{owner.team}' already has channels {seen[1][0]}"
                 f"{' / ' + seen[1][1] if seen[1][1] else ''} at {format_key_path(seen[0])}: "
                 "give a team the same channels everywhere, or name a different team"
             )

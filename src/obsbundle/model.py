@@ -420,6 +420,9 @@ class Datastore(Frozen):
         default=Decimal("0.8"), gt=0, lt=1, description="Postgres: alert above this share of max_connections."
     )
     volume: Name | None = Field(default=None, description="PersistentVolumeClaim holding its data.")
+    owner: Owner | None = Field(
+        default=None, description="Who answers its alerts, when not the system's owner (a service's own database)."
+    )
 
     @property
     def source(self) -> str:
@@ -475,8 +478,8 @@ class System(Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    def owner_of(self, service: Service) -> Owner:
-        return service.owner or self.owner
+    def owner_of(self, entity: Service | Datastore) -> Owner:
+        return entity.owner or self.owner
 
     def node_pool(self, name: str) -> NodePool:
         return next(pool for pool in self.node_pools if pool.name == name)

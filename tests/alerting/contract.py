@@ -71,7 +71,7 @@ def contract_alerts(system: System) -> Iterator[Labels]:
     exporter = {naming.EXPORTER_LABEL: naming.EXPORTER_LABEL_VALUE}
     yield {**base, **exporter, "team": owner, "alertname": naming.ALERT_EXPORTER_DOWN, "severity": "critical"}
     for store in system.datastores:
-        at_store = {**base, "team": owner, naming.DATASTORE_LABEL: store.name}
+        at_store = {**base, "team": system.owner_of(store).team, naming.DATASTORE_LABEL: store.name}
         if store.node_pool:
             at_store[naming.NODE_POOL_LABEL] = store.node_pool
         yield {**at_store, **exporter, "alertname": naming.ALERT_EXPORTER_SOURCE_DOWN, "severity": "warning"}
@@ -94,8 +94,11 @@ def owner_of_alert(system: System, labels: Mapping[str, str]) -> Owner:
     queue_name = labels.get(naming.QUEUE_LABEL, "")
     if queue_name in queues:
         consumers = {system.owner_of(services[name]) for name in queues[queue_name].consumers}
-        if len(consumers) == 1:
-            return consumers.pop()
+        return consumers.pop() if len(consumers) == 1 else system.owner
+    datastores = {store.name: store for store in system.datastores}
+    datastore_name = labels.get(naming.DATASTORE_LABEL, "")
+    if datastore_name in datastores:
+        return system.owner_of(datastores[datastore_name])
     return system.owner
 
 
@@ -103,7 +106,8 @@ def expected_destination(system: System, labels: Mapping[str, str], secrets_dir:
     """The owner table: where an alert must land.
 
     A service's alerts belong to the service's owner; a queue's to the owner of its consumers when
-    they share one (they are the ones who can drain it); everything else to the system's owner.
+    they share one (they are the ones who can drain it); a datastore's to its own owner when it
+    names one (a service's private database); everything else to the system's owner.
     Critical alerts go to the owner's page channel with its mention, the rest to its team channel;
     info reaches no one and Watchdog only the dead man's switch. Slack is always posted with the
     owning team's own webhook.
