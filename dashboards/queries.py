@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from obsbundle import naming
 from obsbundle.model import Datastore, Instrumentation, NodePool, Queue, Service, Slo, System
-from obsbundle.promql import quote, selector
+from obsbundle.promql import any_of, quote, selector
 from obsbundle.rules.config import DEFAULT_CONFIG as RULE_CONFIG
 from obsbundle.rules.sli import REQUEST_METRICS as SLI_METRICS
 
@@ -55,11 +55,6 @@ def kubelet(metric: str, labels: Mapping[str, str], *raw: str) -> str:
 
 def rate(series: str) -> str:
     return f"rate({series}[{RATE_INTERVAL}])"
-
-
-def any_of(values: Iterable[str]) -> str:
-    """An `=~` matcher value that matches exactly these values (sorted, regex-escaped, quoted)."""
-    return quote("|".join(re.escape(value) for value in sorted(set(values))))
 
 
 def system_labels(system: System) -> dict[str, str]:

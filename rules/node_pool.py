@@ -23,7 +23,7 @@ from obsbundle import naming
 from obsbundle.durations import parse_duration
 from obsbundle.links import Board, PanelId, panel_url
 from obsbundle.model import NodePool, System
-from obsbundle.promql import quote, selector
+from obsbundle.promql import any_of, quote, selector
 from obsbundle.rules.alert_labels import runbook_url, system_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
@@ -44,6 +44,10 @@ from obsbundle.rules.test_inputs import constant, counter
 
 UNPOOLED_NODE = "unpooled-1"
 """A node without the pool label in every test: kube-state-metrics reports nodes outside pools too."""
+FOREIGN_NODE = "foreign-1"
+FOREIGN_POOL = "other_team"
+"""A node in a pool the inventory does not name (another team's, on a shared cluster). The underscore
+keeps it apart from every inventory pool, whose names are DNS labels."""
 MEMORY_BYTES = 8_000_000_000
 DISK_BYTES = 100_000_000_000
 
@@ -157,9 +161,12 @@ class _Joins:
 
 
 def membership_rule(system: System, config: RuleConfig) -> Recording:
-    """`node_pool:node:info`: each node with a pool label, with the label node-exporter joins on."""
+    """`node_pool:node:info`: each node of one of the system's pools, with the label node-exporter
+    joins on. Only the inventory's pools: on a shared cluster, other teams' nodes carry the same
+    label with their own pool names, and would otherwise be recorded (and counted) too."""
     label = system.node_pool_label_name
-    source = selector("kube_node_labels", config.kube_state_metrics, f'{label}!=""')
+    pools = any_of(pool.name for pool in system.node_pools)
+    source = selector("kube_node_labels", config.kube_state_metrics, f"{label}=~{pools}")
     pooled = f'label_replace({source}, "node_pool", "$1", {quote(label)}, "(.*)")'
     key = config.node_exporter_node_label
     if key == "node":
@@ -262,9 +269,13 @@ class _PoolInputs:
         return (constant(metric, {**self.config.kube_state_metrics, **labels}, value, self.minutes),)
 
     def unpooled(self) -> Inputs:
+        """Nodes that belong to no pool of this system: one without the label, one in another pool."""
+        foreign = {"node": FOREIGN_NODE, self.system.node_pool_label_name: FOREIGN_POOL}
         return (
             *self.ksm("kube_node_labels", {"node": UNPOOLED_NODE}, 1),
             *self.ksm("kube_node_info", {"node": UNPOOLED_NODE}, 1),
+            *self.ksm("kube_node_labels", foreign, 1),
+            *self.ksm("kube_node_info", {"node": FOREIGN_NODE}, 1),
         )
 
     def node(self, node: str, state: NodeState) -> Inputs:
@@ -577,7 +588,8 @@ def pool_alerts(system: System, config: RuleConfig, pool: NodePool) -> list[Aler
 
 
 def membership_test(system: System, config: RuleConfig) -> UnitTest:
-    """node_pool:node:info puts each labelled node in its pool and leaves unlabelled ones out."""
+    """node_pool:node:info puts each labelled node in its pool, and leaves out unlabelled nodes and
+    nodes of pools the inventory does not name."""
     pools = sorted(system.node_pools, key=lambda p: p.name)
     inputs = merge_inputs(*(_PoolInputs(system, config, pool, 5).nodes(1) for pool in pools))
     key = config.node_exporter_node_label
@@ -588,7 +600,9 @@ def membership_test(system: System, config: RuleConfig) -> UnitTest:
         samples.append((selector(naming.NODE_POOL_MEMBERSHIP, labels), 1.0))
     check = SampleCheck(selector(naming.NODE_POOL_MEMBERSHIP, {naming.SYSTEM_LABEL: system.name}), "5m", tuple(samples))
     return UnitTest(
-        "every labelled node is recorded in its pool, unlabelled ones in none", inputs, sample_checks=(check,)
+        "every node of the system's pools is recorded in its pool; unlabelled and other teams' nodes in none",
+        inputs,
+        sample_checks=(check,),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -20,6 +20,11 @@ def quote(value: str) -> str:
 def regex_quote(value: str) -> str:
     """A PromQL string literal that matches `value` literally inside `=~`."""
     return quote(re.escape(value))
+
+
+def any_of(values: Iterable[str]) -> str:
+    """An `=~` matcher value that matches exactly these values (sorted, regex-escaped, quoted)."""
+    return quote("|".join(re.escape(value) for value in sorted(set(values))))
 
 
 def matchers(labels: Mapping[str, str], **extra: str) -> str:
