@@ -8,8 +8,14 @@ alerts computed from the pool & queue exporter's series: `exporter`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 from obsbundle import naming
+from obsbundle.links import Board, PanelId, panel_url
 from obsbundle.model import Datastore, Queue, Service, System
+from obsbundle.rules.definitions import Alert, AlertDoc, Case, RunbookCheck, Severity
+from obsbundle.rules.templating import Description
 
 
 def runbook_url(system: System, alert: str) -> str:
@@ -66,3 +72,52 @@ def queue_team(system: System, queue: Queue) -> str:
 def exporter_labels() -> dict[str, str]:
     """Marks alerts computed from the pool & queue exporter, so that ExporterDown can inhibit them."""
     return {naming.EXPORTER_LABEL: naming.EXPORTER_LABEL_VALUE}
+
+
+@dataclass(frozen=True)
+class AlertSubject:
+    """What a component's alerts are about, and what each of them carries because of it: the
+    labels, the entity named in runbooks, and the dashboard its panel link opens."""
+
+    system: System
+    labels: Mapping[str, str]
+    entity: str
+    board: Board
+    board_entity: str | None = None
+    """The entity of a per-entity dashboard (a service's, a node pool's)."""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    """Template variables the link sets (`datastore`, `queue`)."""
+
+    def alert(
+        self,
+        doc: AlertDoc,
+        *,
+        expr: str,
+        severity: Severity,
+        description: Description,
+        panel: PanelId,
+        for_: str | None,
+        case: Case,
+        threshold: str,
+        checks: tuple[RunbookCheck, ...] = (),
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> Alert:
+        return Alert(
+            doc=doc,
+            expr=expr,
+            severity=severity,
+            labels={**self.labels, **(extra_labels or {})},
+            description=description,
+            runbook_url=runbook_url(self.system, doc.name),
+            dashboard_url=panel_url(self.system, self.board, panel, self.board_entity, **self.variables),
+            for_=for_,
+            case=case,
+            entity=self.entity,
+            threshold=threshold,
+            checks=checks,
+        )
+
+
+def service_subject(system: System, service: Service) -> AlertSubject:
+    """A service's alerts: its labels, linked to panels of its own dashboard."""
+    return AlertSubject(system, service_labels(system, service), service.name, Board.SERVICE, service.name)

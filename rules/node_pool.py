@@ -21,10 +21,10 @@ from decimal import Decimal
 
 from obsbundle import naming
 from obsbundle.durations import parse_duration
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import NodePool, System
 from obsbundle.promql import any_of, quote, selector
-from obsbundle.rules.alert_labels import runbook_url, system_labels
+from obsbundle.rules.alert_labels import AlertSubject, system_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
     Alert,
@@ -35,7 +35,6 @@ from obsbundle.rules.definitions import (
     RuleGroup,
     RunbookCheck,
     SampleCheck,
-    Severity,
     UnitTest,
     merge_inputs,
 )
@@ -319,7 +318,8 @@ class _PoolAlerts:
     def __init__(self, system: System, config: RuleConfig, pool: NodePool) -> None:
         self.system, self.config, self.pool = system, config, pool
         self.joins = _Joins(system, config)
-        self.labels = {**system_labels(system), naming.NODE_POOL_LABEL: pool.name}
+        labels = {**system_labels(system), naming.NODE_POOL_LABEL: pool.name}
+        self.subject = AlertSubject(system, labels, pool.name, Board.NODE_POOL, pool.name)
         self.recorded = {naming.SYSTEM_LABEL: system.name, naming.NODE_POOL_LABEL: pool.name}
         self.first = node_names(pool, 1)[0]
         key = config.node_exporter_node_label
@@ -327,34 +327,6 @@ class _PoolAlerts:
 
     def inputs(self, minutes: int) -> _PoolInputs:
         return _PoolInputs(self.system, self.config, self.pool, minutes)
-
-    def alert(
-        self,
-        doc: AlertDoc,
-        *,
-        expr: str,
-        severity: Severity,
-        description: Description,
-        panel: PanelId,
-        for_: str,
-        case: Case,
-        threshold: str,
-        checks: tuple[RunbookCheck, ...] = (),
-    ) -> Alert:
-        return Alert(
-            doc=doc,
-            expr=expr,
-            severity=severity,
-            labels=self.labels,
-            description=description,
-            runbook_url=runbook_url(self.system, doc.name),
-            dashboard_url=panel_url(self.system, Board.NODE_POOL, panel, self.pool.name),
-            for_=for_,
-            case=case,
-            entity=self.pool.name,
-            threshold=threshold,
-            checks=checks,
-        )
 
     def _node_ratio(
         self,
@@ -371,7 +343,7 @@ class _PoolAlerts:
         at = _minutes(for_) + 7
         value = float((1 + threshold) / 2)
         size = healthy_size(self.pool)
-        return self.alert(
+        return self.subject.alert(
             doc,
             expr=f"{series} > {format(threshold.normalize(), 'f')}",
             severity="critical",
@@ -441,7 +413,7 @@ class _PoolAlerts:
         drain = DISK_BYTES * 0.0005
         start_used = 0.55
         used = 1 - (DISK_BYTES * (1 - start_used) - drain * at) / DISK_BYTES
-        return self.alert(
+        return self.subject.alert(
             DISK_FILLING,
             expr=expr,
             severity="warning",
@@ -470,7 +442,7 @@ class _PoolAlerts:
             "kube_node_status_condition", self.config.kube_state_metrics, 'condition="Ready"', 'status="true"'
         )
         at = _minutes(self.config.node_not_ready_for) + 5
-        return self.alert(
+        return self.subject.alert(
             NODE_NOT_READY,
             expr=f"(max by (node) ({ready}) == 0)\n"
             f"* on (node) group_left (node_pool) {self.joins.membership(self.pool)}",
@@ -503,7 +475,7 @@ class _PoolAlerts:
         ready = selector(naming.POOL_NODES_READY, self.recorded)
         at = _minutes(self.config.pool_down_for) + 7
         size = healthy_size(self.pool)
-        return self.alert(
+        return self.subject.alert(
             POOL_DOWN,
             expr=f"(max({ready}) or on () vector(0)) == 0\n{self._reporting()}",
             severity="critical",
@@ -535,7 +507,7 @@ class _PoolAlerts:
         at = _minutes(self.config.pool_size_for) + 5
         missing_one = self.pool.min_nodes - 1
         firing = self.inputs(at).nodes(missing_one) if missing_one else self.inputs(at).unpooled()
-        return self.alert(
+        return self.subject.alert(
             POOL_BELOW_MIN,
             expr=f"(max({nodes}) or on () vector(0)) < {self.pool.min_nodes}\n{self._reporting()}",
             severity="warning",
@@ -558,7 +530,7 @@ class _PoolAlerts:
     def at_max(self) -> Alert:
         nodes = selector(naming.POOL_NODES, self.recorded)
         at = _minutes(self.config.pool_at_max_for) + 5
-        return self.alert(
+        return self.subject.alert(
             POOL_AT_MAX,
             expr=f"max({nodes}) >= {self.pool.max_nodes}",
             severity="warning",

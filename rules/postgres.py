@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from obsbundle import naming
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import Datastore, DatastoreKind, System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import datastore_labels, exporter_labels, runbook_url
+from obsbundle.rules.alert_labels import AlertSubject, datastore_labels, exporter_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
 from obsbundle.rules.templating import Description, ValueFormat
@@ -87,7 +87,8 @@ def postgres_datastores(system: System) -> list[Datastore]:
 class _Datastore:
     def __init__(self, system: System, config: RuleConfig, store: Datastore) -> None:
         self.system, self.config, self.store = system, config, store
-        self.labels = {**datastore_labels(system, store), **exporter_labels()}
+        labels = {**datastore_labels(system, store), **exporter_labels()}
+        self.subject = AlertSubject(system, labels, store.name, Board.DATABASE, variables={"datastore": store.name})
 
     def source(self, source: str) -> dict[str, str]:
         return {naming.SYSTEM_LABEL: self.system.name, "source": source}
@@ -108,17 +109,14 @@ class _Datastore:
         threshold: str,
         check: str,
     ) -> Alert:
-        return Alert(
-            doc=doc,
+        return self.subject.alert(
+            doc,
             expr=expr,
             severity=severity,
-            labels=self.labels,
             description=description,
-            runbook_url=runbook_url(self.system, doc.name),
-            dashboard_url=panel_url(self.system, Board.DATABASE, panel, datastore=self.store.name),
+            panel=panel,
             for_=for_,
             case=case,
-            entity=self.store.name,
             threshold=threshold,
             checks=(RunbookCheck("What the exporter reads", check, "promql"),),
         )

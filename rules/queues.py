@@ -14,10 +14,10 @@ from collections.abc import Mapping
 
 from obsbundle import naming
 from obsbundle.durations import parse_duration
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import Broker, Queue, System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import exporter_labels, queue_team, runbook_url
+from obsbundle.rules.alert_labels import AlertSubject, exporter_labels, queue_team
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
 from obsbundle.rules.templating import Description, ValueFormat
@@ -82,12 +82,13 @@ class _Queue:
     def __init__(self, system: System, config: RuleConfig, queue: Queue) -> None:
         self.system, self.config, self.queue = system, config, queue
         store = system.datastore(queue.datastore)
-        self.labels = {
+        labels = {
             naming.SYSTEM_LABEL: system.name,
             naming.TEAM_LABEL: queue_team(system, queue),
             naming.QUEUE_LABEL: queue.name,
             naming.DATASTORE_LABEL: store.name,
         }
+        self.subject = AlertSubject(system, labels, queue.name, Board.QUEUES, variables={"queue": queue.name})
         self.series_labels = {naming.SYSTEM_LABEL: system.name, "source": store.source, "queue": queue.name}
 
     def poolq(self, metric: str) -> str:
@@ -111,20 +112,17 @@ class _Queue:
         check: str,
         from_exporter: bool = True,
     ) -> Alert:
-        labels = {**self.labels, **(exporter_labels() if from_exporter else {})}
-        return Alert(
-            doc=doc,
+        return self.subject.alert(
+            doc,
             expr=expr,
             severity=severity,
-            labels=labels,
             description=description,
-            runbook_url=runbook_url(self.system, doc.name),
-            dashboard_url=panel_url(self.system, Board.QUEUES, panel, queue=self.queue.name),
+            panel=panel,
             for_=for_,
             case=case,
-            entity=self.queue.name,
             threshold=threshold,
             checks=(RunbookCheck("What the alert reads", check, "promql"),),
+            extra_labels=exporter_labels() if from_exporter else None,
         )
 
     def backlog_high(self) -> Alert:

@@ -17,10 +17,10 @@ from decimal import Decimal
 from obsbundle import naming
 from obsbundle.durations import parse_duration_ms
 from obsbundle.errors import InputError, Problem
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import PanelId
 from obsbundle.model import Service, System, WorkloadKind
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import recorded_service_labels, runbook_url, service_labels
+from obsbundle.rules.alert_labels import recorded_service_labels, service_subject
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
     Alert,
@@ -184,16 +184,14 @@ def _latency_alert(system: System, index: int, service: Service, metrics: Reques
     labels = recorded_service_labels(system, service)
     p95 = selector(naming.SERVICE_LATENCY_QUANTILE, {**labels, "quantile": "0.95"})
     threshold = format(threshold_s.normalize(), "f")
-    return Alert(
-        doc=HIGH_LATENCY,
+    return service_subject(system, service).alert(
+        HIGH_LATENCY,
         expr=f"{p95} > {threshold}",
         severity="warning",
-        labels=service_labels(system, service),
         description=Description(
             f"P95 latency of {service.name} is {{value}} (alert above {service.latency_alert}).", ValueFormat.DURATION
         ),
-        runbook_url=runbook_url(system, HIGH_LATENCY.name),
-        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_LATENCY, service.name),
+        panel=PanelId.SERVICE_LATENCY,
         for_=config.api_for,
         case=Case(
             firing=traffic(service, metrics, errors_per_minute=0, bucket=slow[0]),
@@ -202,7 +200,6 @@ def _latency_alert(system: System, index: int, service: Service, metrics: Reques
             value=p95s[slow[0]],
             eval_time=f"{TEST_MINUTES}m",
         ),
-        entity=service.name,
         threshold=f"P95 > {service.latency_alert} for {config.api_for}",
         checks=(RunbookCheck("P95 over the last 5 minutes", p95, "promql"),),
     )
@@ -214,18 +211,16 @@ def _error_ratio_alert(system: System, service: Service, metrics: RequestMetrics
     ratio = selector(naming.SERVICE_ERROR_RATIO, labels)
     threshold = service.error_rate_alert
     firing_share = min(2 * threshold, (1 + threshold) / 2)
-    return Alert(
-        doc=HIGH_ERROR_RATIO,
+    return service_subject(system, service).alert(
+        HIGH_ERROR_RATIO,
         expr=f"{ratio} > {format(threshold.normalize(), 'f')}",
         severity="warning",
-        labels=service_labels(system, service),
         description=Description(
             f"{{value}} of {service.name}'s requests failed over the last 5 minutes "
             f"(alert above {float(threshold) * 100:g}%).",
             ValueFormat.PERCENT,
         ),
-        runbook_url=runbook_url(system, HIGH_ERROR_RATIO.name),
-        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_ERROR_RATIO, service.name),
+        panel=PanelId.SERVICE_ERROR_RATIO,
         for_=config.api_for,
         case=Case(
             firing=traffic(service, metrics, errors_per_minute=float(firing_share) * REQUESTS_PER_MINUTE, bucket=None),
@@ -234,7 +229,6 @@ def _error_ratio_alert(system: System, service: Service, metrics: RequestMetrics
             value=float(firing_share),
             eval_time=f"{TEST_MINUTES}m",
         ),
-        entity=service.name,
         threshold=f"> {float(threshold) * 100:g}% for {config.api_for}",
         checks=(RunbookCheck("Error ratio over the last 5 minutes", ratio, "promql"),),
     )
@@ -245,18 +239,16 @@ def _error_rate_alert(system: System, service: Service, metrics: RequestMetrics,
     labels = recorded_service_labels(system, service)
     rate = selector(naming.SERVICE_ERRORS_RATE, labels)
     threshold = service.errors_per_second_alert
-    return Alert(
-        doc=HIGH_ERROR_RATE,
+    return service_subject(system, service).alert(
+        HIGH_ERROR_RATE,
         expr=f"{rate} > {format(threshold.normalize(), 'f')}",
         severity="critical",
-        labels=service_labels(system, service),
         description=Description(
             f"{service.name} answers {{value}} requests per second with a server error "
             f"(alert above {format(threshold.normalize(), 'f')}/s).",
             ValueFormat.PER_SECOND,
         ),
-        runbook_url=runbook_url(system, HIGH_ERROR_RATE.name),
-        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_ERROR_RATIO, service.name),
+        panel=PanelId.SERVICE_ERROR_RATIO,
         for_=config.api_for,
         case=Case(
             firing=traffic(service, metrics, errors_per_minute=float(threshold * 2 * 60), bucket=None),
@@ -265,7 +257,6 @@ def _error_rate_alert(system: System, service: Service, metrics: RequestMetrics,
             value=float(threshold * 2),
             eval_time=f"{TEST_MINUTES}m",
         ),
-        entity=service.name,
         threshold=f"> {format(threshold.normalize(), 'f')}/s for {config.api_for}",
         checks=(RunbookCheck("Server errors per second over the last 5 minutes", rate, "promql"),),
     )

@@ -17,13 +17,13 @@ from decimal import Decimal
 from obsbundle import naming
 from obsbundle.durations import format_duration
 from obsbundle.errors import InputError, Problem
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import PanelId
 from obsbundle.model import Service, System, WorkloadKind
 from obsbundle.promql import quote, selector
-from obsbundle.rules.alert_labels import runbook_url, service_labels
+from obsbundle.rules.alert_labels import service_subject
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.cron import CronError, max_interval_seconds
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
+from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
 from obsbundle.rules.test_inputs import constant
 
@@ -180,7 +180,7 @@ class _Builder:
         self.system = system
         self.service = service
         self.config = config
-        self.labels = service_labels(system, service)
+        self.subject = service_subject(system, service)
         self.ns = {naming.NAMESPACE_LABEL: service.namespace}
         self.ksm = {**config.kube_state_metrics, **self.ns}
 
@@ -189,34 +189,6 @@ class _Builder:
 
     def gauge(self, metric: str, labels: Mapping[str, str], value: float, minutes: int = TEST_MINUTES) -> Inputs:
         return (constant(metric, {**self.ksm, **labels}, value, minutes),)
-
-    def alert(
-        self,
-        doc: AlertDoc,
-        *,
-        expr: str,
-        severity: Severity,
-        description: Description,
-        panel: PanelId,
-        for_: str | None,
-        case: Case,
-        threshold: str,
-        checks: tuple[RunbookCheck, ...],
-    ) -> Alert:
-        return Alert(
-            doc=doc,
-            expr=expr,
-            severity=severity,
-            labels=self.labels,
-            description=description,
-            runbook_url=runbook_url(self.system, doc.name),
-            dashboard_url=panel_url(self.system, Board.SERVICE, panel, self.service.name),
-            for_=for_,
-            case=case,
-            entity=self.service.name,
-            threshold=threshold,
-            checks=checks,
-        )
 
     def kubectl(self, title: str, command: str) -> RunbookCheck:
         return RunbookCheck(title, command)
@@ -229,7 +201,7 @@ class _Builder:
             "kube_pod_container_status_waiting_reason", _pods(self.service), 'reason="CrashLoopBackOff"'
         )
         series = {"pod": pod, "container": container, "reason": "CrashLoopBackOff"}
-        return self.alert(
+        return self.subject.alert(
             CRASH_LOOPING,
             expr=f"max by (namespace, pod, container) (max_over_time({waiting}[5m])) >= 1",
             severity="critical",
@@ -260,7 +232,7 @@ class _Builder:
         available = self.ksm_series("kube_deployment_status_replicas_available", **deployment)
         wanted = self.ksm_series("kube_deployment_spec_replicas", **deployment)
         replicas = self.service.replicas or 2
-        return self.alert(
+        return self.subject.alert(
             REPLICAS_MISMATCH,
             expr=f"max by (namespace, deployment) ({available})\n!= max by (namespace, deployment) ({wanted})",
             severity="warning",
@@ -297,7 +269,7 @@ class _Builder:
         current = self.ksm_series("kube_horizontalpodautoscaler_status_current_replicas", hpa_matcher(self.service))
         maximum = self.ksm_series("kube_horizontalpodautoscaler_spec_max_replicas", hpa_matcher(self.service))
         top = self.service.autoscaling.max
-        return self.alert(
+        return self.subject.alert(
             HPA_AT_MAX,
             expr=f"max by (namespace, horizontalpodautoscaler) ({current})\n"
             f">= max by (namespace, horizontalpodautoscaler) ({maximum})",
@@ -338,7 +310,7 @@ class _Builder:
                 *self.gauge("kube_pod_status_phase", {"pod": pod, "phase": "Running"}, 1),
             )
 
-        return self.alert(
+        return self.subject.alert(
             PODS_NOT_READY,
             expr=f"max by (namespace, pod) ({not_ready}) == 1\n"
             f"unless on (namespace, pod) max by (namespace, pod) ({finished}) == 1",
@@ -379,7 +351,7 @@ class _Builder:
                 ),
             )
 
-        return self.alert(
+        return self.subject.alert(
             MEMORY_NEAR_LIMIT,
             expr=f"max by (namespace, pod, container) ({usage})\n/ max by (namespace, pod, container) ({limit})\n"
             f"> {format(threshold.normalize(), 'f')}",
@@ -415,7 +387,7 @@ class _Builder:
                 *self.gauge("kube_job_failed", {**job, "condition": "false"}, int(not failed_run)),
             )
 
-        return self.alert(
+        return self.subject.alert(
             JOB_FAILED,
             expr=f"max by (namespace, job_name) ({failed}) == 1",
             severity="warning",
@@ -450,7 +422,7 @@ class _Builder:
         last_success = self.ksm_series("kube_cronjob_status_last_successful_time", **cronjob)
         created = self.ksm_series("kube_cronjob_created", **cronjob)
         at_minutes = -(-(allowed // 60 + 10) // 5) * 5  # on the 5-minute test clock
-        return self.alert(
+        return self.subject.alert(
             CRONJOB_MISSED,
             expr=f"time() - (max({last_success}) or max({created})) > {allowed}",
             severity="warning",
@@ -502,7 +474,7 @@ class _Builder:
                 *self.gauge("kube_cronjob_status_last_successful_time", cronjob, last_success_at),
             )
 
-        return self.alert(
+        return self.subject.alert(
             CRONJOB_FAILED,
             expr=(
                 f"max(\n  {started}\n  and on (namespace, job_name) ({failed} == 1)\n"
