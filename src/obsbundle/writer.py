@@ -85,13 +85,6 @@ def present_files(out: Path) -> set[str]:
     return {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file() and path.name != MARKER}
 
 
-def stale_files(files: Mapping[str, bytes], out: Path) -> list[str]:
-    """Paths under `out` that differ from `files`: changed, missing, or no longer generated."""
-    stale = [path for path, data in files.items() if is_stale(out, path, data)]
-    stale.extend(path for path in present_files(out) if path not in files)
-    return sorted(stale)
-
-
 def _swap_in(staging: Path, out: Path) -> None:
     if not out.exists():
         os.replace(staging, out)
