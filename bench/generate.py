@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, write_output
+from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, worker_count, write_output
 from obsbundle.loader import load_inventory
 from obsbundle.settings import Settings
 from obsbundle.writer import MARKER
@@ -94,7 +94,6 @@ def measure_once(inventory_path: Path, jobs: int, trace_memory: bool, scratch: P
     started = time.perf_counter()
     inventory = load_inventory([inventory_path])
     loaded = time.perf_counter()
-    services = sum(len(system.services) for system in inventory.systems)
     write_output(inventory, Settings(), out, jobs=jobs)
     written = time.perf_counter()
     traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
@@ -103,7 +102,7 @@ def measure_once(inventory_path: Path, jobs: int, trace_memory: bool, scratch: P
         "load_s": loaded - started,
         "generate_s": written - loaded,
         "total_s": written - started,
-        "workers": jobs if jobs > 1 and services >= PARALLEL_FROM_SERVICES else 0,
+        "workers": worker_count(inventory, jobs),
         "python_peak_mib": traced_peak / 2**20,
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "worker_max_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,

@@ -143,9 +143,9 @@ def _produce(inventory: Inventory, settings: Settings, destination: Destination,
     is large enough to gain from them; the files are the same bytes either way.
     """
     tasks = [(system, generator) for generator in range(len(GENERATORS)) for system in inventory.systems]
-    services = sum(len(system.services) for system in inventory.systems)
+    workers = worker_count(inventory, jobs)
     with _collector_paused():
-        pool = _worker_pool(min(jobs, len(tasks))) if jobs > 1 and services >= PARALLEL_FROM_SERVICES else None
+        pool = _worker_pool(workers) if workers else None
         if pool is not None:
             delivered = _run_in_workers(pool, tasks, settings, destination)
         else:
@@ -161,6 +161,15 @@ def _produce(inventory: Inventory, settings: Settings, destination: Destination,
         )
         for system in inventory.systems
     }
+
+
+def worker_count(inventory: Inventory, jobs: int) -> int:
+    """Worker processes generation asks for with `jobs`: none below PARALLEL_FROM_SERVICES or for
+    one job, and never more than there are (system, generator) tasks."""
+    services = sum(len(system.services) for system in inventory.systems)
+    if jobs <= 1 or services < PARALLEL_FROM_SERVICES:
+        return 0
+    return min(jobs, len(GENERATORS) * len(inventory.systems))
 
 
 def _deliver(system_name: str, document: Document, *, destination: Destination) -> Placed:
