@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from obsbundle.durations import parse_duration, parse_duration_ms
+from obsbundle.stacks import Stack
 
 API_VERSION = "obsbundle/v1"
 
@@ -93,6 +94,11 @@ class MonitoringSettings(Frozen):
     )
     grafana_url: str = Field(default="https://grafana.example.com", pattern=r"^https?://[^\s]+$")
     alertmanager_url: str = Field(default="https://alertmanager.example.com", pattern=r"^https?://[^\s]+$")
+    stack: Stack = Field(
+        default=Stack.KUBE_PROMETHEUS_STACK,
+        description="The stack that deploys Prometheus and the standard exporters; it decides the target "
+        "labels the generated tests give their series (the rules' selectors hold under both).",
+    )
     runbook_url: str = Field(
         default="https://runbooks.example.com/{system}/{alert}",
         description="Pattern of runbook links; {system} and {alert} are replaced.",
