@@ -1,27 +1,65 @@
 """The monitoring stacks obsbundle's output runs on, and the target labels each gives each exporter.
 
 Prometheus Operator puts the same target labels on every ServiceMonitor target (`job`,
-`instance`, `namespace`, `service`, `pod`, `container`, `endpoint`; `node` when the endpoint's
-target is a Node, as the kubelet's are), but the two stacks users install deploy the standard
-exporters differently, so the values differ:
+`instance`, `namespace`, `service`, `pod`, `container`, `endpoint`; `node` instead of `pod` and
+`container` when the endpoint's target is a Node, as the kubelet's are) and on every PodMonitor
+target (the same without `service`). The two stacks users install deploy the standard exporters
+differently, so the values differ:
 
 - kube-prometheus-stack (Helm): node-exporter runs with `hostNetwork` and its ServiceMonitor has
   no relabelling, so `instance` is `<host IP>:9100`.
 - kube-prometheus (jsonnet): node-exporter sits behind kube-rbac-proxy and its ServiceMonitor
-  relabels `instance` to the node's name.
+  relabels `instance` to the node's name; kube-state-metrics' ServiceMonitor drops the target's
+  `pod`, `service`, `endpoint` and `namespace`.
 
-Both scrape kube-state-metrics with `honorLabels`, so its own `namespace`, `pod` and `node` labels
-win over the target's. Rules select each exporter by labels both stacks give it (`job`, and
-`metrics_path` for the kubelet) and reach a node through `kube_pod_info` on (namespace, pod),
-never through `instance`.
+Both scrape kube-state-metrics and the kubelet with `honorLabels`, so the exposition's own
+`namespace`, `pod` and `container` win over the target's. Rules select each exporter by labels
+both stacks give it (`job`, and `metrics_path` for the kubelet) and reach a node through
+`kube_pod_info` on (namespace, pod), never through `instance`.
+
+Sources (facts read from each file; names are for a Helm release called `kube-prometheus-stack`
+in namespace `monitoring`, kube-prometheus' own namespace):
+
+- prometheus-community/helm-charts@cf408a290aec489277a94450bb3511432477a53a:
+  charts/kube-prometheus-stack/Chart.yaml (chart 88.5.3; subcharts kube-state-metrics 8.4.0,
+  prometheus-node-exporter 4.56.1); charts/kube-prometheus-stack/values.yaml (`kubelet.serviceMonitor`:
+  honorLabels true, `metrics_path` from `__metrics_path__` on /metrics and /metrics/cadvisor;
+  `kube-state-metrics.prometheus.monitor.http.honorLabels: true`; `prometheus-node-exporter`:
+  `service.portName: http-metrics`, Service label `jobLabel: node-exporter`, monitor
+  `jobLabel: jobLabel`, `relabelings: []`); charts/kube-prometheus-stack/templates/_helpers.tpl
+  (fullname: the release name when it contains the chart's name);
+  charts/kube-prometheus-stack/templates/exporters/kubelet/servicemonitor.yaml (`jobLabel: k8s-app`,
+  port `https-metrics`); charts/kube-prometheus-stack/templates/prometheus-operator/deployment.yaml
+  (`--kubelet-service=kube-system/<fullname>-kubelet`);
+  charts/prometheus-node-exporter/values.yaml (`hostNetwork: true`, port 9100,
+  `kubeRBACProxy.enabled: false`) and templates/{_helpers.tpl,daemonset.yaml,servicemonitor.yaml}
+  (fullname `<release>-prometheus-node-exporter`, container `node-exporter`, no honorLabels);
+  charts/kube-state-metrics/values.yaml (`hostNetwork: false`, port 8080, `metricLabelsAllowlist: []`)
+  and templates/{_helpers.tpl,deployment.yaml,service.yaml,servicemonitor.yaml} (fullname
+  `<release>-kube-state-metrics`, container `kube-state-metrics`, port `http`, jobLabel
+  `app.kubernetes.io/name`).
+- prometheus-operator/kube-prometheus@4d719f1dea8853540b3823ab1fbe6be74a9953b3:
+  jsonnet/kube-prometheus/components/node-exporter.libsonnet (port `https` 9100 on container
+  `kube-rbac-proxy`, `hostNetwork: true`, relabelling `__meta_kubernetes_pod_node_name` → `instance`);
+  jsonnet/kube-prometheus/components/kube-state-metrics.libsonnet (port `https-main` 8443 on
+  container `kube-rbac-proxy-main`, honorLabels, `labeldrop` of `(pod|service|endpoint|namespace)`);
+  jsonnet/kube-prometheus/components/k8s-control-plane.libsonnet (ServiceMonitor `kubelet`,
+  jobLabel `app.kubernetes.io/name`, honorLabels, `metrics_path` from `__metrics_path__`).
+- prometheus-operator/prometheus-operator@6adcebc5076c34f4f55f8f5f7b1e528929373ac7:
+  pkg/prometheus/promcfg.go (`generateServiceMonitorConfig`, `generatePodMonitorConfig`: the target
+  labels above; `job` is the Service's name or its `jobLabel` label for a ServiceMonitor and
+  `<namespace>/<name>` or the pod's `jobLabel` label for a PodMonitor; `endpoint` is the port's name);
+  pkg/kubelet/controller.go (the kubelet Endpoints: port `https-metrics` 10250 on each node's
+  InternalIP, target kind Node, labels `k8s-app` and `app.kubernetes.io/name` = `kubelet`);
+  jsonnet/prometheus-operator/prometheus-operator.libsonnet (`--kubelet-service=kube-system/kubelet`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Stack(StrEnum):
@@ -32,7 +70,7 @@ class Stack(StrEnum):
 
 
 class Exporter(StrEnum):
-    """The standard exporters the generated rules and dashboards read."""
+    """The standard exporters the stacks deploy and the generated rules and dashboards read."""
 
     NODE_EXPORTER = "node-exporter"
     KUBE_STATE_METRICS = "kube-state-metrics"
@@ -68,6 +106,8 @@ class ScrapeTarget:
     honor_labels: bool = False
     static: Mapping[str, str] = field(default_factory=dict)
     """Further labels the ServiceMonitor's relabellings set (the kubelet's `metrics_path`)."""
+    drop: frozenset[str] = frozenset()
+    """Target labels the ServiceMonitor's relabellings drop (`labeldrop`)."""
     pod_prefix: str | None = None
     """The exporter's pod names start with this (DaemonSet or Deployment name)."""
 
@@ -80,51 +120,55 @@ class Node:
     host_ip: str
 
 
-# Facts from each stack's own manifests; see tests/fixtures/exposition/README.md for the files.
+_KPS_RELEASE = "kube-prometheus-stack"
+# Both stacks copy `__metrics_path__` into `metrics_path`: the kubelet serves both paths on one port.
+_CADVISOR_PATH = {"metrics_path": "/metrics/cadvisor"}
+_KUBELET_PATH = {"metrics_path": "/metrics"}
+
 PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
     Stack.KUBE_PROMETHEUS_STACK: {
         Exporter.NODE_EXPORTER: ScrapeTarget(
             job="node-exporter",
             namespace="monitoring",
-            service="kube-prometheus-stack-prometheus-node-exporter",
+            service=f"{_KPS_RELEASE}-prometheus-node-exporter",
             endpoint="http-metrics",
             container="node-exporter",
             port=9100,
             instance_from=InstanceFrom.HOST_IP,
-            pod_prefix="kube-prometheus-stack-prometheus-node-exporter",
+            pod_prefix=f"{_KPS_RELEASE}-prometheus-node-exporter",
         ),
         Exporter.KUBE_STATE_METRICS: ScrapeTarget(
             job="kube-state-metrics",
             namespace="monitoring",
-            service="kube-prometheus-stack-kube-state-metrics",
+            service=f"{_KPS_RELEASE}-kube-state-metrics",
             endpoint="http",
             container="kube-state-metrics",
             port=8080,
             instance_from=InstanceFrom.POD_IP,
             honor_labels=True,
-            pod_prefix="kube-prometheus-stack-kube-state-metrics",
+            pod_prefix=f"{_KPS_RELEASE}-kube-state-metrics",
         ),
         Exporter.CADVISOR: ScrapeTarget(
             job="kubelet",
             namespace="kube-system",
-            service="kube-prometheus-stack-kubelet",
+            service=f"{_KPS_RELEASE}-kubelet",
             endpoint="https-metrics",
             container=None,
             port=10250,
             instance_from=InstanceFrom.HOST_IP,
             honor_labels=True,
-            static={"metrics_path": "/metrics/cadvisor"},
+            static=_CADVISOR_PATH,
         ),
         Exporter.KUBELET: ScrapeTarget(
             job="kubelet",
             namespace="kube-system",
-            service="kube-prometheus-stack-kubelet",
+            service=f"{_KPS_RELEASE}-kubelet",
             endpoint="https-metrics",
             container=None,
             port=10250,
             instance_from=InstanceFrom.HOST_IP,
             honor_labels=True,
-            static={"metrics_path": "/metrics"},
+            static=_KUBELET_PATH,
         ),
     },
     Stack.KUBE_PROMETHEUS: {
@@ -147,6 +191,7 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
             port=8443,
             instance_from=InstanceFrom.POD_IP,
             honor_labels=True,
+            drop=frozenset({"pod", "service", "endpoint", "namespace"}),
             pod_prefix="kube-state-metrics",
         ),
         Exporter.CADVISOR: ScrapeTarget(
@@ -158,7 +203,7 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
             port=10250,
             instance_from=InstanceFrom.HOST_IP,
             honor_labels=True,
-            static={"metrics_path": "/metrics/cadvisor"},
+            static=_CADVISOR_PATH,
         ),
         Exporter.KUBELET: ScrapeTarget(
             job="kubelet",
@@ -169,22 +214,18 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
             port=10250,
             instance_from=InstanceFrom.HOST_IP,
             honor_labels=True,
-            static={"metrics_path": "/metrics"},
+            static=_KUBELET_PATH,
         ),
     },
 }
 
 
 def exporter_pod(stack: Stack, exporter: Exporter, node: Node) -> str | None:
-    """The name of the exporter's pod on `node` (a stable made-up suffix per node), or None for Node targets.
-
-    The suffix is a hash of the whole node name: a DaemonSet's pods on nodes `auth-1` and `api-1`
-    must not share a name, or every join on (namespace, pod) would mix their nodes.
-    """
+    """The name of the exporter's pod on `node` (a stable made-up suffix per node), or None for Node targets."""
     target = PROFILES[stack][exporter]
     if target.container is None or target.pod_prefix is None:
         return None
-    return f"{target.pod_prefix}-{hashlib.sha256(node.name.encode()).hexdigest()[:5]}"
+    return f"{target.pod_prefix}-{node.name.rsplit('-', 1)[-1][:5]}"
 
 
 def target_labels(stack: Stack, exporter: Exporter, node: Node, *, pod_ip: str = "10.244.0.10") -> dict[str, str]:
@@ -212,4 +253,34 @@ def target_labels(stack: Stack, exporter: Exporter, node: Node, *, pod_ip: str =
         labels["pod"] = pod
         assert target.container is not None
         labels["container"] = target.container
+    return {name: value for name, value in labels.items() if name not in target.drop}
+
+
+def workload_target_labels(monitor: Mapping[str, Any]) -> dict[str, str | None]:
+    """The target labels Prometheus Operator gives the first endpoint of a generated monitor.
+
+    `monitor` is a ServiceMonitor or PodMonitor object as obsbundle writes it. A label maps to its
+    value where the monitor decides it (`namespace`, `endpoint`, the PodMonitor's `job`, and every
+    `replace` relabelling with a fixed replacement), and to None where the cluster does (`instance`,
+    `pod`, `container`, and a ServiceMonitor's `job` and `service`: the Service's name).
+    """
+    spec = monitor["spec"]
+    metadata = monitor["metadata"]
+    selected = spec.get("namespaceSelector", {}).get("matchNames", [])
+    namespace = selected[0] if len(selected) == 1 else metadata["namespace"]
+    if monitor["kind"] == "PodMonitor":
+        endpoint = spec["podMetricsEndpoints"][0]
+        labels: dict[str, str | None] = {"job": f"{metadata['namespace']}/{metadata['name']}"}
+    else:
+        endpoint = spec["endpoints"][0]
+        labels = {"job": None, "service": None}
+    labels.update({"instance": None, "namespace": namespace, "pod": None, "container": None})
+    if "port" in endpoint:
+        labels["endpoint"] = endpoint["port"]
+    for relabeling in endpoint.get("relabelings", []):
+        action = relabeling.get("action", "replace")
+        if action == "replace" and not relabeling.get("sourceLabels"):
+            labels[relabeling["targetLabel"]] = relabeling["replacement"]
+        else:
+            raise ValueError(f"{metadata['name']}: relabelling {relabeling} is not a fixed replacement")
     return labels
