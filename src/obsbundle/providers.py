@@ -1,67 +1,157 @@
 """Which component provides each series the generated rules and dashboards read, and what it needs.
 
 One catalogue, read by the series contract test (which fixture must hold the series), by the
-exporter-absence alerts (which alerts an absent exporter explains) and by docs/rules.md. A metric
-is looked up by exact name first, then by the longest prefix.
+exporter-absence alerts (which alerts an absent exporter explains), by `--verify` (the fix to
+print for a missing series) and by docs/rules.md ("Where each series comes from", rendered by
+`markdown_table`). A metric is looked up by exact name first, then by the longest prefix; names
+with a colon are recording rules' outputs and have no provider.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from obsbundle.model import Instrumentation
 
 
 class Provider(StrEnum):
     """A component whose series obsbundle reads."""
 
     PROMETHEUS = "prometheus"
-    """Prometheus itself: `up` and the other synthetic series of every scrape."""
+    """Prometheus itself: `up` for every target, `ALERTS` for every alerting rule."""
     NODE_EXPORTER = "node-exporter"
     KUBE_STATE_METRICS = "kube-state-metrics"
     CADVISOR = "cadvisor"
+    """The kubelet's embedded cAdvisor, at /metrics/cadvisor."""
     KUBELET = "kubelet"
+    """The kubelet's own /metrics."""
     KAFKA_EXPORTER = "kafka-exporter"
     ARGOCD = "argocd"
     POOL_QUEUE_EXPORTER = "obsbundle-exporter"
     SERVICE = "service"
-    """The service's own instrumentation (see rules/sli.py for each instrumentation's names)."""
+    """The service's own instrumentation (rules/sli.py has each instrumentation's names)."""
 
 
 @dataclass(frozen=True)
 class Source:
+    """The component behind a series and what it must be told to publish it."""
+
     provider: Provider
     needs: str = ""
-    """What the provider must be told to publish the series, where its defaults do not."""
+    """The flag or setting that makes the provider publish the series, where its defaults do not."""
+    instrumentations: tuple[Instrumentation, ...] = ()
+    """For a service's series: the client libraries that name them so."""
 
 
-_BY_PREFIX: Mapping[str, Source] = {
-    "node_": Source(Provider.NODE_EXPORTER),
-    "kube_": Source(Provider.KUBE_STATE_METRICS),
-    "container_": Source(Provider.CADVISOR),
-    "kubelet_volume_stats_": Source(Provider.KUBELET),
-    "kafka_": Source(Provider.KAFKA_EXPORTER),
-    "argocd_": Source(Provider.ARGOCD),
-    "poolq_": Source(Provider.POOL_QUEUE_EXPORTER),
-    "http_": Source(Provider.SERVICE),
-    "grpc_": Source(Provider.SERVICE),
-}
-_EXACT: Mapping[str, Source] = {
-    "up": Source(Provider.PROMETHEUS),
-    "kube_node_labels": Source(
+@dataclass(frozen=True)
+class Entry:
+    """One line of the catalogue: a metric name, or every metric that starts with `name`."""
+
+    name: str
+    prefix: bool
+    source: Source
+
+
+def _exact(name: str, provider: Provider, needs: str = "", *by: Instrumentation) -> Entry:
+    return Entry(name, False, Source(provider, needs, by))
+
+
+def _prefix(name: str, provider: Provider, needs: str = "", *by: Instrumentation) -> Entry:
+    return Entry(name, True, Source(provider, needs, by))
+
+
+_HTTP_CLIENTS = (Instrumentation.PROMETHEUS_CLIENT, Instrumentation.FASTAPI_INSTRUMENTATOR)
+
+
+_MICROMETER_HISTOGRAM = "management.metrics.distribution.percentiles-histogram.{meter}=true (Spring Boot)"
+
+CATALOGUE: Sequence[Entry] = (
+    _exact("up", Provider.PROMETHEUS),
+    _exact("ALERTS", Provider.PROMETHEUS, "the generated alerting rules loaded"),
+    _prefix("node_", Provider.NODE_EXPORTER),
+    _prefix("kube_", Provider.KUBE_STATE_METRICS),
+    _exact(
+        "kube_node_labels",
         Provider.KUBE_STATE_METRICS,
-        "the pool label: start kube-state-metrics with --metric-labels-allowlist=nodes=[<node_pool_label>]",
+        "the pool label: --metric-labels-allowlist=nodes=[<node_pool_label>] "
+        "(chart value metricLabelsAllowlist; the default [] publishes no node label)",
     ),
-}
+    _prefix("container_", Provider.CADVISOR),
+    _prefix("kubelet_volume_stats_", Provider.KUBELET),
+    _prefix("kafka_", Provider.KAFKA_EXPORTER),
+    _prefix("argocd_", Provider.ARGOCD, "the application controller's metrics endpoint scraped (port 8082)"),
+    _prefix("poolq_", Provider.POOL_QUEUE_EXPORTER, "a source per datastore in the exporter's config"),
+    _prefix(
+        "poolq_pg_statements_",
+        Provider.POOL_QUEUE_EXPORTER,
+        "the pg_stat_statements extension in the database the source connects to",
+    ),
+    _prefix(
+        "poolq_queue_",
+        Provider.POOL_QUEUE_EXPORTER,
+        "the queue's source in the exporter's config (rabbitmq, redis queues, postgres_queues)",
+    ),
+    _exact("poolq_queue_consumers", Provider.POOL_QUEUE_EXPORTER, "RabbitMQ with queue_details: true (the default)"),
+    _exact("http_requests_total", Provider.SERVICE, "", *_HTTP_CLIENTS),
+    _prefix("http_request_duration_seconds", Provider.SERVICE, "", *_HTTP_CLIENTS),
+    _exact(
+        "http_request_duration_seconds_bucket",
+        Provider.SERVICE,
+        "a bucket boundary at each latency SLO's threshold: prometheus-fastapi-instrumentator's default "
+        "buckets are 0.1, 0.5, 1 (set metrics.default(latency_lowr_buckets=...))",
+        *_HTTP_CLIENTS,
+    ),
+    _prefix("http_server_requests_seconds", Provider.SERVICE, "", Instrumentation.MICROMETER),
+    _exact(
+        "http_server_requests_seconds_bucket",
+        Provider.SERVICE,
+        _MICROMETER_HISTOGRAM.format(meter="http.server.requests"),
+        Instrumentation.MICROMETER,
+    ),
+    _exact("grpc_server_handled_total", Provider.SERVICE, "", Instrumentation.GRPC),
+    _prefix(
+        "grpc_server_handling_seconds",
+        Provider.SERVICE,
+        "grpc_prometheus.EnableHandlingTimeHistogram() (Go); enable_handling_time_histogram=True "
+        "(py-grpc-prometheus)",
+        Instrumentation.GRPC,
+    ),
+    _prefix("grpc_server_processing_duration_seconds", Provider.SERVICE, "", Instrumentation.GRPC_SPRING),
+    _exact(
+        "grpc_server_processing_duration_seconds_bucket",
+        Provider.SERVICE,
+        _MICROMETER_HISTOGRAM.format(meter="grpc.server.processing.duration"),
+        Instrumentation.GRPC_SPRING,
+    ),
+)
+
+_EXACT = {entry.name: entry.source for entry in CATALOGUE if not entry.prefix}
+_PREFIXES = sorted((entry for entry in CATALOGUE if entry.prefix), key=lambda entry: len(entry.name), reverse=True)
 
 
 def source_of(metric: str) -> Source | None:
-    """The component that provides `metric`, or None for a series obsbundle records itself."""
+    """The component that provides `metric`, or None for a series obsbundle records itself (or no
+    component known here provides)."""
     if ":" in metric:  # `level:metric:operations`: a recording rule's output, never an exporter's
         return None
     if metric in _EXACT:
         return _EXACT[metric]
-    for prefix in sorted(_BY_PREFIX, key=len, reverse=True):
-        if metric.startswith(prefix):
-            return _BY_PREFIX[prefix]
+    for entry in _PREFIXES:
+        if metric.startswith(entry.name):
+            return entry.source
     return None
+
+
+def markdown_table() -> str:
+    """The catalogue as the Markdown table docs/rules.md carries, one row per entry, in order."""
+    rows = ["| series | provided by | needs |", "|---|---|---|"]
+    for entry in CATALOGUE:
+        series = f"`{entry.name}*`" if entry.prefix else f"`{entry.name}`"
+        source = entry.source
+        provider = source.provider.value
+        if source.instrumentations:
+            provider += f" ({', '.join(by.value for by in source.instrumentations)})"
+        rows.append(f"| {series} | {provider} | {source.needs or 'defaults'} |")
+    return "\n".join(rows) + "\n"
