@@ -56,6 +56,7 @@ in namespace `monitoring`, kube-prometheus' own namespace):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -221,11 +222,15 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
 
 
 def exporter_pod(stack: Stack, exporter: Exporter, node: Node) -> str | None:
-    """The name of the exporter's pod on `node` (a stable made-up suffix per node), or None for Node targets."""
+    """The name of the exporter's pod on `node` (a stable made-up suffix per node), or None for Node targets.
+
+    The suffix is a hash of the whole node name: a DaemonSet's pods on nodes `auth-1` and `api-1`
+    must not share a name, or every join on (namespace, pod) would mix their nodes.
+    """
     target = PROFILES[stack][exporter]
     if target.container is None or target.pod_prefix is None:
         return None
-    return f"{target.pod_prefix}-{node.name.rsplit('-', 1)[-1][:5]}"
+    return f"{target.pod_prefix}-{hashlib.sha256(node.name.encode()).hexdigest()[:5]}"
 
 
 def target_labels(stack: Stack, exporter: Exporter, node: Node, *, pod_ip: str = "10.244.0.10") -> dict[str, str]:
