@@ -21,6 +21,7 @@ from obsbundle.alerting.policy import (
     ticket_receiver,
 )
 from obsbundle.model import Datastore, Owner, Service, System
+from obsbundle.providers import Provider
 from obsbundle.slo_math import BURN_TIERS
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
@@ -200,21 +201,28 @@ def inhibit_rules() -> tuple[InhibitRule, ...]:
             (naming.SYSTEM_LABEL, naming.NODE_POOL_LABEL),
         )
     )
-    exporter = equals(naming.EXPORTER_LABEL, naming.EXPORTER_LABEL_VALUE)
-    exporter_alerts = (naming.ALERT_EXPORTER_DOWN, naming.ALERT_EXPORTER_SOURCE_DOWN)
-    # Without the exporter there are no pool or queue series: whatever fires on them is noise.
-    rules.append(
+    # An absent exporter explains every alert that reads it: without its series they cannot fire,
+    # and what does fire on them is noise. An alert names all the exporters it reads in one
+    # `exporter` label (sorted, comma-joined), so each absence matches its name within the list
+    # and an alert reading two exporters is muted while either is absent.
+    rules.extend(
         InhibitRule(
-            (equals(ALERTNAME, naming.ALERT_EXPORTER_DOWN),),
-            (exporter, Matcher(ALERTNAME, "!=", naming.ALERT_EXPORTER_DOWN)),
+            (equals(ALERTNAME, alertname),),
+            (
+                Matcher(naming.EXPORTER_LABEL, "=~", naming.exporter_label_regex(provider)),
+                Matcher(ALERTNAME, "!=", alertname),
+            ),
             (naming.SYSTEM_LABEL,),
         )
+        for provider, alertname in sorted(naming.EXPORTER_ABSENT_ALERTS.items())
     )
+    pool_queue = Matcher(naming.EXPORTER_LABEL, "=~", naming.exporter_label_regex(Provider.POOL_QUEUE_EXPORTER))
+    exporter_alerts = (naming.ALERT_EXPORTER_DOWN, naming.ALERT_EXPORTER_SOURCE_DOWN)
     # One unreadable source likewise explains the exporter alerts about that datastore.
     rules.append(
         InhibitRule(
             (equals(ALERTNAME, naming.ALERT_EXPORTER_SOURCE_DOWN),),
-            (exporter, Matcher(ALERTNAME, "!~", "|".join(exporter_alerts))),
+            (pool_queue, Matcher(ALERTNAME, "!~", "|".join(exporter_alerts))),
             (naming.SYSTEM_LABEL, naming.DATASTORE_LABEL),
         )
     )

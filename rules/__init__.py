@@ -25,6 +25,7 @@ from obsbundle.render import indent_yaml, to_yaml
 from obsbundle.rules.argocd import argocd_groups
 from obsbundle.rules.config import DEFAULT_CONFIG, RuleConfig
 from obsbundle.rules.definitions import Alert, RuleGroup
+from obsbundle.rules.exporters import watch_exporters
 from obsbundle.rules.node_pool import node_pool_groups
 from obsbundle.rules.postgres import postgres_groups
 from obsbundle.rules.queues import queue_groups
@@ -69,7 +70,9 @@ def _alerting_components(system: System, config: RuleConfig) -> ComponentGroups:
     if _LAST_BUILT and _LAST_BUILT[0][0] is system and _LAST_BUILT[0][1] is config:
         return _LAST_BUILT[0][2]
     found = tuple((name, tuple(build(system, config))) for name, build in COMPONENTS)
-    built = tuple((name, groups) for name, groups in found if groups)
+    # Labels every alert with the exporters it reads and adds their absence alerts (`exporters`).
+    watched = watch_exporters(system, config, found)
+    built = tuple((name, groups) for name, groups in watched if groups)
     _LAST_BUILT[:] = [(system, config, built)]
     return built
 

@@ -111,6 +111,10 @@ class RuleConfig:
     target_down_for: str = "5m"
     exporter_down_for: str = "5m"
     source_down_for: str = "5m"
+    exporter_absent_for: str = "15m"
+    """A standard exporter's absence alerts after this (kubernetes-mixin's `kubernetes-absent` uses
+    15m): long enough to ride out a rollout or a rescheduled pod. Nothing it mutes fires on missing
+    data meanwhile (the pool alerts guard against an absent kube-state-metrics), so none pages first."""
 
 
 DEFAULT_CONFIG = RuleConfig()

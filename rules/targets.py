@@ -3,7 +3,8 @@
 ServiceTargetDown fires when no target of a service answers, or none is left (so a service whose
 pods are all gone is not silently missing): its SLO cannot see such an outage. The exporter's own
 target and each of its sources (`poolq_up{source}`) have an alert of their own, which Alertmanager
-uses to inhibit the alerts computed from the exporter. Watchdog always fires, for a dead man's switch.
+uses to inhibit the alerts computed from the exporter (the standard exporters' absence alerts are in
+exporters.py). Watchdog always fires, for a dead man's switch.
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
             sources.append((store.pgbouncer_source, store))
     for source, store in sources:
         series = {naming.SYSTEM_LABEL: system.name, "source": source}
-        labels = {**datastore_labels(system, store), **exporter_labels()}
+        # `source` among the rule's own labels: a datastore with a PgBouncer in front has two
+        # sources, and two rules with one name need distinct labels (promtool's duplicate-rules lint).
+        labels = {**datastore_labels(system, store), **exporter_labels(), "source": source}
         alerts.append(
             Alert(
                 doc=SOURCE_DOWN,

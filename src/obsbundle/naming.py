@@ -7,6 +7,10 @@ Names follow Prometheus's `level:metric:operations` practice. Labels on every re
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+from obsbundle.providers import Provider
+
 # Label names used across rules, dashboards and routing.
 SYSTEM_LABEL = "system"
 SERVICE_LABEL = "service"
@@ -56,8 +60,13 @@ def slo_total_events(window: str) -> str:
 
 # --- Nodes and node pools --------------------------------------------------------------------------
 NODE_POOL_MEMBERSHIP = "node_pool:node:info"
-"""Value 1 per node, labels `node` and `node_pool`: kube_node_labels joined by node name. Every
-node pool rule joins on this one series."""
+"""Value 1 per node of the system's pools, labels `node` and `node_pool`: kube_node_labels with the
+pool label. Every node pool rule joins on this one series."""
+NODE_EXPORTER_PODS = "node_pool:node_exporter_pod:info"
+"""Value 1 per node-exporter pod on a node of the system's pools, labels `namespace`, `pod`, `node`
+and `node_pool`: kube_pod_info of the pods `up{job="node-exporter"}` scrapes, joined to
+NODE_POOL_MEMBERSHIP. node-exporter series reach their node through it, on (namespace, pod), so
+what their `instance` holds (a host IP and port, or the node's name) does not matter."""
 NODE_CPU_UTILISATION = "node:node_cpu_utilisation:ratio_rate5m"
 NODE_MEMORY_UTILISATION = "node:node_memory_utilisation:ratio"
 NODE_FILESYSTEM_USAGE = "node:node_filesystem_usage:ratio"
@@ -76,17 +85,43 @@ POOL_NODES = "node_pool:kube_node_info:count"
 #   (so that a pool that is down can inhibit them).
 # Node and pool alerts: `node_pool`. SLO alerts: `service`, `slo`, `window` (e.g. `1h-5m`).
 # Datastore alerts: `datastore`. Queue alerts: `queue`.
-# Alerts computed from the pool & queue exporter's series: `exporter` = EXPORTER_LABEL_VALUE.
+# Alerts computed from an exporter's series: `exporter` = the providers they read, sorted and
+#   comma-joined (`kube-state-metrics,node-exporter`); the pool & queue exporter's are
+#   EXPORTER_LABEL_VALUE. The exporter's absence alert (EXPORTER_ABSENT_ALERTS) inhibits them.
 DATASTORE_LABEL = "datastore"
 QUEUE_LABEL = "queue"
 EXPORTER_LABEL = "exporter"
-EXPORTER_LABEL_VALUE = "obsbundle-exporter"
+EXPORTER_LABEL_VALUE = Provider.POOL_QUEUE_EXPORTER.value
 
 ALERT_WATCHDOG = "Watchdog"
 """Always firing; routed to a dead man's switch, never to Slack."""
 ALERT_NODE_POOL_DOWN = "NodePoolDown"
 """No node of a pool is ready (labels: node_pool); inhibits the alerts of workloads on that pool."""
+ALERT_NODE_POOL_LABEL_MISSING = "NodePoolLabelMissing"
+"""kube-state-metrics reports nodes but none with the pool label; the pool alerts hold their fire meanwhile."""
 ALERT_EXPORTER_DOWN = "PoolQueueExporterDown"
 """The pool & queue exporter is not scraped; inhibits every alert with `exporter` = EXPORTER_LABEL_VALUE."""
 ALERT_EXPORTER_SOURCE_DOWN = "PoolQueueSourceDown"
-"""One exporter source cannot be read (poolq_up == 0; labels: datastore)."""
+"""One exporter source cannot be read (poolq_up == 0; labels: datastore, source)."""
+
+EXPORTER_ABSENT_ALERTS: Mapping[Provider, str] = {
+    Provider.NODE_EXPORTER: "NodeExporterDown",
+    Provider.KUBE_STATE_METRICS: "KubeStateMetricsDown",
+    Provider.CADVISOR: "KubeletCadvisorDown",
+    Provider.KUBELET: "KubeletDown",
+    Provider.KAFKA_EXPORTER: "KafkaExporterDown",
+    Provider.ARGOCD: "ArgoCdMetricsDown",
+    Provider.POOL_QUEUE_EXPORTER: ALERT_EXPORTER_DOWN,
+}
+"""The alert that fires while an exporter the rules read is absent; it inhibits every alert whose
+`exporter` label names that exporter (kubernetes-mixin's `kubernetes-absent` group is the peer)."""
+
+
+def exporter_label_value(providers: Iterable[Provider]) -> str:
+    """The `exporter` label of an alert that reads these exporters: sorted, comma-joined."""
+    return ",".join(sorted({provider.value for provider in providers}))
+
+
+def exporter_label_regex(provider: Provider) -> str:
+    """An Alertmanager regex (anchored) that matches every `exporter` value naming `provider`."""
+    return f"(.+,)?{provider.value}(,.+)?"

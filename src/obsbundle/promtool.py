@@ -71,9 +71,17 @@ def version() -> str:
     return match.group(1) if match else result.output
 
 
-def check_rules(files: Sequence[Path]) -> ToolResult:
-    """`promtool check rules FILE…`: syntax, expressions, label and annotation templates."""
-    return run("check", "rules", *map(str, files))
+LINT_EXIT_CODE = 3
+"""promtool's exit code when `--lint-fatal` turns lint findings into a failure."""
+
+
+def check_rules(files: Sequence[Path], *, lint_fatal: bool = False) -> ToolResult:
+    """`promtool check rules FILE…`: syntax, expressions, label and annotation templates.
+
+    promtool always lints (`--lint=duplicate-rules`: two rules of one group with the same name and
+    labels) but only warns; `lint_fatal` makes a finding fail the check (exit LINT_EXIT_CODE).
+    """
+    return run("check", "rules", *(("--lint-fatal",) if lint_fatal else ()), *map(str, files))
 
 
 def test_rules(files: Sequence[Path]) -> ToolResult:

@@ -1,0 +1,380 @@
+"""Silence is never health: the exporters each alert reads, and an alert for each one's absence.
+
+A pass over a system's built rules, in the manner of kubernetes-mixin's cross-cutting passes, so
+that no component has to declare what it reads:
+
+- every alert's expression is parsed (a real PromQL parser) and each vector selector is traced to
+  the exporter that provides it (`obsbundle.providers`), through the recording rules that record
+  it; the alert gets the `exporter` label naming them (`naming.exporter_label_value`);
+- each exporter that some alert reads gets one absence alert (`naming.EXPORTER_ABSENT_ALERTS`),
+  routed to the system's owner. Alertmanager mutes the alerts that read an exporter while its
+  absence alert fires (alerting/plan.py), as PoolQueueExporterDown does for the pool & queue
+  exporter (whose absence alert lives in targets.py, with its sources').
+
+An alert that reads two exporters names both and is muted while either is absent: without one of
+its inputs it can neither fire nor be trusted, and the absence alert is the one message that says
+why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import promql_parser
+
+from obsbundle import naming
+from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.model import System
+from obsbundle.promql import selector
+from obsbundle.providers import Provider, source_of
+from obsbundle.rules.alert_labels import runbook_url, system_labels
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import (
+    Alert,
+    AlertCheck,
+    AlertDoc,
+    Case,
+    ExpectedAlert,
+    Inputs,
+    Recording,
+    Rule,
+    RuleGroup,
+    RunbookCheck,
+    Severity,
+    UnitTest,
+    merge_inputs,
+)
+from obsbundle.rules.templating import Description
+from obsbundle.rules.test_inputs import constant
+from obsbundle.stacks import Exporter, Node, target_labels
+
+TEST_MINUTES = 25
+TEST_NODE = Node(name="worker-a1b2c", host_ip="10.0.1.21")
+"""The node whose exporter targets the generated tests scrape (any node: the labels are the stack's)."""
+
+ComponentGroups = tuple[tuple[str, tuple[RuleGroup, ...]], ...]
+
+
+@dataclass(frozen=True)
+class _Watch:
+    """How the absence of one exporter is seen, and what its runbook says."""
+
+    doc: AlertDoc
+    what: str
+    """The exporter in words, for descriptions and runbooks."""
+    series: Callable[[System, RuleConfig], str]
+    """The selector that has no sample while the exporter is absent."""
+    present: Callable[[System, RuleConfig], Inputs]
+    """Test input of a healthy exporter, as Prometheus stores its series."""
+    down: Callable[[System, RuleConfig], Inputs]
+    """Test input of an exporter that is there but fails (empty where the series just vanishes)."""
+
+
+def _doc(provider: Provider, summary: str, meaning: str, actions: tuple[str, ...]) -> AlertDoc:
+    return AlertDoc(naming.EXPORTER_ABSENT_ALERTS[provider], summary, meaning, actions)
+
+
+def _up(target: Callable[[RuleConfig], dict[str, str]]) -> Callable[[System, RuleConfig], str]:
+    # `up == 1` rather than `up`: a target that is discovered but fails its scrapes is as absent as
+    # one that is gone (kubernetes-mixin's kubernetes-absent group writes it so too).
+    return lambda system, config: f"{selector('up', target(config))} == 1"
+
+
+def _scraped(exporter: Exporter, value: int) -> Callable[[System, RuleConfig], Inputs]:
+    """`up` of the exporter's target on TEST_NODE, with the labels the system's stack gives it."""
+    return lambda system, config: (
+        constant("up", target_labels(system.monitoring.stack, exporter, TEST_NODE), value, TEST_MINUTES),
+    )
+
+
+def _targets_page(job: str) -> str:
+    return f"Prometheus's targets page (Status → Targets), job `{job}`: is the target there, and what error shows?"
+
+
+_SELECTOR_CHECK = (
+    "If the target is missing: is its ServiceMonitor there, and does Prometheus's `serviceMonitorSelector` "
+    "select it (kube-prometheus-stack: the `release` label)?"
+)
+
+# kafka_exporter and ArgoCD are deployed by the user, under job names the stacks do not fix (a Helm
+# release, a ServiceMonitor's name), and the rules select their series by name only. Their absence
+# is therefore the absence of a series they always publish while they work: kafka_exporter's
+# `kafka_brokers` (danielqsj/kafka_exporter README, "Brokers") and the application controller's
+# `argocd_app_info` in the ArgoCD namespace, the very series the ArgoCD alerts read.
+_WATCHES: dict[Provider, _Watch] = {
+    Provider.NODE_EXPORTER: _Watch(
+        _doc(
+            Provider.NODE_EXPORTER,
+            "Prometheus scrapes no node-exporter.",
+            "No node-exporter target answers, or there is none. Node CPU, memory and disk alerts and the "
+            "node-pool series read node-exporter: they cannot fire meanwhile, and Alertmanager mutes them.",
+            (
+                "`kubectl get daemonset -A -l app.kubernetes.io/name=prometheus-node-exporter` (kube-prometheus-stack) "
+                "or `-l app.kubernetes.io/name=node-exporter` (kube-prometheus): are its pods running on every node?",
+                _targets_page("node-exporter"),
+                _SELECTOR_CHECK,
+            ),
+        ),
+        "node-exporter",
+        _up(lambda config: dict(config.node_exporter)),
+        _scraped(Exporter.NODE_EXPORTER, 1),
+        _scraped(Exporter.NODE_EXPORTER, 0),
+    ),
+    Provider.KUBE_STATE_METRICS: _Watch(
+        _doc(
+            Provider.KUBE_STATE_METRICS,
+            "Prometheus scrapes no kube-state-metrics.",
+            "No kube-state-metrics target answers, or there is none. Node readiness, node-pool, workload "
+            "and CronJob alerts read kube-state-metrics: they cannot fire meanwhile, and Alertmanager mutes them.",
+            (
+                "`kubectl get deployment -A -l app.kubernetes.io/name=kube-state-metrics`: is it running and ready?",
+                "Read its logs: RBAC errors (it lists every object it reports) or out-of-memory restarts.",
+                _targets_page("kube-state-metrics"),
+                _SELECTOR_CHECK,
+            ),
+        ),
+        "kube-state-metrics",
+        _up(lambda config: dict(config.kube_state_metrics)),
+        _scraped(Exporter.KUBE_STATE_METRICS, 1),
+        _scraped(Exporter.KUBE_STATE_METRICS, 0),
+    ),
+    Provider.CADVISOR: _Watch(
+        _doc(
+            Provider.CADVISOR,
+            "Prometheus scrapes no kubelet's cAdvisor.",
+            "No kubelet answers on /metrics/cadvisor, or Prometheus has no such target. Container memory "
+            "alerts read cAdvisor: they cannot fire meanwhile, and Alertmanager mutes them.",
+            (
+                "Is the kubelet ServiceMonitor's cAdvisor endpoint enabled (kube-prometheus-stack: "
+                "`kubelet.serviceMonitor.cAdvisor: true`)?",
+                _targets_page("kubelet") + " Look at the targets with `metrics_path=/metrics/cadvisor`.",
+                "Certificate or authorisation errors: Prometheus's service account needs `nodes/metrics`.",
+            ),
+        ),
+        "the kubelet's cAdvisor",
+        _up(lambda config: dict(config.cadvisor)),
+        _scraped(Exporter.CADVISOR, 1),
+        _scraped(Exporter.CADVISOR, 0),
+    ),
+    Provider.KUBELET: _Watch(
+        _doc(
+            Provider.KUBELET,
+            "Prometheus scrapes no kubelet.",
+            "No kubelet answers on /metrics, or Prometheus has no such target. Volume usage alerts read the "
+            "kubelet's volume stats: they cannot fire meanwhile, and Alertmanager mutes them.",
+            (
+                "`kubectl get nodes`: are the nodes Ready (a kubelet that is down takes its node with it)?",
+                _targets_page("kubelet") + " Look at the targets with `metrics_path=/metrics`.",
+                "Certificate or authorisation errors: Prometheus's service account needs `nodes/metrics`.",
+            ),
+        ),
+        "the kubelet",
+        _up(lambda config: dict(config.kubelet)),
+        _scraped(Exporter.KUBELET, 1),
+        _scraped(Exporter.KUBELET, 0),
+    ),
+    Provider.KAFKA_EXPORTER: _Watch(
+        _doc(
+            Provider.KAFKA_EXPORTER,
+            "Prometheus has no series from kafka_exporter.",
+            "`kafka_brokers` is missing: kafka_exporter is not running, not scraped, or cannot reach the "
+            "brokers. Consumer lag alerts read kafka_exporter: they cannot fire meanwhile, and Alertmanager "
+            "mutes them.",
+            (
+                "Is the kafka_exporter pod running? Its logs show whether it reaches the brokers (`--kafka.server`).",
+                "Prometheus's targets page: is its target there (through its ServiceMonitor or PodMonitor) and up?",
+            ),
+        ),
+        "kafka_exporter",
+        lambda system, config: "kafka_brokers",
+        lambda system, config: (constant("kafka_brokers", {}, 3, TEST_MINUTES),),
+        lambda system, config: (),
+    ),
+    Provider.ARGOCD: _Watch(
+        _doc(
+            Provider.ARGOCD,
+            "Prometheus has no ArgoCD application series.",
+            "`argocd_app_info` is missing in the ArgoCD namespace: the application controller's metrics are "
+            "not scraped (or it manages no application). ArgoCD sync and health alerts cannot fire meanwhile, "
+            "and Alertmanager mutes them.",
+            (
+                "`kubectl get pods -n <ArgoCD namespace>`: is the application controller running?",
+                "Is its metrics Service scraped (`argocd-metrics`, port 8082; Helm chart: "
+                "`controller.metrics.enabled` and `controller.metrics.serviceMonitor.enabled`)?",
+            ),
+        ),
+        "ArgoCD's application controller",
+        lambda system, config: _argocd_apps(system),
+        lambda system, config: (constant("argocd_app_info", _argocd_app_labels(system), 1, TEST_MINUTES),),
+        lambda system, config: (),
+    ),
+}
+
+
+def _argocd_namespace(system: System) -> dict[str, str]:
+    namespace = system.platform.argocd_namespace
+    assert namespace is not None, "only systems whose rules read ArgoCD watch it"
+    return {naming.NAMESPACE_LABEL: namespace}
+
+
+def _argocd_apps(system: System) -> str:
+    return selector("argocd_app_info", _argocd_namespace(system))
+
+
+def _argocd_app_labels(system: System) -> dict[str, str]:
+    # argocd_app_info's labels (ArgoCD docs, operator-manual/metrics.md): one application.
+    return {
+        **_argocd_namespace(system),
+        "name": "guestbook",
+        "project": "default",
+        "sync_status": "Synced",
+        "health_status": "Healthy",
+    }
+
+
+def metrics_read(expr: str) -> frozenset[str]:
+    """The metric names of every vector selector in a PromQL expression."""
+    names: set[str] = set()
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            name = node.name or next((m.value for m in node.matchers.matchers if m.name == "__name__"), None)
+            if name:
+                names.add(name)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return frozenset(names)
+
+
+def absent_labels(expr: str) -> dict[str, str]:
+    """The labels `absent(x)` returns: the equality matchers of `x` when it is a bare selector, else none."""
+    parsed = promql_parser.parse(expr)
+    assert isinstance(parsed, promql_parser.Call) and len(parsed.args) == 1, expr
+    [argument] = parsed.args
+    if not isinstance(argument, promql_parser.VectorSelector):
+        return {}
+    return {
+        m.name: m.value
+        for m in argument.matchers.matchers
+        if m.op == promql_parser.MatchOp.Equal and m.name != "__name__"
+    }
+
+
+def exporters_read(groups: Iterable[RuleGroup]) -> Callable[[str], frozenset[Provider]]:
+    """A function from an expression to the watched exporters it reads, directly or through the
+    recording rules of `groups` (every group of one system: recorded series cross groups)."""
+    recorded: dict[str, set[str]] = {}
+    for group in groups:
+        for rule in group.rules:
+            if isinstance(rule, Recording):
+                recorded.setdefault(rule.record, set()).update(metrics_read(rule.expr))
+    known: dict[str, frozenset[Provider]] = {}
+
+    def of_metric(metric: str) -> frozenset[Provider]:
+        if metric not in known:
+            known[metric] = frozenset()  # a recording cycle cannot recurse for ever
+            if metric in recorded:
+                known[metric] = frozenset().union(*(of_metric(name) for name in recorded[metric]))
+            else:
+                source = source_of(metric)
+                watched = source is not None and source.provider in naming.EXPORTER_ABSENT_ALERTS
+                known[metric] = frozenset({source.provider}) if source is not None and watched else frozenset()
+        return known[metric]
+
+    return lambda expr: frozenset().union(*(of_metric(name) for name in metrics_read(expr)))
+
+
+def _labelled(alert: Alert, providers: frozenset[Provider]) -> Alert:
+    if not providers:
+        return alert
+    return replace(alert, labels={**alert.labels, naming.EXPORTER_LABEL: naming.exporter_label_value(providers)})
+
+
+def _severity(readers: Sequence[Alert]) -> Severity:
+    # As urgent as the most urgent alert it mutes: an absence that hides a page must page itself.
+    return "critical" if any(alert.severity == "critical" for alert in readers) else "warning"
+
+
+def absence_alert(system: System, config: RuleConfig, provider: Provider, readers: Sequence[Alert]) -> Alert:
+    """The alert that fires while `provider` is absent; `readers` are the alerts it mutes meanwhile."""
+    watch = _WATCHES[provider]
+    series = watch.series(system, config)
+    expr = f"absent({series})"
+    names = sorted({alert.name for alert in readers})
+    return Alert(
+        doc=watch.doc,
+        expr=expr,
+        severity=_severity(readers),
+        labels=system_labels(system),
+        description=Description(
+            f"Prometheus has seen nothing from {watch.what} for {config.exporter_absent_for}: the alerts that "
+            "read it cannot fire, and are muted until it is back (its runbook lists them)."
+        ),
+        runbook_url=runbook_url(system, watch.doc.name),
+        dashboard_url=panel_url(system, Board.OVERVIEW, PanelId.OVERVIEW_ALERTS),
+        for_=config.exporter_absent_for,
+        case=Case(
+            firing=watch.down(system, config),
+            quiet=watch.present(system, config),
+            labels=absent_labels(expr),
+            value=1,
+            eval_time="20m",
+        ),
+        entity=watch.what,
+        threshold=f"absent for {config.exporter_absent_for}; mutes {', '.join(names)}",
+        checks=(RunbookCheck("What Prometheus sees of it", series.removesuffix(" == 1"), "promql"),),
+    )
+
+
+def watch_exporters(system: System, config: RuleConfig, components: ComponentGroups) -> ComponentGroups:
+    """The components with every alert labelled with the exporters it reads, followed by the
+    `exporters` component: one absence alert per exporter read (none when nothing is read)."""
+    read = exporters_read(group for _, component in components for group in component)
+    readers: dict[Provider, list[Alert]] = {}
+
+    def labelled(rule: Rule) -> Rule:
+        if not isinstance(rule, Alert):
+            return rule
+        providers = read(rule.expr)
+        alert = _labelled(rule, providers)
+        for provider in providers:
+            readers.setdefault(provider, []).append(alert)
+        return alert
+
+    watched = tuple(
+        (name, tuple(replace(group, rules=tuple(map(labelled, group.rules))) for group in component))
+        for name, component in components
+    )
+    # The pool & queue exporter's absence is PoolQueueExporterDown, with its sources' in targets.py.
+    alerts = tuple(
+        absence_alert(system, config, provider, readers[provider]) for provider in _WATCHES if provider in readers
+    )
+    if not alerts:
+        return watched
+    group = RuleGroup(
+        f"{system.name}-exporters", config.interval, alerts, tests=_one_absent_tests(system, config, alerts)
+    )
+    return (*watched, ("exporters", (group,)))
+
+
+def _one_absent_tests(system: System, config: RuleConfig, alerts: Sequence[Alert]) -> tuple[UnitTest, ...]:
+    """Each exporter absent, with no target at all, while the others answer: its alert fires and no
+    other does (the kubelet's two endpoints share a job and differ only in `metrics_path`)."""
+    provider_of = {alertname: provider for provider, alertname in naming.EXPORTER_ABSENT_ALERTS.items()}
+    tests = []
+    for alert in alerts:
+        assert alert.case is not None
+        others = [_WATCHES[provider_of[other.name]].present(system, config) for other in alerts if other is not alert]
+        checks = tuple(
+            AlertCheck(
+                alert.case.eval_time,
+                other.name,
+                (ExpectedAlert(alert, alert.case.labels, 1),) if other is alert else (),
+            )
+            for other in alerts
+        )
+        tests.append(
+            UnitTest(f"{alert.name} alone fires when {alert.entity} has no target", merge_inputs(*others), checks)
+        )
+    return tuple(tests)
