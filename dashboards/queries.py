@@ -27,8 +27,6 @@ CONTAINERS = ('container!=""', 'container!="POD"')
 EXPORTERS = RULE_CONFIG
 """Where the standard exporters' series come from: the rules' job selectors, so that a panel reads
 the series its alert reads."""
-NODE = EXPORTERS.node_exporter_node_label
-"""The node-exporter label that holds the node's name (kube-prometheus relabels `instance` to it)."""
 
 
 def sel(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
@@ -333,10 +331,18 @@ def on_pool_nodes(expr: str, system: System, pool: NodePool | None = None) -> st
     return f"{expr} * on (node) group_left (node_pool) {membership(system, pool)}"
 
 
-def on_pool_instances(expr: str, system: System, pool: NodePool | None = None) -> str:
-    """A node-exporter expression (node name in `instance`) kept to the pool's nodes, with node and pool."""
-    nodes = f'label_replace({membership(system, pool)}, "{NODE}", "$1", "node", "(.*)")'
-    return f"{expr} * on ({NODE}) group_left (node, node_pool) {nodes}"
+def exporter_pods(system: System, pool: NodePool | None = None) -> str:
+    """The recorded node-exporter pod → node and pool series of the system's pools (or of one pool)."""
+    return pool_series(naming.NODE_EXPORTER_PODS, system, pool)
+
+
+def on_pool_exporters(per_pod: str, system: System, pool: NodePool | None = None) -> str:
+    """A node-exporter expression by (namespace, pod, …) kept to the pool's nodes, with node and pool.
+
+    node-exporter's `instance` is never read: kube-prometheus-stack leaves it at `<host IP>:9100`,
+    kube-prometheus relabels it to the node's name. The pod leads to the node under both.
+    """
+    return f"({per_pod}) * on (namespace, pod) group_left (node, node_pool) {exporter_pods(system, pool)}"
 
 
 def recorded_pool(metric: str, system: System, pool: NodePool | None = None) -> str:
@@ -385,23 +391,22 @@ def load_per_cpu(system: System, pool: NodePool | None = None) -> str:
 
     The CPU count is kube-state-metrics' capacity, not a count of node_cpu_seconds_total series.
     """
-    load = on_pool_instances(node_exporter("node_load1"), system, pool)
+    load = on_pool_exporters(node_exporter("node_load1"), system, pool)
     capacity = ksm("kube_node_status_capacity", None, 'resource="cpu"')
-    cpus = f"max by (node) ({capacity})"
-    return f"max by (node, node_pool) ({load} / on (node) {cpus})"
+    return f"max by (node, node_pool) ({load}) / on (node) max by (node) ({capacity})"
 
 
 def disk_io_time(system: System, pool: NodePool | None = None) -> str:
     """Share of time the busiest disk of each node was busy."""
-    busy = f"max by ({NODE}) ({rate(node_exporter('node_disk_io_time_seconds_total'))})"
-    return f"max by (node, node_pool) ({on_pool_instances(busy, system, pool)})"
+    busy = f"max by (namespace, pod) ({rate(node_exporter('node_disk_io_time_seconds_total'))})"
+    return f"max by (node, node_pool) ({on_pool_exporters(busy, system, pool)})"
 
 
 def network_errors(system: System, pool: NodePool | None = None) -> str:
     received = rate(node_exporter("node_network_receive_errs_total", EXPORTERS.physical_devices))
     sent = rate(node_exporter("node_network_transmit_errs_total", EXPORTERS.physical_devices))
-    errors = f"sum by ({NODE}) ({received} + {sent})"
-    return f"sum by (node_pool) ({on_pool_instances(errors, system, pool)})"
+    errors = f"sum by (namespace, pod) ({received} + {sent})"
+    return f"sum by (node_pool) ({on_pool_exporters(errors, system, pool)})"
 
 
 # --- datastores -----------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Every threshold that has no inventory field of its own lives here, so that no rule carries a
 literal. Defaults follow the fleet's stated alerts (FLEET.md: node CPU and memory above 90 % for
-5 minutes, disk above 85 %, all critical) and kube-prometheus's job names for the standard
-exporters. Generators receive a `RuleConfig`; `DEFAULT_CONFIG` is what `generate.py` uses.
+5 minutes, disk above 85 %, all critical) and the job names kube-prometheus-stack and
+kube-prometheus both give the standard exporters. Generators receive a `RuleConfig`;
+`DEFAULT_CONFIG` is what `generate.py` uses.
 """
 
 from __future__ import annotations
@@ -22,16 +23,13 @@ def _labels(**labels: str) -> Mapping[str, str]:
 class RuleConfig:
     """Knobs shared by every generated rule group."""
 
-    # --- where the standard exporters' series come from (kube-prometheus job names) ------------
+    # --- where the standard exporters' series come from (job names both stacks give them) ------
     node_exporter: Mapping[str, str] = field(default_factory=lambda: _labels(job="node-exporter"))
     kube_state_metrics: Mapping[str, str] = field(default_factory=lambda: _labels(job="kube-state-metrics"))
     cadvisor: Mapping[str, str] = field(
         default_factory=lambda: _labels(job="kubelet", metrics_path="/metrics/cadvisor")
     )
     kubelet: Mapping[str, str] = field(default_factory=lambda: _labels(job="kubelet", metrics_path="/metrics"))
-    node_exporter_node_label: str = "instance"
-    """Label of node-exporter series that holds the node's name. kube-prometheus relabels `instance`
-    to the node name; set `node` if your node-exporter targets carry a `node` label instead."""
     real_filesystems: str = 'fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|autofs|iso9660|fuse\\\\..*",mountpoint!=""'
     """Matchers that keep a node's real filesystems (not memory-backed, image or container layers)."""
     physical_devices: str = 'device!~"lo|veth.+|cali.+|tunl.+|vxlan.+|flannel.+|cni.+|docker.+|br-.+|virbr.+"'
@@ -66,6 +64,8 @@ class RuleConfig:
     pool_down_for: str = "5m"
     pool_size_for: str = "15m"
     pool_at_max_for: str = "30m"
+    pool_label_missing_for: str = "15m"
+    """A configuration warning, not an outage: it need not be raised within minutes."""
 
     # --- workloads -----------------------------------------------------------------------------------
     crash_loop_for: str = "5m"
