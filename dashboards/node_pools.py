@@ -49,6 +49,7 @@ def node_pools_dashboard(system: System, config: DashboardConfig) -> dict[str, A
                     "its min_nodes.",
                     [Query(q.recorded_pool(naming.POOL_NODES_READY, system), "{{node_pool}}")],
                     Unit.COUNT,
+                    panel_id=PanelId.POOL_NODES_READY,
                     per_series=pool_bars(system),
                     width=12,
                     height=max(6, len(system.node_pools) + 3),
