@@ -65,7 +65,7 @@ def _prefix(name: str, provider: Provider, needs: str = "", *by: Instrumentation
 _HTTP_CLIENTS = (Instrumentation.PROMETHEUS_CLIENT, Instrumentation.FASTAPI_INSTRUMENTATOR)
 
 
-_MICROMETER_HISTOGRAM = "management.metrics.distribution.percentiles-histogram.{meter}=true (Spring Boot)"
+_MICROMETER_HISTOGRAM = "`management.metrics.distribution.percentiles-histogram.{meter}=true` (Spring Boot)"
 
 CATALOGUE: Sequence[Entry] = (
     _exact("up", Provider.PROMETHEUS),
@@ -75,8 +75,8 @@ CATALOGUE: Sequence[Entry] = (
     _exact(
         "kube_node_labels",
         Provider.KUBE_STATE_METRICS,
-        "the pool label: --metric-labels-allowlist=nodes=[<node_pool_label>] "
-        "(chart value metricLabelsAllowlist; the default [] publishes no node label)",
+        "the pool label: `--metric-labels-allowlist=nodes=[<node_pool_label>]` "
+        "(chart value `metricLabelsAllowlist`; the default `[]` publishes no node label)",
     ),
     _prefix("container_", Provider.CADVISOR),
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
@@ -86,21 +86,21 @@ CATALOGUE: Sequence[Entry] = (
     _prefix(
         "poolq_pg_statements_",
         Provider.POOL_QUEUE_EXPORTER,
-        "the pg_stat_statements extension in the database the source connects to",
+        "the `pg_stat_statements` extension in the database the source connects to",
     ),
     _prefix(
         "poolq_queue_",
         Provider.POOL_QUEUE_EXPORTER,
-        "the queue's source in the exporter's config (rabbitmq, redis queues, postgres_queues)",
+        "the queue's source in the exporter's config (`rabbitmq`, `redis` queues, `postgres_queues`)",
     ),
-    _exact("poolq_queue_consumers", Provider.POOL_QUEUE_EXPORTER, "RabbitMQ with queue_details: true (the default)"),
+    _exact("poolq_queue_consumers", Provider.POOL_QUEUE_EXPORTER, "RabbitMQ with `queue_details: true` (the default)"),
     _exact("http_requests_total", Provider.SERVICE, "", *_HTTP_CLIENTS),
     _prefix("http_request_duration_seconds", Provider.SERVICE, "", *_HTTP_CLIENTS),
     _exact(
         "http_request_duration_seconds_bucket",
         Provider.SERVICE,
         "a bucket boundary at each latency SLO's threshold: prometheus-fastapi-instrumentator's default "
-        "buckets are 0.1, 0.5, 1 (set metrics.default(latency_lowr_buckets=...))",
+        "buckets are 0.1, 0.5, 1 (set `metrics.default(latency_lowr_buckets=...)`)",
         *_HTTP_CLIENTS,
     ),
     _prefix("http_server_requests_seconds", Provider.SERVICE, "", Instrumentation.MICROMETER),
@@ -114,7 +114,7 @@ CATALOGUE: Sequence[Entry] = (
     _prefix(
         "grpc_server_handling_seconds",
         Provider.SERVICE,
-        "grpc_prometheus.EnableHandlingTimeHistogram() (Go); enable_handling_time_histogram=True "
+        "`grpc_prometheus.EnableHandlingTimeHistogram()` (Go); `enable_handling_time_histogram=True` "
         "(py-grpc-prometheus)",
         Instrumentation.GRPC,
     ),
