@@ -54,7 +54,7 @@ def assert_fixtures_served(exporter: str, live: capture.Live) -> None:
         assert expected, f"{exposition.path} holds no series"
         missing = expected - shapes(exposition.text)
         assert not missing, (
-            f"{exposition.path}: {exposition.source} no longer serves "
+            f"{exposition.path}: the live {exporter} no longer serves "
             f"{', '.join(sorted(map(show, missing)))}; rewrite with {capture.WRITE_COMMAND}"
         )
 

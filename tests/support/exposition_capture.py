@@ -537,8 +537,9 @@ def prometheus_client_app() -> FastAPI:
 
     The names and label names follow what the Aegis deployment guide's dashboard and alerts query
     (`http_requests_total` by `method`, `endpoint`, `status`; `http_request_duration_seconds`) and
-    prometheus_client's documented example `Counter('my_requests_total', ..., ['method', 'endpoint'])`;
-    the histogram keeps the library's default buckets. /metrics is prometheus_client's ASGI app.
+    the example of client_python's docs (instrumenting/labels) `Counter('my_requests_total', ...,
+    ['method', 'endpoint'])`; the histogram keeps the library's default buckets. /metrics is
+    prometheus_client's ASGI app, mounted as its docs' FastAPI page shows.
     """
     requests_total = Counter("http_requests_total", "Total HTTP requests", ["method", "endpoint", "status"])
     duration = Histogram("http_request_duration_seconds", "HTTP request duration in seconds", ["method", "endpoint"])
@@ -606,8 +607,9 @@ def prometheus_client_http() -> Iterator[Live]:
         source = (f"PyPI {packages}; app: prometheus_client_app in tests/support/exposition_capture.py. The"
                   " Aegis guide shows no prometheus_client code, only queries: metric and label names follow"
                   " those queries (http_requests_total by method, endpoint, status;"
-                  " http_request_duration_seconds) and prometheus_client's documented Counter example"
-                  " (['method', 'endpoint']), default Histogram buckets, /metrics mounted from make_asgi_app();"
+                  " http_request_duration_seconds) and the Counter example of client_python's docs"
+                  " (instrumenting/labels: ['method', 'endpoint']), default Histogram buckets, /metrics mounted"
+                  " from make_asgi_app() as its docs' FastAPI page does;"
                   f" after {_requests_made()}; GET /metrics/")
         version = metadata.version("prometheus-client")
         yield Live(lambda: [Exposition("prometheus-client", "http-requests", source, version,
