@@ -150,12 +150,15 @@ class RequestMetrics:
     route_label: str
 
 
-# (status, method, route) labels: prometheus-client as FastAPI services use it
-# (prometheus-fastapi-instrumentator), Micrometer's http.server.requests, go-grpc-prometheus.
+# (status, method, route) labels: prometheus-client as FastAPI services use it,
+# prometheus-fastapi-instrumentator, Micrometer's http.server.requests, go-grpc-prometheus, and
+# grpc-spring, whose gRPC `service` tag arrives as `exported_service` (the target's `service` wins).
 _BREAKDOWN: dict[Instrumentation, tuple[str, str, str]] = {
     Instrumentation.PROMETHEUS_CLIENT: ("status", "method", "handler"),
+    Instrumentation.FASTAPI_INSTRUMENTATOR: ("status", "method", "handler"),
     Instrumentation.MICROMETER: ("status", "method", "uri"),
     Instrumentation.GRPC: ("grpc_code", "grpc_method", "grpc_service"),
+    Instrumentation.GRPC_SPRING: ("statusCode", "method", "exported_service"),
 }
 
 REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {

@@ -3,9 +3,15 @@
 Every service's series are selected by the `namespace` and `service` labels its monitor sets.
 
 - prometheus-client: `http_requests_total` (HTTP code in `status`), `http_request_duration_seconds`.
+- fastapi-instrumentator (prometheus-fastapi-instrumentator's defaults): the same names, with
+  `status` grouped as `2xx`…`5xx` and the histogram labelled by `handler` and `method`.
 - micrometer: `http_server_requests_seconds` (`_count` counts requests; HTTP code in `status`).
 - grpc (go-grpc-prometheus names): `grpc_server_handled_total` with `grpc_code`;
   `grpc_server_handling_seconds` for unary calls only (a stream's duration is its lifetime).
+- grpc-spring (Micrometer's `grpc.server.processing.duration` timer, through grpc-spring):
+  `grpc_server_processing_duration_seconds` (`_count` counts calls; code in `statusCode`, spelled
+  as Java's `Status.Code.name()`; `methodType` `UNARY` for unary calls). Its gRPC `service` tag
+  arrives as `exported_service`: the monitor's `service` target label wins.
 - custom: the SLO's own `good_query` and `total_query`; no RED.
 """
 
@@ -28,6 +34,9 @@ INCREASE_WINDOW = "5m"
 # Unauthenticated, ResourceExhausted, FailedPrecondition, Aborted, OutOfRange, Canceled) answer a
 # request the client got wrong or gave up on, as a 4xx does.
 GRPC_SERVER_ERRORS = ("Unknown", "DeadlineExceeded", "Unimplemented", "Internal", "Unavailable", "DataLoss")
+# The same codes as grpc-java's Status.Code.name(), which Micrometer's gRPC interceptor
+# (AbstractMetricCollectingInterceptor) writes into `statusCode`.
+GRPC_JAVA_SERVER_ERRORS = ("UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS")
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,24 @@ REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
         error_labels={"grpc_code": "Unavailable", "grpc_type": "unary"},
         duration="grpc_server_handling_seconds",
         duration_labels={"grpc_type": "unary"},
+    ),
+    # `status=~"5.."` also matches the instrumentator's grouped "5xx".
+    Instrumentation.FASTAPI_INSTRUMENTATOR: RequestMetrics(
+        requests="http_requests_total",
+        error_matcher='status=~"5.."',
+        ok_labels={"status": "2xx"},
+        error_labels={"status": "5xx"},
+        duration="http_request_duration_seconds",
+        duration_labels={},
+    ),
+    # methodType is grpc-java's MethodDescriptor.MethodType.name(): UNARY, CLIENT_STREAMING, …
+    Instrumentation.GRPC_SPRING: RequestMetrics(
+        requests="grpc_server_processing_duration_seconds_count",
+        error_matcher=f"statusCode=~{quote('|'.join(GRPC_JAVA_SERVER_ERRORS))}",
+        ok_labels={"statusCode": "OK", "methodType": "UNARY"},
+        error_labels={"statusCode": "UNAVAILABLE", "methodType": "UNARY"},
+        duration="grpc_server_processing_duration_seconds",
+        duration_labels={"methodType": "UNARY"},
     ),
 }
 

@@ -7,7 +7,16 @@ from decimal import Decimal
 from fractions import Fraction
 
 from obsbundle.errors import KeyPath, Problem, format_key_path
-from obsbundle.model import Broker, DatastoreKind, Instrumentation, Owner, SliKind, System
+from obsbundle.model import (
+    HISTOGRAM_SETTING,
+    Broker,
+    DatastoreKind,
+    Instrumentation,
+    Metrics,
+    Owner,
+    SliKind,
+    System,
+)
 from obsbundle.slo_math import fastest_page_factor, format_factor
 
 # Which datastore kind can hold which broker's queues.
@@ -95,14 +104,33 @@ def _slo_problems(system: System, service_index: int, slo_index: int) -> Iterato
             return
         boundaries = {Decimal(str(bucket)).normalize() for bucket in metrics.buckets}
         if threshold not in boundaries:
-            listed = ", ".join(f"{bucket:g}" for bucket in metrics.buckets)
             yield (*at, "threshold"), (
                 f"{slo.threshold} is not a bucket boundary of the service's latency histogram "
-                f"({listed} s), so the SLI cannot count requests under it: pick one of those, or list "
-                f"the real boundaries in services[{service_index}].metrics.histogram_buckets"
+                f"({_describe_buckets(metrics, threshold)}), so the SLI cannot count requests under it: "
+                f"pick one of those, or publish it with {HISTOGRAM_SETTING[metrics.instrumentation]} "
+                f"and list the real boundaries in services[{service_index}].metrics.histogram_buckets"
             )
     if slo.kind is SliKind.AVAILABILITY and metrics is not None and metrics.instrumentation is Instrumentation.CUSTOM:
         yield (*at, "sli"), "a custom-instrumented service needs sli: custom with good_query and total_query"
+
+
+# Beyond this many boundaries (Micrometer publishes 68) the message names the two around the threshold.
+_LISTED_BUCKETS = 16
+
+
+def _describe_buckets(metrics: Metrics, threshold: Decimal) -> str:
+    """The boundaries in force and where they come from: the inventory's or the library's defaults."""
+    buckets = [Decimal(str(bucket)).normalize() for bucket in metrics.buckets]
+    if len(buckets) <= _LISTED_BUCKETS:
+        listed = ", ".join(f"{bucket:f}" for bucket in buckets) + " s"
+    else:
+        below = [bucket for bucket in buckets if bucket < threshold]
+        above = [bucket for bucket in buckets if bucket > threshold]
+        nearest = " and ".join(f"{bucket:f} s" for bucket in (below[-1:] + above[:1]))
+        listed = f"{len(buckets)} boundaries from {buckets[0]:f} to {buckets[-1]:f} s, nearest {nearest}"
+    if metrics.histogram_buckets is not None:
+        return f"{listed}, from histogram_buckets"
+    return f"{listed}: the defaults of {metrics.instrumentation.value}"
 
 
 def _team_channels(system: System) -> Iterator[tuple[KeyPath, str]]:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
+from prometheus_client import Histogram
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from obsbundle.durations import parse_duration, parse_duration_ms
@@ -146,8 +147,15 @@ class Instrumentation(StrEnum):
     """How a service exposes its request metrics; decides which SLI queries apply."""
 
     PROMETHEUS_CLIENT = "prometheus-client"
+    """HTTP metrics written with prometheus-client under its conventional names."""
+    FASTAPI_INSTRUMENTATOR = "fastapi-instrumentator"
+    """prometheus-fastapi-instrumentator's defaults: status grouped as `2xx`…`5xx`."""
     MICROMETER = "micrometer"
+    """Spring Boot's `http.server.requests` timer."""
     GRPC = "grpc"
+    """go-grpc-prometheus names (Go, and Python's py-grpc-prometheus)."""
+    GRPC_SPRING = "grpc-spring"
+    """Spring Boot gRPC (grpc-spring): Micrometer's `grpc.server.processing.duration` timer."""
     CUSTOM = "custom"
 
 
@@ -156,16 +164,57 @@ class MonitorKind(StrEnum):
     POD = "pod"
 
 
-# Default histogram boundaries of each client library, used when the inventory gives none.
+# Micrometer's timer histogram when percentiles-histogram is on: PercentileHistogramBuckets
+# (powers of 4 with thirds in between, in nanoseconds) clamped to the timer's expected range,
+# 1 ms..30 s, plus both ends, in seconds as its Prometheus registry prints `le` (Java's
+# Double.toString, the same digits as Python's repr). Source: micrometer-core
+# PercentileHistogramBuckets, AbstractTimerBuilder, DistributionStatisticConfig (22207bf).
+MICROMETER_TIMER_BUCKETS: tuple[float, ...] = (
+    0.001, 0.001048576, 0.001398101, 0.001747626, 0.002097151, 0.002446676, 0.002796201,
+    0.003145726, 0.003495251, 0.003844776, 0.004194304, 0.005592405, 0.006990506, 0.008388607,
+    0.009786708, 0.011184809, 0.01258291, 0.013981011, 0.015379112, 0.016777216, 0.022369621,
+    0.027962026, 0.033554431, 0.039146836, 0.044739241, 0.050331646, 0.055924051, 0.061516456,
+    0.067108864, 0.089478485, 0.111848106, 0.134217727, 0.156587348, 0.178956969, 0.20132659,
+    0.223696211, 0.246065832, 0.268435456, 0.357913941, 0.447392426, 0.536870911, 0.626349396,
+    0.715827881, 0.805306366, 0.894784851, 0.984263336, 1.073741824, 1.431655765, 1.789569706,
+    2.147483647, 2.505397588, 2.863311529, 3.22122547, 3.579139411, 3.937053352, 4.294967296,
+    5.726623061, 7.158278826, 8.589934591, 10.021590356, 11.453246121, 12.884901886,
+    14.316557651, 15.748213416, 17.179869184, 22.906492245, 28.633115306, 30.0,
+)
+
+# The boundaries each client library publishes when the service sets none of its own, used
+# when the inventory lists no histogram_buckets. prometheus-client's are read from the library
+# itself (without +Inf); prometheus-fastapi-instrumentator's `http_request_duration_seconds`
+# has `latency_lowr_buckets=(0.1, 0.5, 1)` (metrics.default); go-grpc-prometheus uses
+# client_golang's prometheus.DefBuckets.
 DEFAULT_BUCKETS: dict[Instrumentation, tuple[float, ...]] = {
-    Instrumentation.PROMETHEUS_CLIENT: (
-        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-    ),
-    # Micrometer publishes no buckets unless percentiles-histogram is on; then these
-    # (its default SLO boundaries are service-specific, so inventories should list them).
-    Instrumentation.MICROMETER: (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    Instrumentation.PROMETHEUS_CLIENT: tuple(b for b in Histogram.DEFAULT_BUCKETS if b != float("inf")),
+    Instrumentation.FASTAPI_INSTRUMENTATOR: (0.1, 0.5, 1.0),
+    Instrumentation.MICROMETER: MICROMETER_TIMER_BUCKETS,
     Instrumentation.GRPC: (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    Instrumentation.GRPC_SPRING: MICROMETER_TIMER_BUCKETS,
     Instrumentation.CUSTOM: (),
+}
+
+# The client setting that makes each instrumentation publish its latency histogram, and with
+# which boundaries: what an inventory's histogram_buckets must agree with. Micrometer and
+# go-grpc-prometheus publish no buckets at all until it is set.
+HISTOGRAM_SETTING: dict[Instrumentation, str] = {
+    Instrumentation.PROMETHEUS_CLIENT: "the buckets= argument of the service's Histogram",
+    Instrumentation.FASTAPI_INSTRUMENTATOR: "Instrumentator().instrument(app, latency_lowr_buckets=(...))",
+    Instrumentation.MICROMETER: (
+        "management.metrics.distribution.percentiles-histogram.http.server.requests=true "
+        "(boundaries above), or management.metrics.distribution.slo.http.server.requests=<durations>"
+    ),
+    Instrumentation.GRPC: (
+        "grpc_prometheus.EnableHandlingTimeHistogram(), with grpc_prometheus.WithHistogramBuckets(...) "
+        "for other boundaries"
+    ),
+    Instrumentation.GRPC_SPRING: (
+        "management.metrics.distribution.percentiles-histogram.grpc.server.processing.duration=true "
+        "(boundaries above), or management.metrics.distribution.slo.grpc.server.processing.duration=<durations>"
+    ),
+    Instrumentation.CUSTOM: "the service's own instrumentation",
 }
 
 

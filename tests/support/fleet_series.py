@@ -367,7 +367,8 @@ class FleetSeries:
 
         statuses = _STATUSES[instrumentation]
         buckets = service.metrics.buckets if service.metrics else ()
-        extra = {"grpc_type": "unary"} if instrumentation is Instrumentation.GRPC else {}
+        extra = _UNARY.get(instrumentation, {})
+        timer = instrumentation in (Instrumentation.MICROMETER, Instrumentation.GRPC_SPRING)
         for method, route in _routes(service, instrumentation):
             rate = wave(f"{pod.name}{method}{route}", 2.0, 0.8)
             base = {**target, **extra, metrics.method_label: method, metrics.route_label: route}
@@ -378,13 +379,14 @@ class FleetSeries:
             ]
             for status, share in shares:
                 labels = {**base, metrics.status_label: status}
-                if instrumentation is Instrumentation.MICROMETER:
-                    # Micrometer's timer is one histogram per status and outcome; its _count counts requests.
-                    labels |= {"outcome": _OUTCOMES[status], "exception": "None"}
+                if timer:
+                    # Micrometer's timer is one histogram per status (and HTTP outcome); its _count counts requests.
+                    if instrumentation is Instrumentation.MICROMETER:
+                        labels |= {"outcome": _OUTCOMES[status], "exception": "None"}
                     self._histogram(metrics, labels, buckets, times(rate, share), mean_latency)
                 else:
                     self.out.counter(metrics.requests, labels, times(rate, share))
-            if instrumentation is not Instrumentation.MICROMETER:
+            if not timer:
                 self._histogram(metrics, base, buckets, rate, mean_latency)
 
     def _histogram(self, metrics: RequestMetrics, labels: Mapping[str, str], buckets: Sequence[float],
@@ -550,7 +552,7 @@ class FleetSeries:
 
 
 def _routes(service: Service, instrumentation: Instrumentation) -> list[tuple[str, str]]:
-    if instrumentation is Instrumentation.GRPC:
+    if instrumentation in (Instrumentation.GRPC, Instrumentation.GRPC_SPRING):
         return [("Ingest", "logpilot.LogService"), ("Query", "logpilot.LogService")]
     prefix = f"/api/v1/{service.name.removesuffix('-service')}"
     return [("GET", prefix), ("POST", prefix), ("GET", f"{prefix}/{{id}}")]
@@ -558,9 +560,16 @@ def _routes(service: Service, instrumentation: Instrumentation) -> list[tuple[st
 
 _STATUSES: dict[Instrumentation, tuple[str, str, str]] = {
     Instrumentation.PROMETHEUS_CLIENT: ("2xx", "4xx", "5xx"),
+    Instrumentation.FASTAPI_INSTRUMENTATOR: ("2xx", "4xx", "5xx"),
     Instrumentation.MICROMETER: ("200", "404", "500"),
     Instrumentation.GRPC: ("OK", "NotFound", "Internal"),
+    Instrumentation.GRPC_SPRING: ("OK", "NOT_FOUND", "INTERNAL"),
     Instrumentation.CUSTOM: ("ok", "client", "server"),
+}
+# The call-type label of unary calls, which the gRPC latency histograms are read by.
+_UNARY: dict[Instrumentation, dict[str, str]] = {
+    Instrumentation.GRPC: {"grpc_type": "unary"},
+    Instrumentation.GRPC_SPRING: {"methodType": "UNARY"},
 }
 _OUTCOMES = {"200": "SUCCESS", "404": "CLIENT_ERROR", "500": "SERVER_ERROR"}
 
