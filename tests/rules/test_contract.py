@@ -77,7 +77,10 @@ def test_alert_names_are_camel_case_with_a_component_prefix(rule_systems: dict[s
     for system in rule_systems.values():
         for alert in _alerts(system):
             assert re.fullmatch(r"[A-Z][A-Za-z]+", alert.name), alert.name
-            assert alert.name == naming.ALERT_WATCHDOG or alert.name.startswith(COMPONENT_PREFIXES), alert.name
+            # An exporter's absence alert is prefixed with the exporter it watches (KubeletDown).
+            absence = alert.name in naming.EXPORTER_ABSENT_ALERTS.values()
+            prefixed = alert.name.startswith(COMPONENT_PREFIXES)
+            assert alert.name == naming.ALERT_WATCHDOG or absence or prefixed, alert.name
 
 
 def test_every_alert_carries_severity_system_and_its_owners_team(rule_systems: dict[str, System]) -> None:
