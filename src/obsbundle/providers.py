@@ -65,7 +65,11 @@ def _prefix(name: str, provider: Provider, needs: str = "", *by: Instrumentation
 _HTTP_CLIENTS = (Instrumentation.PROMETHEUS_CLIENT, Instrumentation.FASTAPI_INSTRUMENTATOR)
 
 
-_MICROMETER_HISTOGRAM = "`management.metrics.distribution.percentiles-histogram.{meter}=true` (Spring Boot)"
+_MICROMETER_HISTOGRAM = (
+    "`management.metrics.distribution.percentiles-histogram.{meter}=true`, and "
+    "`management.metrics.distribution.slo.{meter}=<threshold>` for each latency SLO: Micrometer's own "
+    "boundaries (1 ms … 30 s, 68 of them) miss round thresholds such as 0.5 s and 1 s (Spring Boot)"
+)
 
 CATALOGUE: Sequence[Entry] = (
     _exact("up", Provider.PROMETHEUS),
@@ -99,8 +103,9 @@ CATALOGUE: Sequence[Entry] = (
     _exact(
         "http_request_duration_seconds_bucket",
         Provider.SERVICE,
-        "a bucket boundary at each latency SLO's threshold: prometheus-fastapi-instrumentator's default "
-        "buckets are 0.1, 0.5, 1 (set `metrics.default(latency_lowr_buckets=...)`)",
+        "a bucket boundary at each latency SLO's threshold: prometheus-client's default buckets "
+        "(0.005 … 1, 2.5, 5, 7.5, 10) have no 2, set `Histogram(buckets=...)`; "
+        "prometheus-fastapi-instrumentator's are 0.1, 0.5, 1, set `metrics.default(latency_lowr_buckets=...)`",
         *_HTTP_CLIENTS,
     ),
     _prefix("http_server_requests_seconds", Provider.SERVICE, "", Instrumentation.MICROMETER),
