@@ -10,11 +10,22 @@ from pathlib import Path
 from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, stale_output, write_output
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
+from obsbundle.model import Inventory
 from obsbundle.schema import inventory_json_schema
 from obsbundle.settings import OutputFormat, Settings
+from obsbundle.verify import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LOOKBACK,
+    DEFAULT_RANGE,
+    DEFAULT_TIMEOUT,
+    Connection,
+    VerifyError,
+    verify,
+)
 
 EXIT_OK = 0
 EXIT_STALE = 1
+"""--check found the output out of date, or --verify found series missing."""
 EXIT_BAD_INPUT = 2
 
 
@@ -42,7 +53,48 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the CPUs available); the output is the same for any N",
     )
     parser.add_argument("--schema", action="store_true", help="print the inventory's JSON Schema and exit")
+    _verify_arguments(parser)
     return parser
+
+
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("--verify: ask a live Prometheus which series the output reads are missing")
+    group.add_argument(
+        "--verify", metavar="URL",
+        help="write nothing; exit 1 and name each missing series, its component and the fix",
+    )
+    group.add_argument(
+        "--verify-range", default=DEFAULT_RANGE, metavar="DURATION",
+        help=f"a series counts as present if it has samples in this recent range (default: {DEFAULT_RANGE})",
+    )
+    group.add_argument(
+        "--verify-lookback", default=DEFAULT_LOOKBACK, metavar="DURATION",
+        help=f"how far back to look for when a missing series was last seen (default: {DEFAULT_LOOKBACK})",
+    )
+    group.add_argument("--json", action="store_true", help="print the --verify report as JSON")
+    group.add_argument("--bearer-token-file", type=Path, metavar="FILE", help="send FILE's token as a bearer token")
+    group.add_argument("--basic-auth-user", metavar="USER", help="basic auth user (with --basic-auth-password-file)")
+    group.add_argument("--basic-auth-password-file", type=Path, metavar="FILE", help="basic auth password, in FILE")
+    group.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificates to verify an https:// URL with")
+    group.add_argument("--tenant", metavar="ID", help="tenant for Mimir or Cortex (sent as X-Scope-OrgID)")
+    group.add_argument(
+        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"give up on a request after this long (default: {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+        help=f"requests in flight at once (default: {DEFAULT_CONCURRENCY})",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -52,7 +104,8 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns 0 done, 1 stale output under --check, 2 bad input or usage."""
+    """Run the CLI; returns 0 done, 1 stale output under --check or series missing under --verify,
+    2 bad input or usage, or a Prometheus that --verify cannot ask."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:  # argparse has printed its usage message
@@ -63,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(output_format=OutputFormat(args.format))
     try:
         inventory = load_inventory(args.inventory or [Path("inventory")])
+        if args.verify:
+            return _verify(inventory, args)
         if args.check:
             stale, count = stale_output(inventory, settings, args.out, jobs=args.jobs)
             if stale:
@@ -80,3 +135,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems = ", ".join(system.name for system in inventory.systems)
     print(f"wrote {count} files for {systems} to {args.out}")
     return EXIT_OK
+
+
+def _verify(inventory: Inventory, args: argparse.Namespace) -> int:
+    """--verify: the report on stdout; 0 every series present, 1 some missing, 2 Prometheus not asked."""
+    connection = Connection(
+        url=args.verify,
+        bearer_token_file=args.bearer_token_file,
+        basic_auth_user=args.basic_auth_user,
+        basic_auth_password_file=args.basic_auth_password_file,
+        ca_file=args.ca_file,
+        tenant=args.tenant,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+    )
+    try:
+        report = verify(inventory, connection, range_=args.verify_range, lookback=args.verify_lookback)
+    except VerifyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(report.to_json() if args.json else report.to_text())
+    return EXIT_STALE if report.missing else EXIT_OK
