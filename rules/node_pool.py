@@ -320,8 +320,9 @@ class NodeState:
 HEALTHY = NodeState()
 
 
-def test_node(name: str) -> Node:
-    """A test node with a stable made-up host IP of its own."""
+def node_host(name: str) -> Node:
+    """A test node with a stable made-up host IP of its own (the generated tests and the synthetic
+    fleet series place node-exporter on it)."""
     digest = zlib.crc32(name.encode())
     return Node(name, f"10.0.{digest >> 8 & 0xFF}.{digest % 254 + 1}")
 
@@ -331,7 +332,8 @@ class PoolInputs:
 
     node-exporter's series carry the target labels of `monitoring.stack` (`obsbundle.stacks`);
     kube-state-metrics' series carry their own labels over its target's (honorLabels), with
-    `kube_pod_info` labelled as kube-state-metrics v2 labels it. `allowlisted=False` is a
+    `kube_pod_info` labelled as kube-state-metrics v2 labels a node-exporter pod
+    (tests/fixtures/exposition/kube-state-metrics/pods.prom). `allowlisted=False` is a
     kube-state-metrics started without `--metric-labels-allowlist`: it serves no `kube_node_labels`
     series at all (tests/fixtures/exposition/kube-state-metrics/default-allowlist.prom).
     """
@@ -342,7 +344,7 @@ class PoolInputs:
         self.system, self.config, self.pool, self.minutes = system, config, pool, minutes
         self.allowlisted = allowlisted
         self.stack = system.monitoring.stack
-        self.ksm_target = target_labels(self.stack, Exporter.KUBE_STATE_METRICS, test_node(UNPOOLED_NODE))
+        self.ksm_target = target_labels(self.stack, Exporter.KUBE_STATE_METRICS, node_host(UNPOOLED_NODE))
 
     def ksm(self, metric: str, labels: Mapping[str, str], value: float) -> Inputs:
         return (constant(metric, {**self.ksm_target, **labels}, value, self.minutes),)
@@ -356,7 +358,7 @@ class PoolInputs:
 
     def exporter(self, node: str, state: NodeState) -> Inputs:
         """The node-exporter pod on `node`: its kube_pod_info, its target's `up`, and its series."""
-        host = test_node(node)
+        host = node_host(node)
         target = target_labels(self.stack, Exporter.NODE_EXPORTER, host)
         pod_info = {
             "namespace": target["namespace"],
@@ -368,8 +370,8 @@ class PoolInputs:
             "node": node,
             "created_by_kind": "DaemonSet",
             "created_by_name": str(PROFILES[self.stack][Exporter.NODE_EXPORTER].pod_prefix),
+            "priority_class": "system-node-critical",
             "host_network": "true",
-            # priority_class is empty without a priority class, and Prometheus drops empty labels.
         }
         filesystem = {**target, "device": "/dev/nvme0n1p1", "fstype": "ext4", "mountpoint": "/"}
         return (
@@ -731,7 +733,7 @@ def membership_test(system: System, config: RuleConfig) -> UnitTest:
         node = node_names(pool, 1)[0]
         labels = {**system_only, "node": node, naming.NODE_POOL_LABEL: pool.name}
         members.append((selector(naming.NODE_POOL_MEMBERSHIP, labels), 1.0))
-        target = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, test_node(node))
+        target = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
         pod = {**labels, "namespace": target["namespace"], "pod": target["pod"]}
         pods.append((selector(naming.NODE_EXPORTER_PODS, pod), 1.0))
     return UnitTest(

@@ -12,11 +12,6 @@ from pathlib import Path
 import pytest
 
 from obsbundle import promtool
-from obsbundle.model import System
-from obsbundle.render import render
-from obsbundle.rules import rule_documents
-from obsbundle.rules.config import RuleConfig
-from obsbundle.settings import Settings
 
 SYSTEMS = ("aegis", "ecoeco", "logpilot", "shipyard")
 
@@ -91,15 +86,3 @@ def test_the_slo_tests_fail_when_a_window_loses_a_piece(rule_tree: Path, tmp_pat
     result = promtool.test_rules([folder / "logpilot-slo-alerts-logpilot-grpc.test.yaml"])
     assert not result.ok
     assert "a full outage pages" in result.output
-
-
-def test_node_pool_rules_join_on_a_node_label_when_configured_so(shipyard: System, tmp_path: Path) -> None:
-    """node-exporter targets that carry the node's name in `node` rather than `instance`."""
-    config = RuleConfig(node_exporter_node_label="node")
-    for document in rule_documents(shipyard, Settings(), config):
-        if document.path.startswith("prometheus/rules/shipyard-node-pool"):
-            (tmp_path / Path(document.path).name).write_bytes(render(document))
-    assert "group_left (node_pool) node_pool:node:info" in (tmp_path / "shipyard-node-pools.rules.yaml").read_text()
-    assert promtool.check_rules(sorted(tmp_path.glob("*.rules.yaml"))).ok
-    failures = [result.output for result in _test_all(sorted(tmp_path.glob("*.test.yaml"))) if not result.ok]
-    assert not failures, "\n\n".join(failures)

@@ -1,0 +1,269 @@
+"""End to end on a real exporter: a real Prometheus scrapes the real node_exporter with each stack's
+target labels, and a kube-state-metrics stand-in serving its own fixture's series for this
+machine's node; the generated node-pool rules record every node and pool series, and every query of
+the generated node-pool dashboards returns data.
+
+kube-state-metrics cannot run here (it needs a Kubernetes API), so the stand-in serves the series
+of tests/fixtures/exposition/kube-state-metrics/ for the fixture's node1 and the pods on it, renamed
+to this machine's node and the stack's node-exporter pod: the label sets are kube-state-metrics'.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from obsbundle import naming
+from obsbundle.dashboards.lint import expressions
+from obsbundle.dashboards.provisioning import system_dashboards
+from obsbundle.dashboards.variables import opening_values
+from obsbundle.links import Board, dashboard_uid
+from obsbundle.loader import load_inventory
+from obsbundle.model import System
+from obsbundle.promql import selector
+from obsbundle.render import render
+from obsbundle.rules import rule_documents
+from obsbundle.rules.config import DEFAULT_CONFIG
+from obsbundle.settings import Settings
+from obsbundle.stacks import PROFILES, Exporter, InstanceFrom, Node, Stack, target_labels
+from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
+from tests.support.prometheus import PrometheusServer, start_prometheus
+
+pytestmark = pytest.mark.servers
+
+KSM_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "exposition" / "kube-state-metrics"
+FIXTURE_NODE = "node1"
+FIXTURE_EXPORTER_POD = ("monitoring", "kube-prometheus-stack-prometheus-node-exporter-x7k2p")
+"""The node-exporter DaemonSet pod on node1 in pods.prom."""
+POOL = "general"
+HOST = Node(socket.gethostname(), "127.0.0.1")
+INTERVAL = "1s"
+INVENTORY = f"""\
+apiVersion: obsbundle/v1
+kind: System
+name: live
+cluster: live
+owner: {{team: platform, slack_channel: "#live"}}
+node_pool_label: node-role
+monitoring: {{stack: STACK}}
+node_pools:
+  - {{name: {POOL}, min_nodes: 1, max_nodes: 1}}
+"""
+
+
+@pytest.fixture(scope="module")
+def node_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The real /usr/bin/prometheus-node-exporter on a free loopback port; yields the port."""
+    binary = require_binary("prometheus-node-exporter", "prometheus-node-exporter")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("node-exporter")
+    process = ManagedProcess("node-exporter", [binary, f"--web.listen-address=127.0.0.1:{port}"], workdir).start()
+    try:
+        def answering() -> bool:
+            if not process.alive():
+                raise AssertionError(f"node_exporter exited:\n{process.log_tail()}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(answering, timeout=30, what="node_exporter to listen")
+        yield port
+    finally:
+        process.stop()
+
+
+def _render(name: str, labels: dict[str, str], value: float) -> str:
+    rendered = ",".join(f'{key}="{text}"' for key, text in sorted(labels.items()))
+    return f"{name}{{{rendered}}} {value!r}"
+
+
+def stand_in_exposition(stack: Stack) -> str:
+    """kube-state-metrics' fixture series of node1 and its pods, as this machine's node: the node
+    in pool POOL, and the fixture's node-exporter pod renamed to the stack's."""
+    exporter = target_labels(stack, Exporter.NODE_EXPORTER, HOST)
+    daemonset = str(PROFILES[stack][Exporter.NODE_EXPORTER].pod_prefix)
+    text = "".join((KSM_FIXTURES / name).read_text() for name in ("node-role-allowlist.prom", "pods.prom"))
+    samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    pods_on_node = {(s.labels["namespace"], s.labels["pod"]) for s in samples
+                    if s.name == "kube_pod_info" and s.labels.get("node") == FIXTURE_NODE}
+    lines = []
+    for sample in samples:
+        labels = dict(sample.labels)
+        on_node = labels.get("node") == FIXTURE_NODE
+        pod = (labels.get("namespace"), labels.get("pod"))
+        if not (on_node or pod in pods_on_node):
+            continue
+        if "node" in labels:
+            labels["node"] = HOST.name
+        if "label_node_role" in labels:
+            labels["label_node_role"] = POOL
+        for address in ("host_ip", "pod_ip", "internal_ip"):
+            if labels.get(address) == "1.1.1.1":
+                labels[address] = HOST.host_ip
+        if pod == FIXTURE_EXPORTER_POD:
+            labels["namespace"], labels["pod"] = exporter["namespace"], exporter["pod"]
+            if "created_by_name" in labels:
+                labels["created_by_name"] = daemonset
+            if "owner_name" in labels:
+                labels["owner_name"] = daemonset
+        lines.append(_render(sample.name, labels, sample.value))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def kube_state_metrics(request: pytest.FixtureRequest) -> Iterator[tuple[int, Stack]]:
+    """A local HTTP server serving `stand_in_exposition(stack)` at /metrics; yields (port, stack)."""
+    stack: Stack = request.param
+    body = stand_in_exposition(stack).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the http.server API)
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], stack
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def live_system(stack: Stack, folder: Path) -> System:
+    path = folder / "live.yaml"
+    path.write_text(INVENTORY.replace("STACK", stack.value))
+    return load_inventory([path]).systems[0]
+
+
+def node_pool_rule_files(system: System, folder: Path) -> list[str]:
+    """The system's node-pool rule files, every group evaluated each INTERVAL (not every minute)."""
+    files = []
+    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+        name = Path(document.path).name
+        if document.path.startswith("prometheus/rules/") and name.endswith(".rules.yaml") and "-node-pool" in name:
+            rules = yaml.safe_load(render(document))
+            for group in rules["groups"]:
+                group["interval"] = INTERVAL
+            (folder / name).write_text(yaml.safe_dump(rules, sort_keys=False, width=10_000))
+            files.append(str(folder / name))
+    return files
+
+
+def node_exporter_labels(stack: Stack, port: int) -> dict[str, str]:
+    """The stack's target labels for node-exporter on this machine; an `instance` made of the host
+    IP is this exporter's real address."""
+    labels = target_labels(stack, Exporter.NODE_EXPORTER, HOST)
+    if PROFILES[stack][Exporter.NODE_EXPORTER].instance_from is InstanceFrom.HOST_IP:
+        labels["instance"] = f"127.0.0.1:{port}"
+    return labels
+
+
+@pytest.fixture
+def prometheus(
+    tmp_path: Path, node_exporter: int, kube_state_metrics: tuple[int, Stack]
+) -> Iterator[tuple[PrometheusServer, System]]:
+    ksm_port, stack = kube_state_metrics
+    system = live_system(stack, tmp_path)
+    ksm_labels = target_labels(stack, Exporter.KUBE_STATE_METRICS, HOST)
+    ksm_labels["instance"] = f"127.0.0.1:{ksm_port}"
+    config = {
+        "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},
+        "rule_files": node_pool_rule_files(system, tmp_path),
+        "scrape_configs": [
+            {
+                "job_name": "node-exporter",
+                "static_configs": [{"targets": [f"127.0.0.1:{node_exporter}"],
+                                    "labels": node_exporter_labels(stack, node_exporter)}],
+            },
+            {
+                "job_name": "kube-state-metrics",
+                "honor_labels": True,
+                "static_configs": [{"targets": [f"127.0.0.1:{ksm_port}"], "labels": ksm_labels}],
+            },
+        ],
+    }
+    server = start_prometheus(tmp_path / "prometheus", config)
+    try:
+        yield server, system
+    finally:
+        server.stop()
+
+
+def _finite(result: list[dict[str, Any]]) -> bool:
+    return any(math.isfinite(float(series["value"][1])) for series in result)
+
+
+def _eventually(server: PrometheusServer, queries: dict[str, str], timeout: float = 60) -> dict[str, str]:
+    """Each query that still returns no finite sample after `timeout` seconds, with its expression."""
+    pending = dict(queries)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = {where: expr for where, expr in pending.items() if not _finite(server.query(expr))}
+        if pending:
+            time.sleep(1)
+    return pending
+
+
+STACKS = pytest.mark.parametrize("kube_state_metrics", list(Stack), indirect=True, ids=[s.value for s in Stack])
+
+
+@STACKS
+def test_the_node_and_pool_series_of_a_real_node_exporter_are_recorded(
+    prometheus: tuple[PrometheusServer, System],
+) -> None:
+    server, system = prometheus
+    node = {naming.SYSTEM_LABEL: system.name, "node": HOST.name, naming.NODE_POOL_LABEL: POOL}
+    pool = {naming.SYSTEM_LABEL: system.name, naming.NODE_POOL_LABEL: POOL}
+    node_series = (naming.NODE_CPU_UTILISATION, naming.NODE_MEMORY_UTILISATION, naming.NODE_FILESYSTEM_USAGE)
+    pool_series = (
+        naming.POOL_CPU_UTILISATION, naming.POOL_MEMORY_UTILISATION, naming.POOL_FILESYSTEM_USAGE,
+        naming.POOL_NETWORK_RECEIVE, naming.POOL_NETWORK_TRANSMIT, naming.POOL_NODES_READY, naming.POOL_NODES,
+    )  # fmt: skip
+    queries = {metric: selector(metric, node) for metric in node_series}
+    queries |= {metric: selector(metric, pool) for metric in pool_series}
+    missing = _eventually(server, queries)
+    assert not missing, f"no data for: {missing}"
+    for metric in node_series:
+        [sample] = server.query(selector(metric, {naming.SYSTEM_LABEL: system.name}))
+        assert sample["metric"] == {"__name__": metric, **node}, "node series carry system, node and node_pool only"
+        assert 0 <= float(sample["value"][1]) <= 1, metric
+    assert float(server.query(selector(naming.POOL_NODES_READY, pool))[0]["value"][1]) == 1
+    assert float(server.query(selector(naming.POOL_NODES, pool))[0]["value"][1]) == 1
+    assert not server.query('ALERTS{alertstate="firing", severity="critical"}')
+
+
+@STACKS
+def test_every_query_of_the_node_pool_dashboards_returns_data_from_a_real_node_exporter(
+    prometheus: tuple[PrometheusServer, System],
+) -> None:
+    server, system = prometheus
+    boards = [board for board in system_dashboards(system)
+              if board["uid"] in {dashboard_uid(system, Board.NODE_POOLS),
+                                  dashboard_uid(system, Board.NODE_POOL, POOL)}]
+    assert len(boards) == 2
+    queries = {
+        where: expr
+        for board in boards
+        for where, expr in expressions(board, opening_values(board, scrape_interval=1, range_seconds=300))
+        if "/ variable " not in where
+    }
+    assert len(queries) > 10
+    missing = _eventually(server, queries)
+    assert not missing, "\n".join(f"{where}\n  {expr}" for where, expr in missing.items())
