@@ -8,7 +8,7 @@ from typing import Any
 from obsbundle.dashboards.panels import link, tag_links
 from obsbundle.dashboards.variables import cluster_variable, datasource_variable, namespace_variable
 from obsbundle.links import Board, dashboard_url
-from obsbundle.model import DatastoreKind, Service, System
+from obsbundle.model import DatastoreKind, Instrumentation, Service, System
 
 PRODUCT_TAG = "obsbundle"
 
@@ -43,7 +43,15 @@ def runbook_index(system: System) -> str:
 
 
 def api_services(system: System) -> list[Service]:
-    return [service for service in system.services if service.has_http_api and service.metrics is not None]
+    """APIs with standard request metrics: the rules record RED series for these only (a custom
+    instrumentation has no request counter the rules could rate)."""
+    return [
+        service
+        for service in system.services
+        if service.has_http_api
+        and service.metrics is not None
+        and service.metrics.instrumentation is not Instrumentation.CUSTOM
+    ]
 
 
 def has_database_board(system: System) -> bool:
