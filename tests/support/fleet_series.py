@@ -32,6 +32,8 @@ from obsbundle.dashboards.queries import REQUEST_METRICS, RequestMetrics
 from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
 from obsbundle.monitors.workloads import EXPORTED_KINDS
+from obsbundle.rules.node_pool import node_host
+from obsbundle.stacks import Exporter, target_labels
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
 END = 1_717_416_000
@@ -238,7 +240,9 @@ class FleetSeries:
     def _node(self, system: System, pool: NodePool, node: str) -> None:
         out = self.out
         ksm = {"job": "kube-state-metrics", "node": node}
-        exporter = {"job": "node-exporter", "instance": node}
+        # node-exporter's series as the system's stack labels them; the rules and panels reach the
+        # node through the pod's kube_pod_info, never through `instance`.
+        exporter = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
         cpus = int(pool.vcpu or 2)
         memory = float(pool.memory_gib or 4) * 2**30
         disk = float(pool.disk_gib or 50) * 2**30
@@ -284,7 +288,7 @@ class FleetSeries:
         out.counter("node_disk_read_bytes_total", disk_labels, wave(node + "rd", 5e5, 2e5), start=1e9)
         out.counter("node_disk_written_bytes_total", disk_labels, wave(node + "wr", 8e5, 3e5), start=1e9)
         # Every node runs node-exporter, whose requests put every pool in the requests panels.
-        self._pod_series(Pod(f"node-exporter-{_short_hash(node, 5)}", "monitoring", node, "node-exporter"),
+        self._pod_series(Pod(exporter["pod"], exporter["namespace"], node, "node-exporter"),
                          cpu_request=0.1, memory_request=180 * 2**20, cpu_limit=0.25, memory_limit=180 * 2**20,
                          phase="Running")
 
