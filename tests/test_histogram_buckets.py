@@ -4,6 +4,7 @@ latency SLO whose threshold is not one of them is refused with the client settin
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from prometheus_client import Histogram
 from obsbundle.errors import InputError
 from obsbundle.loader import parse_system
 from obsbundle.model import DEFAULT_BUCKETS, Instrumentation, System
+from obsbundle.rules.sli import REQUEST_METRICS, le_values
+from tests.support import exposition
 
 SHOP: dict[str, Any] = {
     "apiVersion": "obsbundle/v1",
@@ -71,6 +74,20 @@ def test_the_other_defaults_are_go_defbuckets_and_the_instrumentators_low_resolu
     assert DEFAULT_BUCKETS[Instrumentation.FASTAPI_INSTRUMENTATOR] == (0.1, 0.5, 1.0)
 
 
+@pytest.mark.parametrize("instrumentation", sorted(exposition.INSTRUMENTATION_FIXTURES))
+def test_the_defaults_are_the_boundaries_in_the_instrumentations_exposition_fixture(
+    instrumentation: Instrumentation,
+) -> None:
+    bucket = f"{REQUEST_METRICS[instrumentation].duration}_bucket"
+    folder = exposition.INSTRUMENTATION_FIXTURES[instrumentation]
+    published = {dict(one.labels)["le"] for one in exposition.load(folder) if one.name == bucket}
+    assert published, f"no {bucket} in tests/fixtures/exposition/{folder}"
+    finite = published - {"+Inf"}
+    assert sorted(float(le) for le in finite) == list(DEFAULT_BUCKETS[instrumentation])
+    # The SLI's `le` matcher accepts the spelling the library writes.
+    assert all(le in le_values(Decimal(le)) for le in finite)
+
+
 def test_a_2s_latency_slo_on_the_instrumentators_defaults_names_latency_lowr_buckets() -> None:
     message = _threshold_error(Instrumentation.FASTAPI_INSTRUMENTATOR, "2s")
     assert "2s is not a bucket boundary" in message
@@ -89,7 +106,8 @@ def test_a_500ms_latency_slo_on_micrometers_defaults_names_the_two_nearest_bound
 ) -> None:
     message = _threshold_error(instrumentation, "500ms")
     assert "68 boundaries from 0.001 to 30 s, nearest 0.447392426 s and 0.536870911 s" in message
-    meter = "http.server.requests" if instrumentation is Instrumentation.MICROMETER else "grpc.server.processing.duration"
+    meter = {Instrumentation.MICROMETER: "http.server.requests",
+             Instrumentation.GRPC_SPRING: "grpc.server.processing.duration"}[instrumentation]
     assert f"management.metrics.distribution.percentiles-histogram.{meter}=true" in message
     assert f"management.metrics.distribution.slo.{meter}=<durations>" in message
 
