@@ -16,6 +16,7 @@ that should publish each series and what it must be told to.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -496,9 +497,16 @@ def _run_all(
 
 @dataclass(frozen=True)
 class Window:
+    """The recent range a selector must match a series in, and how far back to look for it."""
+
     start: float
     end: float
     lookback_seconds: int
+
+    @classmethod
+    def ending_now(cls, range_seconds: int, lookback_seconds: int) -> Window:
+        end = time.time()
+        return cls(end - range_seconds, end, max(lookback_seconds, range_seconds))
 
 
 def verify(
@@ -507,9 +515,7 @@ def verify(
     *,
     range_: str = DEFAULT_RANGE,
     lookback: str = DEFAULT_LOOKBACK,
-    batch_size: int = BATCH_SIZE,
     stderr: IO[str] = sys.stderr,
-    now: float | None = None,
 ) -> Report:
     """Ask the Prometheus of `connection` about every selector the inventory's output reads.
 
@@ -521,9 +527,25 @@ def verify(
         lookback_seconds = parse_duration(lookback)
     except ValueError as error:
         raise VerifyError(f"--verify-range/--verify-lookback: {error}") from None
-    end = time.time() if now is None else now
-    window = Window(end - range_seconds, end, max(lookback_seconds, range_seconds))
     reads = [system_reads(system) for system in inventory.systems]
+    window = Window.ending_now(range_seconds, lookback_seconds)
+    report = check(reads, connection, window, range_=range_, lookback=lookback, stderr=stderr)
+    return dataclasses.replace(report, seconds=time.perf_counter() - started)
+
+
+def check(
+    reads: Sequence[SystemReads],
+    connection: Connection,
+    window: Window,
+    *,
+    range_: str = DEFAULT_RANGE,
+    lookback: str = DEFAULT_LOOKBACK,
+    batch_size: int = BATCH_SIZE,
+    stderr: IO[str] = sys.stderr,
+) -> Report:
+    """The report on `reads` from the Prometheus of `connection`, over `window`; `batch_size`
+    selectors per series request."""
+    started = time.perf_counter()
     selectors = sorted({selector for read in reads for selector in read.selectors})
     prometheus = Prometheus(connection, open_session(connection))
     with ThreadPoolExecutor(max_workers=connection.concurrency, thread_name_prefix="verify") as pool:
