@@ -100,7 +100,7 @@ ALERT_NODE_POOL_DOWN = "NodePoolDown"
 ALERT_NODE_POOL_LABEL_MISSING = "NodePoolLabelMissing"
 """kube-state-metrics reports nodes but none with the pool label; the pool alerts hold their fire meanwhile."""
 ALERT_EXPORTER_DOWN = "PoolQueueExporterDown"
-"""The pool & queue exporter is not scraped; inhibits every alert with `exporter` = EXPORTER_LABEL_VALUE."""
+"""The pool & queue exporter is not scraped; inhibits every alert whose `exporter` names EXPORTER_LABEL_VALUE."""
 ALERT_EXPORTER_SOURCE_DOWN = "PoolQueueSourceDown"
 """One exporter source cannot be read (poolq_up == 0; labels: datastore, source)."""
 
