@@ -50,7 +50,7 @@ from obsbundle.durations import format_duration, parse_duration
 from obsbundle.model import Slo, System
 from obsbundle.rules import rule_groups
 from obsbundle.rules.config import DEFAULT_CONFIG
-from obsbundle.rules.slo import budget_text, tier_guard, tier_threshold
+from obsbundle.rules.slo import budget_text, min_bad_events, tier_threshold
 from obsbundle.slo_math import BURN_TIERS
 from tests.support.processes import free_port
 from tests.support.prometheus import start_prometheus
@@ -183,12 +183,12 @@ def naive_groups(system: System) -> list[dict[str, Any]]:
                 threshold = float(tier_threshold(tier, slo))
                 long_ratio = naive_ratio(slo, target, tier.long_window)
                 short_ratio = naive_ratio(slo, target, tier.short_window)
-                guard = tier_guard(tier, slo, DEFAULT_CONFIG)
+                guard = min_bad_events(slo, DEFAULT_CONFIG)
                 alerts.append(
                     {
                         "alert": "NaiveSloErrorBudgetBurn",
                         "expr": f"{long_ratio} > {threshold!r}\nand {short_ratio} > {threshold!r}\n"
-                        f"and sum(increase({total}[{tier.long_window}])) >= {guard}",
+                        f"and sum(increase({total}[{tier.long_window}])) * {long_ratio} >= {guard}",
                         "for": format_duration(tier.short_window_s // 5),
                         "labels": {**labels, "window": tier.window_pair, "severity": tier.severity},
                     }

@@ -43,8 +43,9 @@ class RuleConfig:
 
     # --- SLOs ---------------------------------------------------------------------------------------
     slo_min_bad_events: int = 5
-    """Low-traffic guard: a burn-rate alert needs a long window big enough that this many bad events
-    are needed to cross its threshold, so that a handful of failures in a quiet hour never pages."""
+    """Low-traffic guard: a burn-rate alert needs at least this many bad events in its long window
+    (an SLO's `min_bad_events` overrides it), so that a handful of failures in a quiet hour never
+    pages, while a total outage of a service with one request a minute pages within minutes."""
     slo_for_share: Fraction = Fraction(1, 5)
     """`for` of each burn-rate alert as a share of its short window (1m for the 5m window): one
     confirming evaluation, small against the Workbook's detection times."""

@@ -18,15 +18,18 @@ objectives, SLIs, budgets and alerts are per SLO.
 
 Alerts follow the SRE Workbook's table (`slo_math.BURN_TIERS`): a tier fires when both its long
 and short windows burn faster than its factor (exact for the SLO's period), and the long window
-holds enough events that `RuleConfig.slo_min_bad_events` failures are needed to cross the
-threshold. All tiers share the alert name `SloErrorBudgetBurn` and differ in `window` and
-`severity`, so Alertmanager can inhibit a slower tier while a faster one fires.
+holds at least the SLO's minimum of bad events (`min_bad_events`, else
+`RuleConfig.slo_min_bad_events`). The guard counts bad events, not all events: a guard on the
+total would need `minimum / threshold` requests in the long window (348 an hour for 99.9 %), so
+a service with one request a minute would never page, not even on a total outage; counting bad
+events pages that outage within minutes, while a handful of failures in a quiet hour stays quiet.
+All tiers share the alert name `SloErrorBudgetBurn` and differ in `window` and `severity`, so
+Alertmanager can inhibit a slower tier while a faster one fires.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -151,9 +154,10 @@ def tier_threshold(tier: BurnTier, slo: Slo) -> Fraction:
     return tier_factor(tier, slo) * Fraction(slo.error_budget)
 
 
-def tier_guard(tier: BurnTier, slo: Slo, config: RuleConfig) -> int:
-    """Fewest events in the long window for the tier to alert: `slo_min_bad_events` must be bad."""
-    return math.ceil(config.slo_min_bad_events / tier_threshold(tier, slo))
+def min_bad_events(slo: Slo, config: RuleConfig) -> int:
+    """Fewest bad events in a tier's long window for it to alert: the SLO's own minimum, else the
+    rule settings' `slo_min_bad_events`."""
+    return config.slo_min_bad_events if slo.min_bad_events is None else slo.min_bad_events
 
 
 def tier_for_seconds(tier: BurnTier, config: RuleConfig) -> int:
@@ -263,7 +267,7 @@ def _bad_events_wording(slo: Slo) -> str:
 
 
 def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleConfig) -> Alert:
-    """The tier's alert for one SLO: long and short windows above factor × budget, enough events."""
+    """The tier's alert for one SLO: long and short windows above factor × budget, enough bad events."""
     slo, service = item.slo, item.service
     labels = slo_labels(system, item)
     factor = format_factor(tier_factor(tier, slo))
@@ -271,8 +275,14 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
     long_ratio = selector(naming.slo_error_ratio(tier.long_window), labels)
     short_ratio = selector(naming.slo_error_ratio(tier.short_window), labels)
     long_total = selector(naming.slo_total_events(tier.long_window), labels)
-    guard = tier_guard(tier, slo, config)
-    expr = f"{long_ratio} > {threshold}\nand {short_ratio} > {threshold}\nand {long_total} >= {guard}"
+    long_good = selector(naming.slo_good_events(tier.long_window), labels)
+    guard = min_bad_events(slo, config)
+    # The guard's bad events are total − good of the recorded windows, which `and` keeps out of
+    # the alert's value: that stays the long window's error ratio.
+    expr = (
+        f"{long_ratio} > {threshold}\nand {short_ratio} > {threshold}\n"
+        f"and {long_total} - {long_good} >= {guard}"
+    )
     spent = percent_text(tier.budget_spent)
     description = Description(
         f"{{value}} of {service.name}'s {slo.name} events {_bad_events_wording(slo)} over the last "
@@ -294,7 +304,7 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
         entity=f"{service.name} / {slo.name} ({tier.window_pair})",
         threshold=(
             f"error ratio > {percent_text(tier_threshold(tier, slo))} ({factor} × {budget_text(slo)}) over "
-            f"{tier.long_window} and {tier.short_window}, ≥ {guard} events"
+            f"{tier.long_window} and {tier.short_window}, ≥ {guard} bad events over {tier.long_window}"
         ),
         checks=(
             RunbookCheck("Error ratio over the alert's windows", f"{long_ratio}\n{short_ratio}", "promql"),

@@ -10,7 +10,9 @@ Tests per SLO:
 - each tier fires at 1.1 × its threshold and stays quiet at 0.9 × (no faster tier involved);
 - a full outage after an hour of clean traffic pages at the first evaluation after the Workbook's
   detection time (factor × budget × long window) plus `for`, and not a minute earlier;
-- the low-traffic guard: a quiet hour with failures does not page;
+- the low-traffic guard counts bad events: at one request a minute a full outage pages as soon as
+  the guard's bad events are in (within 15 minutes for 99.9 %), one failed request raises no tier,
+  and in a quiet hour one bad event fewer than the guard does not page while the guard's number does;
 - the absent-SLI alert fires without data and stays quiet with it.
 Per system: every SLO burning at 90 % of its slowest tier for three days and six hours raises
 nothing, and its recorded counts and budget match the traffic.
@@ -46,12 +48,12 @@ from obsbundle.rules.slo import (
     SLI_ABSENT,
     ServiceSlo,
     alerts_group_name,
+    min_bad_events,
     percent_text,
     service_slos,
     slo_labels,
     tier_factor,
     tier_for_seconds,
-    tier_guard,
     tier_threshold,
 )
 from obsbundle.rules.test_inputs import close_to, number
@@ -62,6 +64,8 @@ CLEAN_HISTORY = HOUR
 """Minutes of clean traffic before an outage: the page tier's long window is full when it starts."""
 BASE_RATE = 600
 """Requests per minute in SLO tests (10 per second), raised where a guard needs more."""
+QUIET_RATE = Fraction(1)
+"""Requests per minute of a quiet service: the traffic at which a guard on all events hid outages."""
 STEADY_MINUTES = 3 * 24 * HOUR + 6 * HOUR + 10
 SLOW_STEP = 5
 """Minutes between evaluations in tests that span hours or days and need no finer clock (ticket
@@ -93,7 +97,7 @@ def _burn_condition(
     segments: tuple[Segment, ...], long_minutes: int, short_minutes: int, *, threshold: Fraction, guard: int, at: int
 ) -> bool:
     """Whether a tier's expression is true at minute `at`: both windows above the threshold, and
-    enough events in the long window for the low-traffic guard."""
+    at least `guard` bad events in the long window (the low-traffic guard)."""
     if at < 1:  # a 5-minute increase needs two samples
         return False
     long_total, long_bad = _events(segments, at - long_minutes, at)
@@ -103,7 +107,7 @@ def _burn_condition(
         and short_total > 0
         and long_bad / long_total > threshold
         and short_bad / short_total > threshold
-        and long_total >= guard
+        and long_bad >= guard
     )
 
 
@@ -131,17 +135,22 @@ class _TierRule:
 _TIER_RULES: dict[tuple[object, ...], tuple[_TierRule, tuple[int, ...]]] = {}
 
 
-def _tier_rule(tier: BurnTier, slo: Slo, config: RuleConfig) -> tuple[_TierRule, tuple[int, ...]]:
-    """The rule and its cache key, per distinct SLO target: thousands of SLOs share a few."""
+def _tier_rule(
+    tier: BurnTier, slo: Slo, config: RuleConfig, *, guarded: bool = True
+) -> tuple[_TierRule, tuple[int, ...]]:
+    """The rule and its cache key, per distinct SLO target: thousands of SLOs share a few.
+
+    Unguarded, it is the rule without its low-traffic guard: what would fire if the guard were gone."""
+    guard = min_bad_events(slo, config) if guarded else 0
     # The window pair names the tier: hashing the tier itself would hash its Fraction every time.
-    key = (tier.window_pair, slo.objective, slo.window, config.slo_min_bad_events, config.slo_for_share)
+    key = (tier.window_pair, slo.objective, slo.window, guard, config.slo_for_share)
     found = _TIER_RULES.get(key)
     if found is None:
         rule = _TierRule(
             long_minutes=tier.long_window_s // 60,
             short_minutes=tier.short_window_s // 60,
             threshold=tier_threshold(tier, slo),
-            guard=tier_guard(tier, slo, config),
+            guard=guard,
             hold_minutes=tier_for_seconds(tier, config) // 60,
         )
         found = _TIER_RULES[key] = (rule, rule.key())
@@ -165,13 +174,24 @@ def _remember(cache: dict[tuple[object, ...], bool], key: tuple[object, ...], an
 
 
 class BurnModel:
-    """Events and alert states of one SLO under a traffic profile, evaluated every `step` minutes."""
+    """Events and alert states of one SLO under a traffic profile, evaluated every `step` minutes.
 
-    def __init__(self, item: ServiceSlo, segments: Sequence[Segment], config: RuleConfig, step: int = 1) -> None:
+    `guarded=False` models the rules without their low-traffic guard, to show what the guard holds back."""
+
+    def __init__(
+        self,
+        item: ServiceSlo,
+        segments: Sequence[Segment],
+        config: RuleConfig,
+        step: int = 1,
+        *,
+        guarded: bool = True,
+    ) -> None:
         self.item = item
         self.segments = tuple(segments)
         self.config = config
         self.step = step
+        self.guarded = guarded
         self._profile = tuple(
             (segment.minutes, *segment.per_minute.as_integer_ratio(), *segment.bad_share.as_integer_ratio())
             for segment in self.segments
@@ -189,7 +209,9 @@ class BurnModel:
     def _rule(self, tier: BurnTier) -> tuple[_TierRule, tuple[int, ...]]:
         found = self._rules.get(tier.window_pair)
         if found is None:
-            found = self._rules[tier.window_pair] = _tier_rule(tier, self.item.slo, self.config)
+            found = self._rules[tier.window_pair] = _tier_rule(
+                tier, self.item.slo, self.config, guarded=self.guarded
+            )
         return found
 
     def condition(self, tier: BurnTier, at: int) -> bool:
@@ -223,10 +245,16 @@ class BurnModel:
         return [tier for tier in BURN_TIERS if self.firing(tier, at)]
 
     def first_firing(self, tier: BurnTier, start: int, end: int) -> int:
+        found = self.first_firing_or_none(tier, start, end)
+        if found is None:
+            raise AssertionError(f"{tier.window_pair} never fires between minute {start} and {end}")
+        return found
+
+    def first_firing_or_none(self, tier: BurnTier, start: int, end: int) -> int | None:
         for at in range(start, end + 1, self.step):
             if self.firing(tier, at):
                 return at
-        raise AssertionError(f"{tier.window_pair} never fires between minute {start} and {end}")
+        return None
 
 
 @functools.lru_cache(maxsize=4096)  # services with the same SLO and profile share their notations
@@ -345,9 +373,11 @@ def _steady(minutes: int, per_minute: Fraction, bad_share: Fraction) -> list[Seg
     return [Segment(minutes, per_minute, bad_share)]
 
 
-def _rate_for(guard: int) -> Fraction:
-    """Requests per minute so that a single minute of traffic already satisfies `guard`."""
-    return Fraction(max(BASE_RATE, math.ceil(guard / 100) * 100))
+def _rate_for(bad_events: int, threshold: Fraction) -> Fraction:
+    """Requests per minute at which one minute of traffic bad at `threshold` holds `bad_events`
+    bad events: at 1.1 × the threshold the guard is met from the first minute, at 0.9 × from the
+    second, so the threshold alone decides whether a tier test fires."""
+    return Fraction(max(BASE_RATE, math.ceil(math.ceil(bad_events / threshold) / 100) * 100))
 
 
 def _distinct_share(share: Fraction) -> Fraction:
@@ -392,10 +422,10 @@ _SCENARIOS: dict[tuple[object, ...], tuple[Scenario, ...]] = {}
 
 def _scenarios(item: ServiceSlo, config: RuleConfig) -> tuple[Scenario, ...]:
     """The tier, outage and guard scenarios of an SLO, worked out once per distinct SLO target."""
-    key = (item.slo.objective, item.slo.window, config.slo_min_bad_events, config.slo_for_share)
+    key = (item.slo.objective, item.slo.window, min_bad_events(item.slo, config), config.slo_for_share)
     found = _SCENARIOS.get(key)
     if found is None:
-        found = (*_tier_scenarios(item, config), _outage_scenario(item, config), _guard_scenario(item, config))
+        found = (*_tier_scenarios(item, config), _outage_scenario(item, config), *_guard_scenarios(item, config))
         _SCENARIOS[key] = found
     return found
 
@@ -409,13 +439,16 @@ def _tier_scenarios(item: ServiceSlo, config: RuleConfig) -> list[Scenario]:
         threshold = tier_threshold(tier, item.slo)
         hold = tier_for_seconds(tier, config) // 60
         at = _on_grid(hold + step + 2, step)
-        rate = _rate_for(tier_guard(tier, item.slo, config))
+        guard = min_bad_events(item.slo, config)
+        rate = _rate_for(guard, threshold)
         for verb, share in (
             ("fires", min(threshold * Fraction(11, 10), (threshold + 1) / 2)),
             ("stays quiet", threshold * Fraction(9, 10)),
         ):
             segments = _steady(at + 1, rate, _distinct_share(share))
             model = BurnModel(item, segments, config, step)
+            _, bad = model.events(at - hold - tier.long_window_s // 60, at - hold)
+            assert bad >= guard, "the guard must be met throughout `for`, so that the threshold decides"
             firing = _firing_at(model, at)
             fires = any(window_pair == tier.window_pair for window_pair, _ in firing)
             assert fires == (verb == "fires"), f"{item.slo.objective}/{item.slo.window} {tier.window_pair} {verb}"
@@ -433,7 +466,7 @@ def _tier_scenarios(item: ServiceSlo, config: RuleConfig) -> list[Scenario]:
 def _outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     """A full outage after clean traffic pages at the Workbook's detection time plus `for`."""
     page = BURN_TIERS[0]
-    rate = _rate_for(tier_guard(page, item.slo, config))
+    rate = _rate_for(min_bad_events(item.slo, config), tier_threshold(page, item.slo))
     horizon = CLEAN_HISTORY + HOUR + tier_for_seconds(page, config) // 60 + 2
     segments = (Segment(CLEAN_HISTORY, rate, Fraction(0)), Segment(horizon - CLEAN_HISTORY + 1, rate, Fraction(1)))
     model = BurnModel(item, segments, config)
@@ -449,23 +482,146 @@ def _outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     )
 
 
-def _guard_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
-    """An hour of traffic too thin for the page tier's guard, then failures: no page."""
+def _guard_scenarios(item: ServiceSlo, config: RuleConfig) -> list[Scenario]:
+    """The low-traffic guard counts bad events: a quiet service's outage pages, a quiet service's
+    single failure and one bad event fewer than the guard do not, the guard's number does."""
+    scenarios = [_quiet_outage_scenario(item, config)]
+    guard = min_bad_events(item.slo, config)
+    if guard > 1:
+        scenarios.append(_single_failure_scenario(item, config))
+        scenarios.append(_burst_scenario(item, config, guard - 1))
+    scenarios.append(_burst_scenario(item, config, guard))
+    return scenarios
+
+
+def quiet_outage_rate(item: ServiceSlo, config: RuleConfig) -> Fraction:
+    """Requests per minute of the quiet outage: one, unless the page tier's long window could not
+    hold the guard's bad events then (a minimum above 30 bad events an hour)."""
+    page_minutes = BURN_TIERS[0].long_window_s // 60
+    return max(QUIET_RATE, Fraction(math.ceil(2 * min_bad_events(item.slo, config) / page_minutes)))
+
+
+def quiet_page_bound_minutes(item: ServiceSlo, config: RuleConfig) -> int:
+    """Minutes from a quiet service's full outage to the page: the Workbook's bound, or the minutes
+    the guard's bad events take to arrive, whichever is later, then `for`."""
     page = BURN_TIERS[0]
-    guard = tier_guard(page, item.slo, config)
-    rate = Fraction(guard - 1, HOUR)
-    failing = min(HOUR, _on_grid(math.floor(tier_threshold(page, item.slo) * HOUR) + 5, SLOW_STEP))
-    segments = (Segment(HOUR, rate, Fraction(0)), Segment(failing + 1, rate, Fraction(1)))
-    model = BurnModel(item, segments, config, SLOW_STEP)
-    at = HOUR + failing
-    ratio = model.ratio(page.long_window_s // 60, at)
-    assert ratio is not None and ratio > tier_threshold(page, item.slo), "the guard test must burn"
-    assert page not in model.firing_tiers(at)
+    hold = tier_for_seconds(page, config) // 60
+    guard_minutes = math.ceil(min_bad_events(item.slo, config) / quiet_outage_rate(item, config))
+    return max(page_detection_bound_minutes(item, page, config), guard_minutes + hold)
+
+
+def _quiet_outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
+    """A full outage after an hour of one request a minute pages once the guard's bad events are in."""
+    page = BURN_TIERS[0]
+    rate = quiet_outage_rate(item, config)
+    bound = CLEAN_HISTORY + quiet_page_bound_minutes(item, config)
+    segments = (Segment(CLEAN_HISTORY, rate, Fraction(0)), Segment(bound - CLEAN_HISTORY + 1, rate, Fraction(1)))
+    model = BurnModel(item, segments, config)
+    fired = model.first_firing(page, CLEAN_HISTORY, bound)
+    guard = min_bad_events(item.slo, config)
     return Scenario(
-        f"{guard - 1} requests an hour with failures do not page (the guard needs {guard})",
+        f"at {_per_minute_text(rate)} a full outage pages {fired - CLEAN_HISTORY}m after it starts "
+        f"(the later of {guard} bad events for the guard and the Workbook detection "
+        f"{workbook_detection_seconds(item, page):.1f}s, then for {format_duration(tier_for_seconds(page, config))})",
         segments,
-        ((at, _firing_at(model, at)),),
-        SLOW_STEP,
+        ((fired - 1, _firing_at(model, fired - 1)), (fired, _firing_at(model, fired))),
+    )
+
+
+def _per_minute_text(rate: Fraction) -> str:
+    """`one request a minute`, `one request every 64 minutes`, `2 requests a minute`."""
+    if rate == 1:
+        return "one request a minute"
+    if rate.numerator == 1:
+        return f"one request every {rate.denominator} minutes"
+    return f"{rate} requests a minute"
+
+
+def _end_of_holds(tiers: Sequence[BurnTier], config: RuleConfig, after: int) -> int:
+    """The first minute after `after` by which each of `tiers` has had its `for` to fire."""
+    return after + max(tier_for_seconds(tier, config) // 60 for tier in tiers) + 1
+
+
+def _quiet_checks(
+    item: ServiceSlo, segments: tuple[Segment, ...], config: RuleConfig, tiers: Sequence[BurnTier], after: int
+) -> list[int]:
+    """Minutes at which to check that none of `tiers` fires after minute `after`: the next minute,
+    each minute at which one of them would start firing without the guard, and the end of their
+    slowest `for`."""
+    unguarded = BurnModel(item, segments, config, guarded=False)
+    end = _end_of_holds(tiers, config, after)
+    firsts = {unguarded.first_firing_or_none(tier, after, end) for tier in tiers}
+    return sorted({after + 1, end} | {at for at in firsts if at is not None})
+
+
+def _single_failure_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
+    """One failed request after an hour of one request a minute raises no tier.
+
+    An hour of history is the hard case: every window, the ticket tiers' days included, holds only
+    that hour, so the one failure weighs as much as it can and only the guard keeps a tier quiet
+    where its ratios are above the threshold (all four for a 99.9 % SLO)."""
+    failure = CLEAN_HISTORY + 1
+    end = _end_of_holds(BURN_TIERS, config, failure)
+    segments = (
+        Segment(CLEAN_HISTORY, QUIET_RATE, Fraction(0)),
+        Segment(1, QUIET_RATE, Fraction(1)),
+        Segment(end - failure, QUIET_RATE, Fraction(0)),
+    )
+    model = BurnModel(item, segments, config)
+    checks = tuple((at, _firing_at(model, at)) for at in _quiet_checks(item, segments, config, BURN_TIERS, failure))
+    assert not any(firing for _, firing in checks), "one failed request must raise no tier"
+    return Scenario(
+        f"one failed request after an hour of {_per_minute_text(QUIET_RATE)} raises no tier",
+        segments,
+        checks,
+    )
+
+
+def burst_quiet_rate(item: ServiceSlo, failed: int) -> Fraction:
+    """Requests per minute of a quiet hour in which `failed` failed requests in one minute put the
+    page tier's long window above its threshold: one, or the largest power of two below it that
+    does (exact in floats, so that promtool's event counts are exact too)."""
+    page = BURN_TIERS[0]
+    threshold = tier_threshold(page, item.slo)
+    quiet_minutes = page.long_window_s // 60 - 1
+    rate = QUIET_RATE
+    while Fraction(failed) / (failed + rate * quiet_minutes) <= threshold:
+        rate /= 2
+    return rate
+
+
+def _burst_scenario(item: ServiceSlo, config: RuleConfig, failed: int) -> Scenario:
+    """`failed` requests fail within one minute of a quiet hour whose traffic lets them cross the
+    page tier's threshold in both windows: one fewer than the guard pages nobody, the guard's
+    number pages at the first evaluation after `for`."""
+    guard = min_bad_events(item.slo, config)
+    page = BURN_TIERS[0]
+    pages = [tier for tier in BURN_TIERS if tier.severity == page.severity]
+    rate = burst_quiet_rate(item, failed)
+    burst = HOUR + 1
+    paged_at = burst + tier_for_seconds(page, config) // 60
+    end = _end_of_holds(pages, config, burst) if failed < guard else paged_at
+    segments = (
+        Segment(HOUR, rate, Fraction(0)),
+        Segment(1, Fraction(failed), Fraction(1)),
+        Segment(end - burst, rate, Fraction(0)),
+    )
+    unguarded = BurnModel(item, segments, config, guarded=False)
+    assert unguarded.firing(page, paged_at), "the burst must cross the page threshold in both windows"
+    model = BurnModel(item, segments, config)
+    checks_at = _quiet_checks(item, segments, config, pages, burst) if failed < guard else [paged_at]
+    checks = tuple((at, _firing_at(model, at)) for at in checks_at)
+    paging = {pair for _, firing in checks for pair, _ in firing} & {tier.window_pair for tier in pages}
+    if failed < guard:
+        assert not paging, f"{failed} bad events must not page when the guard needs {guard}"
+        verb = "do not page"
+    else:
+        assert page.window_pair in paging, f"{guard} bad events above the threshold must page"
+        verb = "page"
+    return Scenario(
+        f"{failed} failed requests in a quiet hour ({_per_minute_text(rate)}) {verb}: the guard needs {guard}",
+        segments,
+        checks,
     )
 
 

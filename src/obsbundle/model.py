@@ -325,6 +325,14 @@ class Slo(Frozen):
     threshold: FineDuration | None = Field(default=None, description="Latency SLOs: the slowest good request.")
     good_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of good events.")
     total_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of all events.")
+    min_bad_events: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Low-traffic guard: the fewest bad events in a burn-rate alert's long window for it to fire "
+            "(default 5), so that a few failures in a quiet hour do not page."
+        ),
+    )
     description: str = ""
 
     @field_validator("objective")

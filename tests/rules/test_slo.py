@@ -4,19 +4,38 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from obsbundle import naming
+from obsbundle import naming, promtool
+from obsbundle.errors import InputError
+from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory, System
-from obsbundle.rules import rule_groups
+from obsbundle.monitors.workloads import workload_monitor
+from obsbundle.promql import selector
+from obsbundle.render import render
+from obsbundle.rules import rule_documents, rule_groups
 from obsbundle.rules.config import DEFAULT_CONFIG
 from obsbundle.rules.definitions import Alert, Recording
-from obsbundle.rules.slo import WINDOW_CHAIN, chain_pieces, period_pieces, tier_guard, tier_threshold
-from obsbundle.rules.slo_tests import detection_rows, detection_table, steady_service
+from obsbundle.rules.slo import (
+    WINDOW_CHAIN,
+    ServiceSlo,
+    chain_pieces,
+    min_bad_events,
+    period_pieces,
+    tier_threshold,
+)
+from obsbundle.rules.slo_tests import detection_rows, detection_table, quiet_page_bound_minutes, steady_service
+from obsbundle.settings import Settings
 from obsbundle.slo_math import BURN_TIERS
+from obsbundle.stacks import workload_target_labels
+from tests.support import exposition
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 DAY = 86400
@@ -59,14 +78,64 @@ def test_a_28_day_slo_gets_the_exact_factors_in_its_alert_thresholds(default_inv
     assert "> (0.933333 * 0.001)" in exprs["3d-6h"]
 
 
-def test_the_guard_needs_enough_events_that_five_failures_cross_the_threshold(shipyard: System) -> None:
-    for service in shipyard.services:
-        for slo in service.slos:
-            for tier in BURN_TIERS:
-                guard = tier_guard(tier, slo, DEFAULT_CONFIG)
-                threshold = tier_threshold(tier, slo)
-                assert guard * threshold >= DEFAULT_CONFIG.slo_min_bad_events
-                assert (guard - 1) * threshold < DEFAULT_CONFIG.slo_min_bad_events
+def test_every_tier_guards_on_five_bad_events_in_its_long_window_by_default(shipyard: System) -> None:
+    burns = [alert for group in rule_groups(shipyard) for alert in group.alerts if alert.name == "SloErrorBudgetBurn"]
+    assert burns
+    for alert in burns:
+        tier = next(t for t in BURN_TIERS if t.window_pair == alert.labels[naming.WINDOW_LABEL])
+        labels = selector("", {name: alert.labels[name] for name in ("system", "namespace", "service", "slo")})
+        total, good = (f"slo:sli_{kind}_events:increase{tier.long_window}{labels}" for kind in ("total", "good"))
+        bad = f"{total} - {good}"
+        assert alert.expr.endswith(f"\nand {bad} >= 5"), alert.expr
+        assert alert.threshold is not None and alert.threshold.endswith(f"≥ 5 bad events over {tier.long_window}")
+
+
+def test_an_slo_sets_its_own_minimum_of_bad_events(shipyard: System) -> None:
+    service = next(service for service in shipyard.services if service.slos)
+    strict = service.slos[0].model_copy(update={"min_bad_events": 12})
+    changed = service.model_copy(update={"slos": (strict, *service.slos[1:])})
+    system = shipyard.model_copy(update={"services": tuple(changed if s is service else s for s in shipyard.services)})
+    assert min_bad_events(strict, DEFAULT_CONFIG) == 12
+    assert min_bad_events(service.slos[0], DEFAULT_CONFIG) == DEFAULT_CONFIG.slo_min_bad_events
+    groups = rule_groups(system)
+    guards = {
+        alert.labels["slo"]: alert.expr.rsplit(">= ", 1)[1]
+        for group in groups
+        for alert in group.alerts
+        if alert.name == "SloErrorBudgetBurn" and alert.labels["service"] == service.name
+    }
+    assert guards[strict.name] == "12"
+    assert all(guard == "5" for slo, guard in guards.items() if slo != strict.name)
+    prefix = f"{service.name} {strict.name}: "
+    names = [test.name[len(prefix) :] for group in groups for test in group.tests if test.name.startswith(prefix)]
+    assert any(name.startswith("11 failed") and name.endswith("do not page: the guard needs 12") for name in names)
+    assert any(name.startswith("12 failed") and name.endswith(") page: the guard needs 12") for name in names)
+
+
+def test_a_minimum_of_bad_events_below_one_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "hush.yaml"
+    path.write_text(QUIET_SYSTEM.replace("window: 30d}", "window: 30d, min_bad_events: 0}"))
+    with pytest.raises(InputError, match=r"services\[0\]\.slos\[0\]\.min_bad_events"):
+        load_inventory([path])
+
+
+def test_a_quiet_99_9_slo_pages_a_full_outage_within_15_minutes_in_every_generated_system(
+    rule_systems: dict[str, System],
+) -> None:
+    """The generated quiet-outage scenario of every SLO of 99.9 % and above (one request a minute)."""
+    found = 0
+    for system in rule_systems.values():
+        for service in system.services:
+            for slo in service.slos:
+                if slo.objective < Decimal("99.9"):
+                    continue
+                found += 1
+                assert quiet_page_bound_minutes(ServiceSlo(service, slo), DEFAULT_CONFIG) <= 15
+                names = [test.name for group in rule_groups(system) for test in group.tests]
+                prefix = f"{service.name} {slo.name}: at one request a minute a full outage pages "
+                pages = [int(name[len(prefix) :].split("m", 1)[0]) for name in names if name.startswith(prefix)]
+                assert len(pages) == 1 and pages[0] <= 15, pages
+    assert found
 
 
 def test_window_rules_cover_every_slo_of_the_system_in_one_expression(shipyard: System) -> None:
@@ -142,3 +211,189 @@ def test_page_thresholds_are_factor_times_budget_for_every_default_slo(default_i
             assert tier_threshold(tier, slo) == tier.factor(slo.window_seconds) * Fraction(slo.error_budget)
             assert f"slo:sli_error:ratio_rate{tier.long_window}{{" in alert.expr
             assert f"slo:sli_error:ratio_rate{tier.short_window}{{" in alert.expr
+
+
+# --- the low-traffic guard on a quiet service, run by promtool -------------------------------------
+# A one-service system whose only traffic is one request a minute. Its series are those
+# prometheus-client exposes (tests/fixtures/exposition/prometheus-client), as Prometheus stores them
+# after the generated ServiceMonitor's scrape. Every expectation below is worked out by hand here,
+# not by rules/slo_tests.py's model, so these tests stand apart from the generated ones.
+
+QUIET_SYSTEM = """\
+apiVersion: obsbundle/v1
+kind: System
+name: hush
+cluster: hush-test
+owner: {team: crew, slack_channel: "#crew"}
+node_pools:
+  - {name: general, min_nodes: 1, max_nodes: 1}
+services:
+  - name: api
+    namespace: hush
+    node_pool: general
+    metrics: {port: http}
+    slos:
+      - {name: availability, objective: 99.9, window: 30d}
+"""
+QUIET_HISTORY = 60
+"""Minutes of one successful request a minute before the outage: the page tier's 1h window is full."""
+QUIET_DAYS = 1
+"""Days of one successful request a minute before the single failure: every page and 1d window is
+full of success. (The generated tests take the harder case of an hour: every window holds only it.)"""
+PAGE_THRESHOLD = "(14.4 * 0.001)"
+"""The 1h-5m tier's threshold for a 99.9 % SLO over 30 days, as the generated rule writes it."""
+
+
+@pytest.fixture(scope="module")
+def quiet_system(tmp_path_factory: pytest.TempPathFactory) -> System:
+    path = tmp_path_factory.mktemp("hush") / "hush.yaml"
+    path.write_text(QUIET_SYSTEM)
+    return load_inventory([path]).systems[0]
+
+
+def _stored_requests(system: System, status: str) -> str:
+    """The stored series of the API's requests answered with `status`: an exposed prometheus-client
+    series of that status, with the target labels of the generated ServiceMonitor's scrape."""
+    service = system.services[0]
+    exposed = next(
+        series
+        for series in exposition.load("prometheus-client")
+        if series.name == "http_requests_total" and series.label_map["status"] == status
+    )
+    cluster_decided = {
+        "job": service.name,
+        "service": service.name,
+        "instance": "10.244.0.12:8000",
+        "pod": f"{service.name}-5d8f7c9b6-q7x2m",
+        "container": service.name,
+    }
+    target = workload_target_labels(workload_monitor(system, service, Settings()))
+    filled = {name: value if value is not None else cluster_decided[name] for name, value in target.items()}
+    stored = exposition.instantiate(exposed, filled, honor_labels=False)
+    return selector(stored.name, dict(stored.labels))
+
+
+def _counter_values(per_minute: Sequence[tuple[int, int]]) -> str:
+    """promtool values of a counter from 0 growing by each (minutes, requests a minute) in turn."""
+    parts, total = ["0"], 0
+    for minutes, rate in per_minute:
+        parts.append(f"{total + rate}+{rate}x{minutes - 1}" if rate else f"{total}x{minutes - 1}")
+        total += rate * minutes
+    return " ".join(parts)
+
+
+def _burn_alerts(state: str, window: str | None = None) -> str:
+    """How many SloErrorBudgetBurn alerts of the API are in `state`, of one tier or of any."""
+    tier = f',window="{window}"' if window else ""
+    return f'count(ALERTS{{alertname="SloErrorBudgetBurn",service="api",alertstate="{state}"{tier}}})'
+
+
+def _run_quiet(tmp_path: Path, system: System, tests: list[dict[str, Any]]) -> promtool.ToolResult:
+    """Writes the system's generated rule files and `tests` next to them; runs promtool on the tests
+    with the generated SLO test's rule files and group order, at one-minute evaluations."""
+    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+        (tmp_path / Path(document.path).name).write_bytes(render(document))
+    generated = yaml.safe_load((tmp_path / "hush-slo-alerts-api.test.yaml").read_text())
+    test_file = tmp_path / "quiet.test.yaml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": generated["rule_files"],
+                "evaluation_interval": "1m",
+                "group_eval_order": generated["group_eval_order"],
+                "tests": tests,
+            },
+            sort_keys=False,
+        )
+    )
+    return promtool.test_rules([test_file])
+
+
+def _count_at(minute: int, expr: str, count: int | None) -> dict[str, Any]:
+    """A promql_expr_test: `expr` (a count) is `count` at `minute`, or returns nothing for None."""
+    samples = [] if count is None else [{"labels": "{}", "value": count}]
+    return {"expr": expr, "eval_time": f"{minute}m", "exp_samples": samples}
+
+
+def _page_for_minutes(system: System) -> int:
+    page = next(
+        alert
+        for group in rule_groups(system)
+        for alert in group.alerts
+        if alert.name == "SloErrorBudgetBurn" and alert.labels[naming.WINDOW_LABEL] == "1h-5m"
+    )
+    assert page.for_ is not None and page.for_.endswith("m"), page.for_
+    return int(page.for_[:-1])
+
+
+def test_a_total_outage_at_one_request_a_minute_pages_once_five_requests_have_failed(
+    quiet_system: System, tmp_path: Path
+) -> None:
+    """One request a minute for an hour, then every request fails. The 1h-5m tier's ratios are above
+    1.44 % from the first failure (1/60 and 1/5); the guard wants 5 bad events in the hour, there
+    after 5 minutes; `for` adds its minute. A guard on total events (348 in the hour) never lets it
+    fire, no guard would make it pending after the first failure."""
+    guard = DEFAULT_CONFIG.slo_min_bad_events
+    met = QUIET_HISTORY + guard
+    pages_at = met + _page_for_minutes(quiet_system)
+    assert pages_at - QUIET_HISTORY <= 15
+    outage = pages_at - QUIET_HISTORY + 1
+    test = {
+        "name": "a total outage at one request a minute pages once five requests have failed",
+        "interval": "1m",
+        "input_series": [
+            {
+                "series": _stored_requests(quiet_system, "200"),
+                "values": _counter_values([(QUIET_HISTORY, 1), (outage, 0)]),
+            },
+            {
+                "series": _stored_requests(quiet_system, "500"),
+                "values": _counter_values([(QUIET_HISTORY, 0), (outage, 1)]),
+            },
+        ],
+        "promql_expr_test": [
+            _count_at(met - 1, _burn_alerts("pending", "1h-5m"), None),
+            _count_at(met, _burn_alerts("pending", "1h-5m"), 1),
+            _count_at(pages_at - 1, _burn_alerts("firing", "1h-5m"), None),
+            _count_at(pages_at, _burn_alerts("firing", "1h-5m"), 1),
+        ],
+    }
+    result = _run_quiet(tmp_path, quiet_system, [test])
+    assert result.ok, result.output
+
+
+def test_one_failed_request_after_a_day_of_one_request_a_minute_raises_no_slo_alert(
+    quiet_system: System, tmp_path: Path
+) -> None:
+    """A day of one successful request a minute, one failure, then success again. The failure
+    does put the 1h-5m tier's ratios above 1.44 % (1/60 over the hour, 1/5 over 5 minutes, for five
+    minutes), so without the guard it would page; with the guard (5 bad events) no tier is even
+    pending, up to the end of the slowest tier's `for` (1h12m)."""
+    failure = QUIET_DAYS * 24 * 60 + 1
+    end = failure + 73
+    api = 'service="api",slo="availability"'
+    test = {
+        "name": "one failed request after a quiet day raises no SLO alert",
+        "interval": "1m",
+        "input_series": [
+            {
+                "series": _stored_requests(quiet_system, "200"),
+                "values": _counter_values([(failure - 1, 1), (1, 0), (end - failure, 1)]),
+            },
+            {
+                "series": _stored_requests(quiet_system, "500"),
+                "values": _counter_values([(failure - 1, 0), (1, 1), (end - failure, 0)]),
+            },
+        ],
+        "promql_expr_test": [
+            _count_at(failure, f"count(slo:sli_error:ratio_rate1h{{{api}}} > {PAGE_THRESHOLD})", 1),
+            _count_at(failure + 4, f"count(slo:sli_error:ratio_rate5m{{{api}}} > {PAGE_THRESHOLD})", 1),
+            *(
+                _count_at(minute, _burn_alerts(state), None)
+                for minute in (failure, failure + 1, failure + 4, failure + 30, end)
+                for state in ("pending", "firing")
+            ),
+        ],
+    }
+    result = _run_quiet(tmp_path, quiet_system, [test])
+    assert result.ok, result.output
