@@ -117,6 +117,27 @@ def _configured(series: Series, system: System) -> Series:
     return Series.of(series.name, labels)
 
 
+def _with_inventory_buckets(
+    exposed: Sequence[Series], folder: str, buckets: tuple[float, ...] | None
+) -> Sequence[Series]:
+    """The fixture's series as a client configured with the inventory's `histogram_buckets` publishes
+    them (the client setting docs/rules.md names): each `_bucket` series once per listed boundary,
+    spelled as the library spells `le` (Go writes `2`, Python and Java `2.0`), plus `+Inf`."""
+    if buckets is None:
+        return exposed
+    go_spelling = folder == "go-grpc-prometheus"
+    spelled = [str(int(b)) if go_spelling and float(b).is_integer() else repr(float(b)) for b in buckets]
+    kept: dict[Series, None] = {}
+    for one in exposed:
+        labels = one.label_map
+        if not one.name.endswith("_bucket") or labels.get("le") == "+Inf":
+            kept[one] = None
+            continue
+        for le in spelled:
+            kept[Series.of(one.name, {**labels, "le": le})] = None
+    return list(kept)
+
+
 def monitored_series(system: System) -> dict[Provider, list[Series]]:
     """Each service's instrumentation and the pool & queue exporter, with the labels of the monitors
     obsbundle generates for them."""
@@ -127,16 +148,18 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
         assert service.metrics is not None
         folder = INSTRUMENTATION_FIXTURES.get(service.metrics.instrumentation)
         if folder is not None:
-            targets.append((Provider.SERVICE, folder, workload_monitor(system, service, settings)))
+            monitor = workload_monitor(system, service, settings)
+            exposed = _with_inventory_buckets(entities(folder), folder, service.metrics.histogram_buckets)
+            targets.append((Provider.SERVICE, exposed, monitor))
     if needs_exporter(system):
-        targets.append((Provider.POOL_QUEUE_EXPORTER, "obsbundle-exporter", exporter_monitor(system, settings)))
-    for provider, folder, monitor in targets:
+        targets.append((Provider.POOL_QUEUE_EXPORTER, entities("obsbundle-exporter"), exporter_monitor(system, settings)))
+    for provider, exposed, monitor in targets:
         labels = workload_target_labels(monitor)
         honor = bool(next(iter(monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"])).get(
             "honorLabels", False
         ))
         scraped.setdefault(provider, []).extend(
-            instantiate(one, labels, honor_labels=honor) for one in entities(folder)
+            instantiate(one, labels, honor_labels=honor) for one in exposed
         )
         scraped[Provider.PROMETHEUS].append(up(labels))
     return scraped
