@@ -152,7 +152,8 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
             exposed = _with_inventory_buckets(entities(folder), folder, service.metrics.histogram_buckets)
             targets.append((Provider.SERVICE, exposed, monitor))
     if needs_exporter(system):
-        targets.append((Provider.POOL_QUEUE_EXPORTER, entities("obsbundle-exporter"), exporter_monitor(system, settings)))
+        exporter = exporter_monitor(system, settings)
+        targets.append((Provider.POOL_QUEUE_EXPORTER, entities("obsbundle-exporter"), exporter))
     for provider, exposed, monitor in targets:
         labels = workload_target_labels(monitor)
         honor = bool(next(iter(monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"])).get(
