@@ -143,7 +143,7 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
     obsbundle generates for them."""
     settings = Settings()
     scraped: dict[Provider, list[Series]] = {Provider.SERVICE: [], Provider.PROMETHEUS: []}
-    targets: list[tuple[Provider, str, dict[str, Any]]] = []
+    targets: list[tuple[Provider, Sequence[Series], dict[str, Any]]] = []
     for service in system.scraped_services:
         assert service.metrics is not None
         folder = INSTRUMENTATION_FIXTURES.get(service.metrics.instrumentation)
