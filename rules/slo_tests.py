@@ -489,8 +489,7 @@ def _guard_scenarios(item: ServiceSlo, config: RuleConfig) -> list[Scenario]:
     guard = min_bad_events(item.slo, config)
     if guard > 1:
         scenarios.append(_single_failure_scenario(item, config))
-        scenarios.append(_burst_scenario(item, config, guard - 1))
-    scenarios.append(_burst_scenario(item, config, guard))
+    scenarios.append(_burst_scenario(item, config))
     return scenarios
 
 
@@ -590,36 +589,39 @@ def burst_quiet_rate(item: ServiceSlo, failed: int) -> Fraction:
     return rate
 
 
-def _burst_scenario(item: ServiceSlo, config: RuleConfig, failed: int) -> Scenario:
-    """`failed` requests fail within one minute of a quiet hour whose traffic lets them cross the
-    page tier's threshold in both windows: one fewer than the guard pages nobody, the guard's
-    number pages at the first evaluation after `for`."""
+def _burst_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
+    """In a quiet hour whose traffic lets a few failures cross the page tier's threshold in both
+    windows, one bad event fewer than the guard (in one minute) pages nobody; one more failure
+    pages at the first evaluation after `for`."""
     guard = min_bad_events(item.slo, config)
     page = BURN_TIERS[0]
     pages = [tier for tier in BURN_TIERS if tier.severity == page.severity]
-    rate = burst_quiet_rate(item, failed)
+    rate = burst_quiet_rate(item, max(guard - 1, 1))
     burst = HOUR + 1
-    paged_at = burst + tier_for_seconds(page, config) // 60
-    end = _end_of_holds(pages, config, burst) if failed < guard else paged_at
+    quiet_until = _end_of_holds(pages, config, burst) if guard > 1 else burst - 1
+    last = quiet_until + 1
+    paged_at = last + tier_for_seconds(page, config) // 60
+    fewer = (Segment(1, Fraction(guard - 1), Fraction(1)), Segment(quiet_until - burst, rate, Fraction(0)))
     segments = (
         Segment(HOUR, rate, Fraction(0)),
-        Segment(1, Fraction(failed), Fraction(1)),
-        Segment(end - burst, rate, Fraction(0)),
+        *(fewer if guard > 1 else ()),
+        Segment(1, Fraction(1), Fraction(1)),
+        Segment(paged_at - last, rate, Fraction(0)),
     )
-    unguarded = BurnModel(item, segments, config, guarded=False)
-    assert unguarded.firing(page, paged_at), "the burst must cross the page threshold in both windows"
     model = BurnModel(item, segments, config)
-    checks_at = _quiet_checks(item, segments, config, pages, burst) if failed < guard else [paged_at]
+    checks_at = [*(_quiet_checks(item, segments, config, pages, burst) if guard > 1 else []), paged_at]
     checks = tuple((at, _firing_at(model, at)) for at in checks_at)
-    paging = {pair for _, firing in checks for pair, _ in firing} & {tier.window_pair for tier in pages}
-    if failed < guard:
-        assert not paging, f"{failed} bad events must not page when the guard needs {guard}"
-        verb = "do not page"
-    else:
-        assert page.window_pair in paging, f"{guard} bad events above the threshold must page"
-        verb = "page"
+    page_pairs = {tier.window_pair for tier in pages}
+    before = {pair for at, firing in checks if at < last for pair, _ in firing} & page_pairs
+    assert not before, f"{guard - 1} bad events must not page when the guard needs {guard}"
+    if guard > 1:
+        unguarded = BurnModel(item, segments, config, guarded=False)
+        crossed = unguarded.firing(page, burst + tier_for_seconds(page, config) // 60)
+        assert crossed, "the first failures must cross the page threshold in both windows"
+    assert page.window_pair in {pair for pair, _ in checks[-1][1]}, f"{guard} bad events above the threshold must page"
     return Scenario(
-        f"{failed} failed requests in a quiet hour ({_per_minute_text(rate)}) {verb}: the guard needs {guard}",
+        f"{guard - 1} failed requests in a quiet hour ({_per_minute_text(rate)}) page nobody, one more pages: "
+        f"the guard needs {guard}",
         segments,
         checks,
     )
