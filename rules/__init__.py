@@ -28,13 +28,13 @@ from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.exporters import watch_exporters
 from obsbundle.rules.node_pool import node_pool_groups
 from obsbundle.rules.postgres import postgres_groups
+from obsbundle.rules.promtool_tests import rule_file_name, test_files
 from obsbundle.rules.queues import queue_groups
 from obsbundle.rules.red import red_groups
 from obsbundle.rules.runbooks import runbook
 from obsbundle.rules.slo import slo_rule_groups
-from obsbundle.rules.slo_tests import with_slo_tests
+from obsbundle.rules.slo_scenarios import with_slo_tests
 from obsbundle.rules.targets import target_groups
-from obsbundle.rules.unit_tests import rule_file_name, test_files
 from obsbundle.rules.volumes import volume_groups
 from obsbundle.rules.workload import workload_groups
 from obsbundle.settings import Settings

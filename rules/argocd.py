@@ -13,8 +13,8 @@ from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import runbook_url, system_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
+from obsbundle.rules.input_series import constant
 from obsbundle.rules.templating import Description
-from obsbundle.rules.test_inputs import constant
 
 TEST_MINUTES = 25
 TEST_APP = "auth-service"

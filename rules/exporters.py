@@ -45,8 +45,8 @@ from obsbundle.rules.definitions import (
     UnitTest,
     merge_inputs,
 )
+from obsbundle.rules.input_series import constant
 from obsbundle.rules.templating import Description
-from obsbundle.rules.test_inputs import constant
 from obsbundle.stacks import Exporter, Node, target_labels
 
 TEST_MINUTES = 25

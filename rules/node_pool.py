@@ -45,8 +45,8 @@ from obsbundle.rules.definitions import (
     UnitTest,
     merge_inputs,
 )
+from obsbundle.rules.input_series import constant, counter
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import constant, counter
 from obsbundle.stacks import PROFILES, Exporter, Node, target_labels
 
 UNPOOLED_NODE = "unpooled-1"

@@ -18,8 +18,8 @@ from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, datastore_labels, exporter_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
+from obsbundle.rules.input_series import constant
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import constant
 
 TEST_MINUTES = 20
 

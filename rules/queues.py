@@ -20,8 +20,8 @@ from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, exporter_labels, queue_team
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
+from obsbundle.rules.input_series import constant, counter
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import constant, counter
 
 TEST_MINUTES = 45
 

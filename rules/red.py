@@ -33,6 +33,7 @@ from obsbundle.rules.definitions import (
     RunbookCheck,
     UnitTest,
 )
+from obsbundle.rules.input_series import close_to, counter
 from obsbundle.rules.sli import (
     RequestMetrics,
     duration_buckets_rate,
@@ -42,7 +43,6 @@ from obsbundle.rules.sli import (
     target_labels,
 )
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import close_to, counter
 
 QUANTILES = ("0.5", "0.95", "0.99")
 TEST_MINUTES = 10

@@ -341,7 +341,7 @@ def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
 
 
 def slo_rule_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
-    """SLO groups of the system (none when it has no SLO); tests are added by slo_tests.
+    """SLO groups of the system (none when it has no SLO); tests are added by slo_scenarios.
 
     Per service, a group of SLIs and a group of alerts (with the budgets), so that each service's
     tests load its own rules only; between them, the window groups cover every SLO of the system.

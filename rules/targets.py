@@ -18,9 +18,9 @@ from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import datastore_labels, exporter_labels, runbook_url, service_labels, system_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
+from obsbundle.rules.input_series import constant
 from obsbundle.rules.sli import target_labels
 from obsbundle.rules.templating import Description
-from obsbundle.rules.test_inputs import constant
 
 TEST_MINUTES = 15
 

@@ -17,8 +17,8 @@ from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import datastore_labels, runbook_url, service_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
+from obsbundle.rules.input_series import constant, counter
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import constant, counter
 
 CAPACITY = 100_000_000_000
 

@@ -24,8 +24,8 @@ from obsbundle.rules.alert_labels import service_subject
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.cron import CronError, max_interval_seconds
 from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
+from obsbundle.rules.input_series import constant
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.rules.test_inputs import constant
 
 TEST_MINUTES = 30
 LONG_RUNNING = (WorkloadKind.API, WorkloadKind.WORKER)

@@ -18,7 +18,7 @@ from obsbundle.model import Inventory, System
 from obsbundle.render import render
 from obsbundle.rules import component_groups, prometheus_rule, rule_groups
 from obsbundle.rules.definitions import Alert, Recording
-from obsbundle.rules.unit_tests import rule_file_name
+from obsbundle.rules.promtool_tests import rule_file_name
 from obsbundle.settings import OutputFormat, Settings
 from obsbundle.slo_math import BURN_TIERS
 from tests.support.crds import validation_errors

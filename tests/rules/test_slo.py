@@ -31,7 +31,7 @@ from obsbundle.rules.slo import (
     period_pieces,
     tier_threshold,
 )
-from obsbundle.rules.slo_tests import detection_rows, detection_table, quiet_page_bound_minutes, steady_service
+from obsbundle.rules.slo_scenarios import detection_rows, detection_table, quiet_page_bound_minutes, steady_service
 from obsbundle.settings import Settings
 from obsbundle.slo_math import BURN_TIERS
 from obsbundle.stacks import workload_target_labels
@@ -216,7 +216,7 @@ def test_page_thresholds_are_factor_times_budget_for_every_default_slo(default_i
 # A one-service system whose only traffic is one request a minute. Its series are those
 # prometheus-client exposes (tests/fixtures/exposition/prometheus-client), as Prometheus stores them
 # after the generated ServiceMonitor's scrape. Every expectation below is worked out by hand here,
-# not by rules/slo_tests.py's model, so these tests stand apart from the generated ones.
+# not by rules/slo_scenarios.py's model, so these tests stand apart from the generated ones.
 
 QUIET_SYSTEM = """\
 apiVersion: obsbundle/v1

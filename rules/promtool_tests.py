@@ -17,7 +17,7 @@ from obsbundle.rules.definitions import (
     UnitTest,
     merge_inputs,
 )
-from obsbundle.rules.test_inputs import STEP
+from obsbundle.rules.input_series import STEP
 
 
 def rule_file_name(group: str) -> str:

@@ -42,6 +42,7 @@ from obsbundle.rules.definitions import (
     UnitTest,
     merge_inputs,
 )
+from obsbundle.rules.input_series import close_to, number
 from obsbundle.rules.sli import le_values, plain_selector_labels, request_metrics, target_labels
 from obsbundle.rules.slo import (
     BURN,
@@ -56,7 +57,6 @@ from obsbundle.rules.slo import (
     tier_for_seconds,
     tier_threshold,
 )
-from obsbundle.rules.test_inputs import close_to, number
 from obsbundle.slo_math import BURN_TIERS, BurnTier, format_factor
 
 HOUR = 60
