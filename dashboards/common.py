@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from obsbundle.dashboards.panels import link, tag_links
@@ -71,21 +71,3 @@ def has_gitops_board(system: System) -> bool:
 
 def has_slo_board(system: System) -> bool:
     return any(service.slos for service in system.services)
-
-
-def system_boards(system: System) -> Sequence[tuple[str, Board]]:
-    """The system-wide dashboards this system has, in reading order, with their link titles."""
-    boards = [("Overview", Board.OVERVIEW)]
-    if api_services(system):
-        boards.append(("API performance", Board.API))
-    if system.node_pools:
-        boards.append(("Node pools", Board.NODE_POOLS))
-    if has_database_board(system):
-        boards.append(("Database", Board.DATABASE))
-    if has_queue_board(system):
-        boards.append(("Queues", Board.QUEUES))
-    if has_slo_board(system):
-        boards.append(("SLOs", Board.SLOS))
-    if has_gitops_board(system):
-        boards.append(("GitOps", Board.GITOPS))
-    return boards

@@ -24,8 +24,7 @@ from obsbundle.schema import allowed_keys
 INVENTORY_SUFFIXES = (".yaml", ".yml", ".jsonnet", ".json")
 
 
-# libyaml's parser when present: same data, several times faster on large inventories. Only
-# parsing uses it; output goes through the pure-Python emitter so that bytes never depend on it.
+# libyaml's parser when present: same data, several times faster on large inventories.
 _SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

@@ -567,6 +567,3 @@ class Inventory(Frozen):
     """Every system read from the inventory paths, sorted by name."""
 
     systems: tuple[System, ...]
-
-
-LABEL_NAME_PATTERN = _LABEL_NAME

@@ -17,11 +17,6 @@ def quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def regex_quote(value: str) -> str:
-    """A PromQL string literal that matches `value` literally inside `=~`."""
-    return quote(re.escape(value))
-
-
 def any_of(values: Iterable[str]) -> str:
     """An `=~` matcher value that matches exactly these values (sorted, regex-escaped, quoted)."""
     return quote("|".join(re.escape(value) for value in sorted(set(values))))
