@@ -13,10 +13,8 @@ from psycopg import sql
 
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import PostgresQueueSource
-from obsbundle.exporters.credentials import Secret
 from obsbundle.exporters.families import Sample
-from obsbundle.exporters.sources.base import Deadline, Source
-from obsbundle.exporters.sources.pgsession import Connection, PgSession
+from obsbundle.exporters.sources.pgsession import Connection, PgSource
 
 BROKER = "postgres"
 
@@ -59,23 +57,13 @@ def jobs_query(settings: PostgresQueueSource) -> sql.Composed:
     ).format(queue=queue, ready=ready, running=running, oldest=oldest, table=table, wanted=wanted)
 
 
-class PostgresJobsSource(Source):
+class PostgresJobsSource(PgSource):
     kind = "postgres_queues"
 
     def __init__(self, settings: PostgresQueueSource) -> None:
-        super().__init__(settings.name)
+        super().__init__(settings)
         self._settings = settings
-        self._session = PgSession(settings)
         self._query = jobs_query(settings)
-
-    def collect(self, deadline: Deadline) -> Sequence[Sample]:
-        return self._session.run(deadline, self._read)
-
-    def close(self) -> None:
-        self._session.close()
-
-    def secrets(self) -> Sequence[Secret | None]:
-        return (self._session.secret,)
 
     def _read(self, conn: Connection) -> list[Sample]:
         rows = {str(queue): (ready, running, oldest) for queue, ready, running, oldest in conn.execute(self._query)}

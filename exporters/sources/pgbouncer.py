@@ -6,34 +6,22 @@ console's own pseudo-database `pgbouncer` is left out: it pools nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import PgBouncerSource
-from obsbundle.exporters.credentials import Secret
 from obsbundle.exporters.families import Sample
-from obsbundle.exporters.sources.base import Deadline, Source, SourceError
-from obsbundle.exporters.sources.pgsession import Connection, PgSession, fetch_dicts
+from obsbundle.exporters.sources.base import SourceError
+from obsbundle.exporters.sources.pgsession import Connection, PgSource, fetch_dicts
 
 _CONSOLE_DATABASE = "pgbouncer"
 
 
-class PgBouncerPoolsSource(Source):
+class PgBouncerPoolsSource(PgSource):
     kind = "pgbouncer"
 
     def __init__(self, settings: PgBouncerSource) -> None:
-        super().__init__(settings.name)
-        self._session = PgSession(settings, admin_console=True)
-
-    def collect(self, deadline: Deadline) -> Sequence[Sample]:
-        return self._session.run(deadline, self._read)
-
-    def close(self) -> None:
-        self._session.close()
-
-    def secrets(self) -> Sequence[Secret | None]:
-        return (self._session.secret,)
+        super().__init__(settings, admin_console=True)
 
     def _read(self, conn: Connection) -> list[Sample]:
         samples: list[Sample] = []

@@ -1,10 +1,15 @@
-"""One reused libpq connection per source: opened on first use, reopened after it breaks, never two."""
+"""One reused libpq connection per source: opened on first use, reopened after it breaks, never two.
+
+`PgSource` is the base of the sources that speak the PostgreSQL protocol (PostgreSQL, PgBouncer,
+job tables): it owns the session, so each of them only says what to read on the connection.
+"""
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -13,7 +18,8 @@ from psycopg.pq import TransactionStatus
 
 from obsbundle.exporters.config import PostgresConnection
 from obsbundle.exporters.credentials import Secret
-from obsbundle.exporters.sources.base import Deadline
+from obsbundle.exporters.families import Sample
+from obsbundle.exporters.sources.base import Deadline, Source
 
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -93,6 +99,28 @@ class PgSession:
         else:
             self._conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         return self._conn
+
+
+class PgSource(Source):
+    """A source read over its own PgSession: `collect` runs `_read` on the session's connection, and
+    the session's password is the secret that error messages are scrubbed of."""
+
+    def __init__(self, settings: PostgresConnection, *, admin_console: bool = False) -> None:
+        super().__init__(settings.name)
+        self._session = PgSession(settings, admin_console=admin_console)
+
+    def collect(self, deadline: Deadline) -> Sequence[Sample]:
+        return self._session.run(deadline, self._read)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def secrets(self) -> Sequence[Secret | None]:
+        return (self._session.secret,)
+
+    @abstractmethod
+    def _read(self, conn: Connection) -> list[Sample]:
+        """The source's samples, read on `conn` (statement_timeout already set to the deadline)."""
 
 
 def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:

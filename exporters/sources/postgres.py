@@ -8,17 +8,14 @@ state or timestamps.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import psycopg
 from psycopg import errors, sql
 
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import PostgresSource
-from obsbundle.exporters.credentials import Secret
 from obsbundle.exporters.families import Sample
-from obsbundle.exporters.sources.base import Deadline, Source
-from obsbundle.exporters.sources.pgsession import Connection, PgSession
+from obsbundle.exporters.sources.pgsession import Connection, PgSource
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +65,12 @@ SELECT d.datname, s.blks_hit, s.blks_read,
 _EXEC_TIME_SINCE = 130000
 
 
-class PostgresServerSource(Source):
+class PostgresServerSource(PgSource):
     kind = "postgres"
 
     def __init__(self, settings: PostgresSource) -> None:
-        super().__init__(settings.name)
-        self._session = PgSession(settings)
+        super().__init__(settings)
         self._statements_unavailable_logged = False
-
-    def collect(self, deadline: Deadline) -> Sequence[Sample]:
-        return self._session.run(deadline, self._read)
-
-    def close(self) -> None:
-        self._session.close()
-
-    def secrets(self) -> Sequence[Secret | None]:
-        return (self._session.secret,)
 
     def _read(self, conn: Connection) -> list[Sample]:
         settings = conn.execute(_SETTINGS).fetchone()
