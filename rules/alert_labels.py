@@ -23,8 +23,8 @@ def runbook_url(system: System, alert: str) -> str:
     return system.monitoring.runbook_url.replace("{system}", system.name).replace("{alert}", alert)
 
 
-def system_labels(system: System) -> dict[str, str]:
-    """Labels of alerts the system's owner answers: nodes and the platform."""
+def owner_labels(system: System) -> dict[str, str]:
+    """Labels of alerts the system's owner answers: nodes, the platform, the monitoring itself."""
     return {naming.SYSTEM_LABEL: system.name, naming.TEAM_LABEL: system.owner.team}
 
 
@@ -97,11 +97,15 @@ class AlertSubject:
         description: Description,
         panel: PanelId,
         for_: str | None,
-        case: Case,
+        case: Case | None,
         threshold: str,
         checks: tuple[RunbookCheck, ...] = (),
         extra_labels: Mapping[str, str] | None = None,
+        entity: str | None = None,
     ) -> Alert:
+        """The alert, labelled and linked for this subject. `entity` names a part of the subject
+        in the runbook's table (an SLO's window pair, a PgBouncer's source); `case` is None for
+        alerts whose component writes their tests itself (SLOs)."""
         return Alert(
             doc=doc,
             expr=expr,
@@ -112,7 +116,7 @@ class AlertSubject:
             dashboard_url=panel_url(self.system, self.board, panel, self.board_entity, **self.variables),
             for_=for_,
             case=case,
-            entity=self.entity,
+            entity=self.entity if entity is None else entity,
             threshold=threshold,
             checks=checks,
         )

@@ -7,17 +7,14 @@ fires per application, with its `name` and the status that is wrong.
 from __future__ import annotations
 
 from obsbundle import naming
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import runbook_url, system_labels
+from obsbundle.rules.alert_labels import AlertSubject, owner_labels
+from obsbundle.rules.cases import argocd as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
-from obsbundle.rules.input_series import constant
+from obsbundle.rules.definitions import AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description
-
-TEST_MINUTES = 25
-TEST_APP = "auth-service"
 
 OUT_OF_SYNC = AlertDoc(
     name="ArgoCdAppOutOfSync",
@@ -43,17 +40,6 @@ DEGRADED = AlertDoc(
 )
 
 
-def _app(system: System, namespace: str, sync: str, health: str) -> Inputs:
-    labels = {
-        naming.NAMESPACE_LABEL: namespace,
-        "name": TEST_APP,
-        "project": "default",
-        "sync_status": sync,
-        "health_status": health,
-    }
-    return (constant("argocd_app_info", labels, 1, TEST_MINUTES),)
-
-
 def argocd_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
     namespace = system.platform.argocd_namespace
     if namespace is None:
@@ -61,48 +47,30 @@ def argocd_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
     where = {naming.NAMESPACE_LABEL: namespace}
     out_of_sync = selector("argocd_app_info", where, 'sync_status!="Synced"')
     unhealthy = selector("argocd_app_info", where, 'health_status=~"Degraded|Missing"')
-    labels = system_labels(system)
+    subject = AlertSubject(system, owner_labels(system), f"applications in {namespace}", Board.GITOPS)
     check = RunbookCheck("Applications and their state", f"kubectl get applications -n {namespace}")
     alerts = (
-        Alert(
-            doc=OUT_OF_SYNC,
+        subject.alert(
+            OUT_OF_SYNC,
             expr=f"max by (name, sync_status) ({out_of_sync}) == 1",
             severity="warning",
-            labels=labels,
             description=Description("ArgoCD application {name} has been {sync_status} for " + config.argocd_for + "."),
-            runbook_url=runbook_url(system, OUT_OF_SYNC.name),
-            dashboard_url=panel_url(system, Board.GITOPS, PanelId.GITOPS_SYNC),
+            panel=PanelId.GITOPS_SYNC,
             for_=config.argocd_for,
-            case=Case(
-                firing=_app(system, namespace, "OutOfSync", "Healthy"),
-                quiet=_app(system, namespace, "Synced", "Healthy"),
-                labels={"name": TEST_APP, "sync_status": "OutOfSync"},
-                value=1,
-                eval_time="20m",
-            ),
-            entity=f"applications in {namespace}",
+            case=cases.out_of_sync(namespace),
             threshold=f"sync status not Synced for {config.argocd_for}",
             checks=(check,),
         ),
-        Alert(
-            doc=DEGRADED,
+        subject.alert(
+            DEGRADED,
             expr=f"max by (name, health_status) ({unhealthy}) == 1",
             severity="warning",
-            labels=labels,
             description=Description(
                 "ArgoCD application {name} has been {health_status} for " + config.argocd_for + "."
             ),
-            runbook_url=runbook_url(system, DEGRADED.name),
-            dashboard_url=panel_url(system, Board.GITOPS, PanelId.GITOPS_HEALTH),
+            panel=PanelId.GITOPS_HEALTH,
             for_=config.argocd_for,
-            case=Case(
-                firing=_app(system, namespace, "Synced", "Degraded"),
-                quiet=_app(system, namespace, "Synced", "Progressing"),
-                labels={"name": TEST_APP, "health_status": "Degraded"},
-                value=1,
-                eval_time="20m",
-            ),
-            entity=f"applications in {namespace}",
+            case=cases.degraded(namespace),
             threshold=f"health Degraded or Missing for {config.argocd_for}",
             checks=(check,),
         ),

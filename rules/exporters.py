@@ -24,34 +24,23 @@ from dataclasses import dataclass, replace
 import promql_parser
 
 from obsbundle import naming
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import System
 from obsbundle.promql import selector
 from obsbundle.providers import Provider, source_of
-from obsbundle.rules.alert_labels import runbook_url, system_labels
+from obsbundle.rules.alert_labels import AlertSubject, owner_labels
+from obsbundle.rules.cases import exporters as cases
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
     Alert,
-    AlertCheck,
     AlertDoc,
-    Case,
-    ExpectedAlert,
-    Inputs,
     Recording,
     Rule,
     RuleGroup,
     RunbookCheck,
     Severity,
-    UnitTest,
-    merge_inputs,
 )
-from obsbundle.rules.input_series import constant
 from obsbundle.rules.templating import Description
-from obsbundle.stacks import Exporter, Node, target_labels
-
-TEST_MINUTES = 25
-TEST_NODE = Node(name="worker-a1b2c", host_ip="10.0.1.21")
-"""The node whose exporter targets the generated tests scrape (any node: the labels are the stack's)."""
 
 ComponentGroups = tuple[tuple[str, tuple[RuleGroup, ...]], ...]
 
@@ -65,10 +54,6 @@ class _Watch:
     """The exporter in words, for descriptions and runbooks."""
     series: Callable[[System, RuleConfig], str]
     """The selector that has no sample while the exporter is absent."""
-    present: Callable[[System, RuleConfig], Inputs]
-    """Test input of a healthy exporter, as Prometheus stores its series."""
-    down: Callable[[System, RuleConfig], Inputs]
-    """Test input of an exporter that is there but fails (empty where the series just vanishes)."""
 
 
 def _doc(provider: Provider, summary: str, meaning: str, actions: tuple[str, ...]) -> AlertDoc:
@@ -79,13 +64,6 @@ def _up(target: Callable[[RuleConfig], dict[str, str]]) -> Callable[[System, Rul
     # `up == 1` rather than `up`: a target that is discovered but fails its scrapes is as absent as
     # one that is gone (kubernetes-mixin's kubernetes-absent group writes it so too).
     return lambda system, config: f"{selector('up', target(config))} == 1"
-
-
-def _scraped(exporter: Exporter, value: int) -> Callable[[System, RuleConfig], Inputs]:
-    """`up` of the exporter's target on TEST_NODE, with the labels the system's stack gives it."""
-    return lambda system, config: (
-        constant("up", target_labels(system.monitoring.stack, exporter, TEST_NODE), value, TEST_MINUTES),
-    )
 
 
 def _targets_page(job: str) -> str:
@@ -118,8 +96,6 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "node-exporter",
         _up(lambda config: dict(config.node_exporter)),
-        _scraped(Exporter.NODE_EXPORTER, 1),
-        _scraped(Exporter.NODE_EXPORTER, 0),
     ),
     Provider.KUBE_STATE_METRICS: _Watch(
         _doc(
@@ -136,8 +112,6 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "kube-state-metrics",
         _up(lambda config: dict(config.kube_state_metrics)),
-        _scraped(Exporter.KUBE_STATE_METRICS, 1),
-        _scraped(Exporter.KUBE_STATE_METRICS, 0),
     ),
     Provider.CADVISOR: _Watch(
         _doc(
@@ -154,8 +128,6 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "the kubelet's cAdvisor",
         _up(lambda config: dict(config.cadvisor)),
-        _scraped(Exporter.CADVISOR, 1),
-        _scraped(Exporter.CADVISOR, 0),
     ),
     Provider.KUBELET: _Watch(
         _doc(
@@ -171,8 +143,6 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "the kubelet",
         _up(lambda config: dict(config.kubelet)),
-        _scraped(Exporter.KUBELET, 1),
-        _scraped(Exporter.KUBELET, 0),
     ),
     Provider.KAFKA_EXPORTER: _Watch(
         _doc(
@@ -188,8 +158,6 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "kafka_exporter",
         lambda system, config: "kafka_brokers",
-        lambda system, config: (constant("kafka_brokers", {}, 3, TEST_MINUTES),),
-        lambda system, config: (),
     ),
     Provider.ARGOCD: _Watch(
         _doc(
@@ -206,31 +174,14 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "ArgoCD's application controller",
         lambda system, config: _argocd_apps(system),
-        lambda system, config: (constant("argocd_app_info", _argocd_app_labels(system), 1, TEST_MINUTES),),
-        lambda system, config: (),
     ),
 }
 
 
-def _argocd_namespace(system: System) -> dict[str, str]:
+def _argocd_apps(system: System) -> str:
     namespace = system.platform.argocd_namespace
     assert namespace is not None, "only systems whose rules read ArgoCD watch it"
-    return {naming.NAMESPACE_LABEL: namespace}
-
-
-def _argocd_apps(system: System) -> str:
-    return selector("argocd_app_info", _argocd_namespace(system))
-
-
-def _argocd_app_labels(system: System) -> dict[str, str]:
-    # argocd_app_info's labels (ArgoCD docs, operator-manual/metrics.md): one application.
-    return {
-        **_argocd_namespace(system),
-        "name": "guestbook",
-        "project": "default",
-        "sync_status": "Synced",
-        "health_status": "Healthy",
-    }
+    return selector("argocd_app_info", {naming.NAMESPACE_LABEL: namespace})
 
 
 def metrics_read(expr: str) -> frozenset[str]:
@@ -245,20 +196,6 @@ def metrics_read(expr: str) -> frozenset[str]:
 
     promql_parser.walk(promql_parser.parse(expr), visit)
     return frozenset(names)
-
-
-def absent_labels(expr: str) -> dict[str, str]:
-    """The labels `absent(x)` returns: the equality matchers of `x` when it is a bare selector, else none."""
-    parsed = promql_parser.parse(expr)
-    assert isinstance(parsed, promql_parser.Call) and len(parsed.args) == 1, expr
-    [argument] = parsed.args
-    if not isinstance(argument, promql_parser.VectorSelector):
-        return {}
-    return {
-        m.name: m.value
-        for m in argument.matchers.matchers
-        if m.op == promql_parser.MatchOp.Equal and m.name != "__name__"
-    }
 
 
 def exporters_read(groups: Iterable[RuleGroup]) -> Callable[[str], frozenset[Provider]]:
@@ -302,26 +239,18 @@ def absence_alert(system: System, config: RuleConfig, provider: Provider, reader
     series = watch.series(system, config)
     expr = f"absent({series})"
     names = sorted({alert.name for alert in readers})
-    return Alert(
-        doc=watch.doc,
+    subject = AlertSubject(system, owner_labels(system), watch.what, Board.OVERVIEW)
+    return subject.alert(
+        watch.doc,
         expr=expr,
         severity=_severity(readers),
-        labels=system_labels(system),
         description=Description(
             f"Prometheus has seen nothing from {watch.what} for {config.exporter_absent_for}: the alerts that "
             "read it cannot fire, and are muted until it is back (its runbook lists them)."
         ),
-        runbook_url=runbook_url(system, watch.doc.name),
-        dashboard_url=panel_url(system, Board.OVERVIEW, PanelId.OVERVIEW_ALERTS),
+        panel=PanelId.OVERVIEW_ALERTS,
         for_=config.exporter_absent_for,
-        case=Case(
-            firing=watch.down(system, config),
-            quiet=watch.present(system, config),
-            labels=absent_labels(expr),
-            value=1,
-            eval_time="20m",
-        ),
-        entity=watch.what,
+        case=cases.absence(system, provider, expr),
         threshold=f"absent for {config.exporter_absent_for}; mutes {', '.join(names)}",
         checks=(RunbookCheck("What Prometheus sees of it", series.removesuffix(" == 1"), "promql"),),
     )
@@ -353,28 +282,6 @@ def watch_exporters(system: System, config: RuleConfig, components: ComponentGro
     if not alerts:
         return watched
     group = RuleGroup(
-        f"{system.name}-exporters", config.interval, alerts, tests=_one_absent_tests(system, config, alerts)
+        f"{system.name}-exporters", config.interval, alerts, tests=cases.one_absent_tests(system, config, alerts)
     )
     return (*watched, ("exporters", (group,)))
-
-
-def _one_absent_tests(system: System, config: RuleConfig, alerts: Sequence[Alert]) -> tuple[UnitTest, ...]:
-    """Each exporter absent, with no target at all, while the others answer: its alert fires and no
-    other does (the kubelet's two endpoints share a job and differ only in `metrics_path`)."""
-    provider_of = {alertname: provider for provider, alertname in naming.EXPORTER_ABSENT_ALERTS.items()}
-    tests = []
-    for alert in alerts:
-        assert alert.case is not None
-        others = [_WATCHES[provider_of[other.name]].present(system, config) for other in alerts if other is not alert]
-        checks = tuple(
-            AlertCheck(
-                alert.case.eval_time,
-                other.name,
-                (ExpectedAlert(alert, alert.case.labels, 1),) if other is alert else (),
-            )
-            for other in alerts
-        )
-        tests.append(
-            UnitTest(f"{alert.name} alone fires when {alert.entity} has no target", merge_inputs(*others), checks)
-        )
-    return tuple(tests)

@@ -30,7 +30,7 @@ from obsbundle.durations import parse_duration
 from obsbundle.links import Board, PanelId
 from obsbundle.model import NodePool, System
 from obsbundle.promql import any_of, quote, selector
-from obsbundle.rules.alert_labels import AlertSubject, system_labels
+from obsbundle.rules.alert_labels import AlertSubject, owner_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
     Alert,
@@ -431,7 +431,7 @@ class _PoolAlerts:
     def __init__(self, system: System, config: RuleConfig, pool: NodePool) -> None:
         self.system, self.config, self.pool = system, config, pool
         self.joins = _Joins(system, config)
-        labels = {**system_labels(system), naming.NODE_POOL_LABEL: pool.name}
+        labels = {**owner_labels(system), naming.NODE_POOL_LABEL: pool.name}
         self.subject = AlertSubject(system, labels, pool.name, Board.NODE_POOL, pool.name)
         self.recorded = {naming.SYSTEM_LABEL: system.name, naming.NODE_POOL_LABEL: pool.name}
         self.first = node_names(pool, 1)[0]
@@ -680,7 +680,7 @@ def label_missing_alert(system: System, config: RuleConfig) -> Alert:
     pool = _first_pool(system)
     at = _minutes(config.pool_label_missing_for) + 5
     size = healthy_size(pool)
-    subject = AlertSubject(system, system_labels(system), system.name, Board.NODE_POOLS)
+    subject = AlertSubject(system, owner_labels(system), system.name, Board.NODE_POOLS)
     return subject.alert(
         label_missing_doc(system),
         expr=f"count({joins.ksm('kube_node_info')})\nunless on () count({joins.labelled()})",

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from obsbundle import naming
 from obsbundle.labels import exporter_service_name
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import Datastore, System
 from obsbundle.monitors.workloads import EXPORTED_KINDS, needs_exporter
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import datastore_labels, exporter_labels, runbook_url, service_labels, system_labels
+from obsbundle.rules.alert_labels import AlertSubject, datastore_labels, exporter_labels, owner_labels, service_subject
+from obsbundle.rules.cases import targets as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
-from obsbundle.rules.input_series import constant
+from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.sli import target_labels
 from obsbundle.rules.templating import Description
-
-TEST_MINUTES = 15
 
 TARGET_DOWN = AlertDoc(
     name="ServiceTargetDown",
@@ -70,10 +68,6 @@ WATCHDOG = AlertDoc(
 )
 
 
-def _up(labels: dict[str, str], value: int) -> Inputs:
-    return (constant("up", labels, value, TEST_MINUTES),)
-
-
 def _all_down(up: str) -> str:
     """Nothing answers: every target down, or no target at all."""
     return f"(max({up}) or on () vector(0)) == 0"
@@ -84,23 +78,19 @@ def target_alerts(system: System, config: RuleConfig) -> list[Alert]:
     for service in sorted(system.scraped_services, key=lambda s: s.name):
         labels = target_labels(service)
         up = selector("up", labels)
+        subject = service_subject(system, service)
         alerts.append(
-            Alert(
-                doc=TARGET_DOWN,
+            subject.alert(
+                TARGET_DOWN,
                 expr=_all_down(up),
                 severity="critical",
-                labels=service_labels(system, service),
                 description=Description(
                     f"No target of {service.name} in {service.namespace} has answered a scrape for "
                     f"{config.target_down_for}."
                 ),
-                runbook_url=runbook_url(system, TARGET_DOWN.name),
-                dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_TARGETS_UP, service.name),
+                panel=PanelId.SERVICE_TARGETS_UP,
                 for_=config.target_down_for,
-                case=Case(
-                    firing=_up(labels, 0), quiet=_up(labels, 1), labels={}, value=0, eval_time="10m", background=True
-                ),
-                entity=service.name,
+                case=cases.all_down(labels, background=True),
                 threshold=f"no target up for {config.target_down_for}",
                 checks=(RunbookCheck("Targets up / all targets", f"sum({up}) / count({up})", "promql"),),
             )
@@ -113,23 +103,18 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
         return []
     target = {naming.NAMESPACE_LABEL: system.monitoring.namespace, naming.SERVICE_LABEL: exporter_service_name(system)}
     up = selector("up", target)
-    exporter_target = {**target, naming.SYSTEM_LABEL: system.name}
+    subject = AlertSubject(system, owner_labels(system), exporter_service_name(system), Board.DATABASE)
     alerts = [
-        Alert(
-            doc=EXPORTER_DOWN,
+        subject.alert(
+            EXPORTER_DOWN,
             expr=_all_down(up),
             severity="warning",
-            labels=system_labels(system),
             description=Description(
                 f"The pool & queue exporter of {system.name} has not answered a scrape for {config.exporter_down_for}."
             ),
-            runbook_url=runbook_url(system, EXPORTER_DOWN.name),
-            dashboard_url=panel_url(system, Board.DATABASE, PanelId.DB_EXPORTER_UP),
+            panel=PanelId.DB_EXPORTER_UP,
             for_=config.exporter_down_for,
-            case=Case(
-                firing=_up(exporter_target, 0), quiet=_up(exporter_target, 1), labels={}, value=0, eval_time="10m"
-            ),
-            entity=exporter_service_name(system),
+            case=cases.all_down({**target, naming.SYSTEM_LABEL: system.name}),
             threshold=f"not up for {config.exporter_down_for}",
             checks=(RunbookCheck("The exporter's targets", up, "promql"),),
         )
@@ -145,27 +130,21 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
         # `source` among the rule's own labels: a datastore with a PgBouncer in front has two
         # sources, and two rules with one name need distinct labels (promtool's duplicate-rules lint).
         labels = {**datastore_labels(system, store), **exporter_labels(), "source": source}
+        store_subject = AlertSubject(
+            system, labels, f"{source} ({store.name})", Board.DATABASE, variables={"datastore": store.name}
+        )
         alerts.append(
-            Alert(
-                doc=SOURCE_DOWN,
+            store_subject.alert(
+                SOURCE_DOWN,
                 expr=f"max by (source) ({selector('poolq_up', series)}) == 0",
                 severity="warning",
-                labels=labels,
                 description=Description(
                     f"The pool & queue exporter cannot read source {{source}} ({store.name}) "
                     f"for {config.source_down_for}."
                 ),
-                runbook_url=runbook_url(system, SOURCE_DOWN.name),
-                dashboard_url=panel_url(system, Board.DATABASE, PanelId.DB_EXPORTER_UP, datastore=store.name),
+                panel=PanelId.DB_EXPORTER_UP,
                 for_=config.source_down_for,
-                case=Case(
-                    firing=(constant("poolq_up", series, 0, TEST_MINUTES),),
-                    quiet=(constant("poolq_up", series, 1, TEST_MINUTES),),
-                    labels={"source": source},
-                    value=0,
-                    eval_time="10m",
-                ),
-                entity=f"{source} ({store.name})",
+                case=cases.source_down(series, source),
                 threshold=f"poolq_up == 0 for {config.source_down_for}",
                 checks=(
                     RunbookCheck(
@@ -178,17 +157,14 @@ def exporter_alerts(system: System, config: RuleConfig) -> list[Alert]:
 
 
 def watchdog(system: System) -> Alert:
-    return Alert(
-        doc=WATCHDOG,
+    return AlertSubject(system, owner_labels(system), system.name, Board.OVERVIEW).alert(
+        WATCHDOG,
         expr="vector(1)",
         severity="none",
-        labels=system_labels(system),
         description=Description(f"Prometheus evaluates {system.name}'s rules and delivers alerts."),
-        runbook_url=runbook_url(system, WATCHDOG.name),
-        dashboard_url=panel_url(system, Board.OVERVIEW, PanelId.OVERVIEW_ALERTS),
+        panel=PanelId.OVERVIEW_ALERTS,
         for_=None,
-        case=Case(firing=(), quiet=None, labels={}, value=1, eval_time="1m"),
-        entity=system.name,
+        case=cases.watchdog(),
         threshold="always",
     )
 

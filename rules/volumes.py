@@ -11,16 +11,14 @@ from dataclasses import dataclass
 
 from obsbundle import naming
 from obsbundle.durations import parse_duration
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import datastore_labels, runbook_url, service_labels
+from obsbundle.rules.alert_labels import AlertSubject, datastore_labels, service_labels
+from obsbundle.rules.cases import volumes as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
-from obsbundle.rules.input_series import constant, counter
+from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
-
-CAPACITY = 100_000_000_000
 
 ALMOST_FULL = AlertDoc(
     name="VolumeAlmostFull",
@@ -49,10 +47,9 @@ FILLING_UP = AlertDoc(
 class WatchedVolume:
     namespace: str
     claim: str
-    labels: dict[str, str]
-    dashboard: str
-    owner: str
-    """Who keeps data on it, for the runbook: `service logpilot-all`, `datastore postgres`."""
+    subject: AlertSubject
+    """Its owner's labels and dashboard; the runbook names it `<namespace>/<claim> (service …)`."""
+    panel: PanelId
 
 
 def watched_volumes(system: System) -> list[WatchedVolume]:
@@ -60,14 +57,15 @@ def watched_volumes(system: System) -> list[WatchedVolume]:
     found: dict[tuple[str, str], WatchedVolume] = {}
     for service in sorted(system.services, key=lambda s: s.name):
         for claim in service.volumes:
+            labels = {**service_labels(system, service), "persistentvolumeclaim": claim}
+            entity = f"{service.namespace}/{claim} (service {service.name})"
             found.setdefault(
                 (service.namespace, claim),
                 WatchedVolume(
                     service.namespace,
                     claim,
-                    {**service_labels(system, service), "persistentvolumeclaim": claim},
-                    panel_url(system, Board.SERVICE, PanelId.SERVICE_PVC_USAGE, service.name),
-                    f"service {service.name}",
+                    AlertSubject(system, labels, entity, Board.SERVICE, service.name),
+                    PanelId.SERVICE_PVC_USAGE,
                 ),
             )
     for store in sorted(system.datastores, key=lambda s: s.name):
@@ -78,25 +76,12 @@ def watched_volumes(system: System) -> list[WatchedVolume]:
             naming.NAMESPACE_LABEL: store.namespace,
             "persistentvolumeclaim": store.volume,
         }
+        entity = f"{store.namespace}/{store.volume} (datastore {store.name})"
+        subject = AlertSubject(system, labels, entity, Board.DATABASE, variables={"datastore": store.name})
         found[(store.namespace, store.volume)] = WatchedVolume(
-            store.namespace,
-            store.volume,
-            labels,
-            panel_url(system, Board.DATABASE, PanelId.DB_VOLUME_USAGE, datastore=store.name),
-            f"datastore {store.name}",
+            store.namespace, store.volume, subject, PanelId.DB_VOLUME_USAGE
         )
     return [found[key] for key in sorted(found)]
-
-
-def _inputs(config: RuleConfig, volume: WatchedVolume, used: float, growth_per_minute: float, minutes: int) -> Inputs:
-    labels = {**config.kubelet, naming.NAMESPACE_LABEL: volume.namespace, "persistentvolumeclaim": volume.claim}
-    return (
-        counter("kubelet_volume_stats_used_bytes", labels, growth_per_minute, minutes, start=CAPACITY * used),
-        counter(
-            "kubelet_volume_stats_available_bytes", labels, -growth_per_minute, minutes, start=CAPACITY * (1 - used)
-        ),
-        constant("kubelet_volume_stats_capacity_bytes", labels, CAPACITY, minutes),
-    )
 
 
 def volume_alerts(system: System, config: RuleConfig, volume: WatchedVolume) -> list[Alert]:
@@ -106,59 +91,34 @@ def volume_alerts(system: System, config: RuleConfig, volume: WatchedVolume) -> 
     capacity = selector("kubelet_volume_stats_capacity_bytes", {**config.kubelet, **labels})
     usage = f"max({used}) / max({capacity})"
     threshold = config.volume_usage
-    full_at = parse_duration(config.volume_usage_for) // 60 + 7
-    fill_at = parse_duration(config.fill_for) // 60 + 30
-    high = float((1 + threshold) / 2)
-    growth = CAPACITY * 0.0005
-    start = 0.55
     check = RunbookCheck("Used share of the claim", usage, "promql")
-    where = f"{volume.namespace}/{volume.claim}"
-    almost_full = Alert(
-        doc=ALMOST_FULL,
+    almost_full = volume.subject.alert(
+        ALMOST_FULL,
         expr=f"{usage} > {format(threshold.normalize(), 'f')}",
         severity="critical",
-        labels=volume.labels,
         description=Description(f"Volume {volume.claim} in {volume.namespace} is {{value}} full.", ValueFormat.PERCENT),
-        runbook_url=runbook_url(system, ALMOST_FULL.name),
-        dashboard_url=volume.dashboard,
+        panel=volume.panel,
         for_=config.volume_usage_for,
-        case=Case(
-            firing=_inputs(config, volume, high, 0, full_at),
-            quiet=_inputs(config, volume, 0.5, 0, full_at),
-            labels={},
-            value=high,
-            eval_time=f"{full_at}m",
-        ),
-        entity=f"{where} ({volume.owner})",
+        case=cases.almost_full(config, volume.namespace, volume.claim),
         threshold=f"> {float(threshold) * 100:g}% for {config.volume_usage_for}",
         checks=(check,),
     )
     horizon = parse_duration(config.volume_fill_horizon)
-    filling = Alert(
-        doc=FILLING_UP,
+    filling = volume.subject.alert(
+        FILLING_UP,
         expr=(
             f"{usage} > {format(config.disk_fill_min_usage.normalize(), 'f')}\n"
             f"and on () min(predict_linear({available}[{config.disk_fill_lookback}], {horizon})) < 0"
         ),
         severity="warning",
-        labels=volume.labels,
         description=Description(
             f"Volume {volume.claim} in {volume.namespace} is {{value}} full and will fill within "
             f"{config.volume_fill_horizon} at the rate of the last {config.disk_fill_lookback}.",
             ValueFormat.PERCENT,
         ),
-        runbook_url=runbook_url(system, FILLING_UP.name),
-        dashboard_url=volume.dashboard,
+        panel=volume.panel,
         for_=config.fill_for,
-        case=Case(
-            firing=_inputs(config, volume, start, growth, fill_at),
-            quiet=_inputs(config, volume, start, 0, fill_at),
-            labels={},
-            value=(CAPACITY * start + growth * fill_at) / CAPACITY,
-            eval_time=f"{fill_at}m",
-            evaluation_interval="5m",
-        ),
-        entity=f"{where} ({volume.owner})",
+        case=cases.filling_up(config, volume.namespace, volume.claim),
         threshold=f"> {float(config.disk_fill_min_usage) * 100:g}% and full within {config.volume_fill_horizon}",
         checks=(check,),
     )
