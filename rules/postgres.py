@@ -9,19 +9,15 @@ clients waiting for a server connection, and the longest wait. Every alert carri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from obsbundle import naming
 from obsbundle.links import Board, PanelId
 from obsbundle.model import Datastore, DatastoreKind, System
 from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, datastore_labels, exporter_labels
+from obsbundle.rules.cases import postgres as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
-from obsbundle.rules.input_series import constant
+from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
-
-TEST_MINUTES = 20
 
 CONNECTIONS_HIGH = AlertDoc(
     name="PostgresConnectionsHigh",
@@ -80,6 +76,10 @@ PGBOUNCER_MAX_WAIT = AlertDoc(
 )
 
 
+def _reads(query: str) -> tuple[RunbookCheck, ...]:
+    return (RunbookCheck("What the exporter reads", query, "promql"),)
+
+
 def postgres_datastores(system: System) -> list[Datastore]:
     return sorted((s for s in system.datastores if s.kind is DatastoreKind.POSTGRES), key=lambda s: s.name)
 
@@ -89,37 +89,10 @@ class _Datastore:
         self.system, self.config, self.store = system, config, store
         labels = {**datastore_labels(system, store), **exporter_labels()}
         self.subject = AlertSubject(system, labels, store.name, Board.DATABASE, variables={"datastore": store.name})
+        self.cases = cases.PostgresCases(system, config, store)
 
     def source(self, source: str) -> dict[str, str]:
         return {naming.SYSTEM_LABEL: self.system.name, "source": source}
-
-    def gauge(self, metric: str, source: str, labels: Mapping[str, str], value: float) -> Inputs:
-        return (constant(metric, {**self.source(source), **labels}, value, TEST_MINUTES),)
-
-    def alert(
-        self,
-        doc: AlertDoc,
-        *,
-        expr: str,
-        severity: Severity,
-        description: Description,
-        panel: PanelId,
-        for_: str,
-        case: Case,
-        threshold: str,
-        check: str,
-    ) -> Alert:
-        return self.subject.alert(
-            doc,
-            expr=expr,
-            severity=severity,
-            description=description,
-            panel=panel,
-            for_=for_,
-            case=case,
-            threshold=threshold,
-            checks=(RunbookCheck("What the exporter reads", check, "promql"),),
-        )
 
     def connections(self) -> Alert:
         source = self.source(self.store.source)
@@ -129,17 +102,7 @@ class _Datastore:
             f" - max({selector('poolq_pg_reserved_connections', source)})"
         )
         threshold = self.store.max_connections_alert
-        share = (1 + threshold) / 2
-
-        def slots(open_share: float) -> Inputs:
-            session = {"datname": "app", "usename": "app", "state": "active"}
-            return (
-                *self.gauge("poolq_pg_connections", self.store.source, session, round(open_share * 100, 6)),
-                *self.gauge("poolq_pg_max_connections", self.store.source, {}, 103),
-                *self.gauge("poolq_pg_reserved_connections", self.store.source, {}, 3),
-            )
-
-        return self.alert(
+        return self.subject.alert(
             CONNECTIONS_HIGH,
             expr=f"{used}\n/ ({usable})\n> {format(threshold.normalize(), 'f')}",
             severity="warning",
@@ -150,24 +113,17 @@ class _Datastore:
             ),
             panel=PanelId.DB_CONNECTIONS,
             for_=self.config.postgres_connections_for,
-            case=Case(
-                firing=slots(float(share)),
-                quiet=slots(float(threshold) / 2),
-                labels={},
-                value=float(share),
-                eval_time="15m",
-            ),
+            case=self.cases.connections(),
             threshold=(
                 f"> {float(threshold) * 100:g}% of max_connections − reserved "
                 f"for {self.config.postgres_connections_for}"
             ),
-            check=f"{used} / ({usable})",
+            checks=_reads(f"{used} / ({usable})"),
         )
 
     def lock_waits(self) -> Alert:
         waiting = selector("poolq_pg_waiting_connections", self.source(self.store.source))
-        database = {"datname": "app"}
-        return self.alert(
+        return self.subject.alert(
             LOCK_WAITS,
             expr=f"sum by (datname) ({waiting}) > 0",
             severity="warning",
@@ -177,22 +133,15 @@ class _Datastore:
             ),
             panel=PanelId.DB_WAITING,
             for_=self.config.postgres_lock_waits_for,
-            case=Case(
-                firing=self.gauge("poolq_pg_waiting_connections", self.store.source, database, 3),
-                quiet=self.gauge("poolq_pg_waiting_connections", self.store.source, database, 0),
-                labels=database,
-                value=3,
-                eval_time="15m",
-            ),
+            case=self.cases.lock_waits(),
             threshold=f"> 0 for {self.config.postgres_lock_waits_for}",
-            check=waiting,
+            checks=_reads(waiting),
         )
 
     def long_transaction(self) -> Alert:
         oldest = selector("poolq_pg_oldest_transaction_seconds", self.source(self.store.source))
-        database = {"datname": "app"}
         limit = self.config.postgres_oldest_transaction_seconds
-        return self.alert(
+        return self.subject.alert(
             LONG_TRANSACTION,
             expr=f"max by (datname) ({oldest}) > {limit}",
             severity="warning",
@@ -202,21 +151,14 @@ class _Datastore:
             ),
             panel=PanelId.DB_OLDEST_TRANSACTION,
             for_=self.config.postgres_oldest_transaction_for,
-            case=Case(
-                firing=self.gauge("poolq_pg_oldest_transaction_seconds", self.store.source, database, limit * 1.5),
-                quiet=self.gauge("poolq_pg_oldest_transaction_seconds", self.store.source, database, 2),
-                labels=database,
-                value=limit * 1.5,
-                eval_time="15m",
-            ),
+            case=self.cases.long_transaction(),
             threshold=f"> {limit}s for {self.config.postgres_oldest_transaction_for}",
-            check=oldest,
+            checks=_reads(oldest),
         )
 
     def pgbouncer_waiting(self, bouncer: str) -> Alert:
         waiting = selector("poolq_pgbouncer_client_waiting", self.source(bouncer))
-        pool = {"database": "app", "user": "app"}
-        return self.alert(
+        return self.subject.alert(
             PGBOUNCER_WAITING,
             expr=f"sum by (database) ({waiting}) > 0",
             severity="warning",
@@ -226,22 +168,15 @@ class _Datastore:
             ),
             panel=PanelId.DB_PGBOUNCER_WAITING,
             for_=self.config.pgbouncer_waiting_for,
-            case=Case(
-                firing=self.gauge("poolq_pgbouncer_client_waiting", bouncer, pool, 4),
-                quiet=self.gauge("poolq_pgbouncer_client_waiting", bouncer, pool, 0),
-                labels={"database": "app"},
-                value=4,
-                eval_time="15m",
-            ),
+            case=self.cases.pgbouncer_waiting(bouncer),
             threshold=f"> 0 for {self.config.pgbouncer_waiting_for}",
-            check=waiting,
+            checks=_reads(waiting),
         )
 
     def pgbouncer_max_wait(self, bouncer: str) -> Alert:
         maxwait = selector("poolq_pgbouncer_client_maxwait_seconds", self.source(bouncer))
-        pool = {"database": "app", "user": "app"}
         limit = self.config.pgbouncer_max_wait_seconds
-        return self.alert(
+        return self.subject.alert(
             PGBOUNCER_MAX_WAIT,
             expr=f"max by (database) ({maxwait}) > {limit}",
             severity="warning",
@@ -252,15 +187,9 @@ class _Datastore:
             ),
             panel=PanelId.DB_PGBOUNCER_MAXWAIT,
             for_=self.config.pgbouncer_max_wait_for,
-            case=Case(
-                firing=self.gauge("poolq_pgbouncer_client_maxwait_seconds", bouncer, pool, limit * 3),
-                quiet=self.gauge("poolq_pgbouncer_client_maxwait_seconds", bouncer, pool, 0),
-                labels={"database": "app"},
-                value=limit * 3,
-                eval_time="15m",
-            ),
+            case=self.cases.pgbouncer_max_wait(bouncer),
             threshold=f"> {limit}s for {self.config.pgbouncer_max_wait_for}",
-            check=maxwait,
+            checks=_reads(maxwait),
         )
 
 

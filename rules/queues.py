@@ -10,7 +10,6 @@ queue's topic above `max_lag`. The team is the consumers' owner when they share 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 from obsbundle import naming
 from obsbundle.durations import parse_duration
@@ -18,12 +17,10 @@ from obsbundle.links import Board, PanelId
 from obsbundle.model import Broker, Queue, System
 from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, exporter_labels, queue_team
+from obsbundle.rules.cases import queues as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck, Severity
-from obsbundle.rules.input_series import constant, counter
+from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
-
-TEST_MINUTES = 45
 
 BACKLOG_HIGH = AlertDoc(
     name="QueueBacklogHigh",
@@ -78,6 +75,10 @@ CONSUMER_LAG = AlertDoc(
 )
 
 
+def _reads(query: str) -> tuple[RunbookCheck, ...]:
+    return (RunbookCheck("What the alert reads", query, "promql"),)
+
+
 class _Queue:
     def __init__(self, system: System, config: RuleConfig, queue: Queue) -> None:
         self.system, self.config, self.queue = system, config, queue
@@ -88,62 +89,30 @@ class _Queue:
             naming.QUEUE_LABEL: queue.name,
             naming.DATASTORE_LABEL: store.name,
         }
+        if queue.broker is not Broker.KAFKA:
+            # Kafka's one alert reads kafka_exporter's lag; every other queue alert reads the pool &
+            # queue exporter, and PoolQueueExporterDown inhibits them by this label.
+            labels |= exporter_labels()
         self.subject = AlertSubject(system, labels, queue.name, Board.QUEUES, variables={"queue": queue.name})
+        self.cases = cases.QueueCases(system, config, queue)
         self.series_labels = {naming.SYSTEM_LABEL: system.name, "source": store.source, "queue": queue.name}
 
     def poolq(self, metric: str) -> str:
         return selector(metric, self.series_labels)
 
-    def gauge(self, metric: str, value: float, labels: Mapping[str, str] | None = None) -> Inputs:
-        series = {**self.series_labels, "broker": self.queue.broker.value, **(labels or {})}
-        return (constant(metric, series, value, TEST_MINUTES),)
-
-    def alert(
-        self,
-        doc: AlertDoc,
-        *,
-        expr: str,
-        severity: Severity,
-        description: Description,
-        panel: PanelId,
-        for_: str,
-        case: Case,
-        threshold: str,
-        check: str,
-        from_exporter: bool = True,
-    ) -> Alert:
-        return self.subject.alert(
-            doc,
-            expr=expr,
-            severity=severity,
-            description=description,
-            panel=panel,
-            for_=for_,
-            case=case,
-            threshold=threshold,
-            checks=(RunbookCheck("What the alert reads", check, "promql"),),
-            extra_labels=exporter_labels() if from_exporter else None,
-        )
-
     def backlog_high(self) -> Alert:
         ready = f"max by (queue) ({self.poolq('poolq_queue_messages_ready')})"
         limit = self.queue.max_backlog
-        return self.alert(
+        return self.subject.alert(
             BACKLOG_HIGH,
             expr=f"{ready} > {limit}",
             severity="warning",
             description=Description(f"Queue {{queue}} holds {{value}} ready messages (limit {limit})."),
             panel=PanelId.QUEUE_BACKLOG,
             for_=self.config.queue_backlog_for,
-            case=Case(
-                firing=self.gauge("poolq_queue_messages_ready", limit * 2),
-                quiet=self.gauge("poolq_queue_messages_ready", limit // 2),
-                labels={"queue": self.queue.name},
-                value=limit * 2,
-                eval_time="20m",
-            ),
+            case=self.cases.backlog_high(),
             threshold=f"> {limit} ready for {self.config.queue_backlog_for}",
-            check=ready,
+            checks=_reads(ready),
         )
 
     def backlog_growing(self) -> Alert:
@@ -151,11 +120,7 @@ class _Queue:
         ready = f"max by (queue) ({raw})"
         floor = math.ceil(self.queue.max_backlog * self.config.queue_growth_min_share)
         window = self.config.queue_growth_window
-        slope = max(1, self.queue.max_backlog // 100)
-        start = floor + 10
-        at = parse_duration(self.config.queue_growth_for) // 60 + 15
-        series = {**self.series_labels, "broker": self.queue.broker.value}
-        return self.alert(
+        return self.subject.alert(
             BACKLOG_GROWING,
             expr=f"{ready} > {floor}\nand on (queue) max by (queue) (deriv({raw}[{window}])) > 0",
             severity="warning",
@@ -165,42 +130,30 @@ class _Queue:
             ),
             panel=PanelId.QUEUE_BACKLOG,
             for_=self.config.queue_growth_for,
-            case=Case(
-                firing=(counter("poolq_queue_messages_ready", series, slope, TEST_MINUTES, start=start),),
-                quiet=self.gauge("poolq_queue_messages_ready", start),
-                labels={"queue": self.queue.name},
-                value=start + slope * at,
-                eval_time=f"{at}m",
-            ),
+            case=self.cases.backlog_growing(),
             threshold=f"> {floor} ready and rising over {window}, for {self.config.queue_growth_for}",
-            check=f"deriv({raw}[{window}])",
+            checks=_reads(f"deriv({raw}[{window}])"),
         )
 
     def no_consumers(self) -> Alert:
         consumers = f"max by (queue) ({self.poolq('poolq_queue_consumers')})"
         ready = f"max by (queue) ({self.poolq('poolq_queue_messages_ready')})"
-        return self.alert(
+        return self.subject.alert(
             NO_CONSUMERS,
             expr=f"{consumers} == 0\nand on (queue) {ready} > 0",
             severity="critical",
             description=Description("Queue {queue} has no consumer while messages wait."),
             panel=PanelId.QUEUE_CONSUMERS,
             for_=self.config.queue_no_consumers_for,
-            case=Case(
-                firing=(*self.gauge("poolq_queue_consumers", 0), *self.gauge("poolq_queue_messages_ready", 12)),
-                quiet=(*self.gauge("poolq_queue_consumers", 2), *self.gauge("poolq_queue_messages_ready", 12)),
-                labels={"queue": self.queue.name},
-                value=0,
-                eval_time="15m",
-            ),
+            case=self.cases.no_consumers(),
             threshold=f"0 consumers with messages ready, for {self.config.queue_no_consumers_for}",
-            check=consumers,
+            checks=_reads(consumers),
         )
 
     def too_old(self) -> Alert:
         age = f"max by (queue) ({self.poolq('poolq_queue_oldest_message_age_seconds')})"
         limit = parse_duration(self.queue.max_age)
-        return self.alert(
+        return self.subject.alert(
             MESSAGES_TOO_OLD,
             expr=f"{age} > {limit}",
             severity="warning",
@@ -210,15 +163,9 @@ class _Queue:
             ),
             panel=PanelId.QUEUE_OLDEST_AGE,
             for_=self.config.queue_age_for,
-            case=Case(
-                firing=self.gauge("poolq_queue_oldest_message_age_seconds", limit * 2),
-                quiet=self.gauge("poolq_queue_oldest_message_age_seconds", limit // 4),
-                labels={"queue": self.queue.name},
-                value=limit * 2,
-                eval_time="15m",
-            ),
+            case=self.cases.too_old(),
             threshold=f"> {self.queue.max_age} for {self.config.queue_age_for}",
-            check=age,
+            checks=_reads(age),
         )
 
     def consumer_lag(self) -> Alert:
@@ -227,10 +174,7 @@ class _Queue:
         lag = f"sum({selector('kafka_consumergroup_lag', group)})"
         limit = self.queue.max_lag
 
-        def lagging(value: int) -> Inputs:
-            return (constant("kafka_consumergroup_lag", {**group, "partition": "0"}, value, TEST_MINUTES),)
-
-        return self.alert(
+        return self.subject.alert(
             CONSUMER_LAG,
             expr=f"{lag} > {limit}",
             severity="warning",
@@ -240,12 +184,9 @@ class _Queue:
             ),
             panel=PanelId.QUEUE_KAFKA_LAG,
             for_=self.config.kafka_lag_for,
-            case=Case(
-                firing=lagging(limit * 2), quiet=lagging(limit // 2), labels={}, value=limit * 2, eval_time="20m"
-            ),
+            case=self.cases.consumer_lag(),
             threshold=f"> {limit} for {self.config.kafka_lag_for}",
-            check=lag,
-            from_exporter=False,
+            checks=_reads(lag),
         )
 
 

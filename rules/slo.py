@@ -36,10 +36,10 @@ from fractions import Fraction
 
 from obsbundle import naming
 from obsbundle.durations import format_duration
-from obsbundle.links import Board, PanelId, panel_url
+from obsbundle.links import Board, PanelId
 from obsbundle.model import Service, SliKind, Slo, System
 from obsbundle.promql import selector
-from obsbundle.rules.alert_labels import recorded_service_labels, runbook_url, service_labels
+from obsbundle.rules.alert_labels import AlertSubject, recorded_service_labels, service_labels
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, Recording, RuleGroup, RunbookCheck
 from obsbundle.rules.sli import sli_event_queries
@@ -279,10 +279,7 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
     guard = min_bad_events(slo, config)
     # The guard's bad events are total − good of the recorded windows, which `and` keeps out of
     # the alert's value: that stays the long window's error ratio.
-    expr = (
-        f"{long_ratio} > {threshold}\nand {short_ratio} > {threshold}\n"
-        f"and {long_total} - {long_good} >= {guard}"
-    )
+    expr = f"{long_ratio} > {threshold}\nand {short_ratio} > {threshold}\nand {long_total} - {long_good} >= {guard}"
     spent = percent_text(tier.budget_spent)
     description = Description(
         f"{{value}} of {service.name}'s {slo.name} events {_bad_events_wording(slo)} over the last "
@@ -291,17 +288,22 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
         f"{spent} of the {slo.window} budget burns every {tier.long_window} at this rate.",
         ValueFormat.PERCENT,
     )
-    return Alert(
-        doc=BURN,
+    subject = AlertSubject(
+        system,
+        {**service_labels(system, service), naming.SLO_LABEL: slo.name, naming.WINDOW_LABEL: tier.window_pair},
+        f"{service.name} / {slo.name} ({tier.window_pair})",
+        Board.SERVICE,
+        service.name,
+        variables={"slo": slo.name},
+    )
+    return subject.alert(
+        BURN,
         expr=expr,
         severity=tier.severity,
-        labels={**service_labels(system, service), naming.SLO_LABEL: slo.name, naming.WINDOW_LABEL: tier.window_pair},
         description=description,
-        runbook_url=runbook_url(system, BURN.name),
-        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_SLO_BURN_RATE, service.name, slo=slo.name),
+        panel=PanelId.SERVICE_SLO_BURN_RATE,
         for_=format_duration(tier_for_seconds(tier, config)),
         case=None,
-        entity=f"{service.name} / {slo.name} ({tier.window_pair})",
         threshold=(
             f"error ratio > {percent_text(tier_threshold(tier, slo))} ({factor} × {budget_text(slo)}) over "
             f"{tier.long_window} and {tier.short_window}, ≥ {guard} bad events over {tier.long_window}"
@@ -318,20 +320,24 @@ def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
     good = selector(naming.SLO_GOOD_EVENTS, labels)
     total = selector(naming.SLO_TOTAL_EVENTS, labels)
     sli_good, sli_total = sli_event_queries(item.service, item.slo)
-    return Alert(
-        doc=SLI_ABSENT,
+    subject = AlertSubject(
+        system,
+        {**service_labels(system, item.service), naming.SLO_LABEL: item.slo.name},
+        f"{item.service.name} / {item.slo.name}",
+        Board.SERVICE,
+        item.service.name,
+    )
+    return subject.alert(
+        SLI_ABSENT,
         expr=f"absent({good})\nor absent({total})",
         severity="warning",
-        labels={**service_labels(system, item.service), naming.SLO_LABEL: item.slo.name},
         description=Description(
             f"No SLI data for {item.service.name}'s {item.slo.name} SLO for {config.slo_absent_for}: "
             "its burn-rate alerts cannot fire until the series it counts are back."
         ),
-        runbook_url=runbook_url(system, SLI_ABSENT.name),
-        dashboard_url=panel_url(system, Board.SERVICE, PanelId.SERVICE_REQUEST_RATE, item.service.name),
+        panel=PanelId.SERVICE_REQUEST_RATE,
         for_=config.slo_absent_for,
         case=None,
-        entity=f"{item.service.name} / {item.slo.name}",
         threshold=f"no recorded SLI for {config.slo_absent_for}",
         checks=(
             RunbookCheck("The SLI's raw good events", sli_good, "promql"),
