@@ -19,10 +19,6 @@ then, and the pool alerts that would fire on an empty pool hold their fire.
 
 from __future__ import annotations
 
-import uuid
-import zlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 from obsbundle import naming
@@ -31,33 +27,17 @@ from obsbundle.links import Board, PanelId
 from obsbundle.model import NodePool, System
 from obsbundle.promql import any_of, quote, selector
 from obsbundle.rules.alert_labels import AlertSubject, owner_labels
+from obsbundle.rules.cases import node_pool as cases
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
     Alert,
-    AlertCheck,
     AlertDoc,
     Case,
-    Inputs,
     Recording,
     RuleGroup,
     RunbookCheck,
-    SampleCheck,
-    UnitTest,
-    merge_inputs,
 )
-from obsbundle.rules.input_series import constant, counter
 from obsbundle.rules.templating import Description, ValueFormat
-from obsbundle.stacks import PROFILES, Exporter, Node, target_labels
-
-UNPOOLED_NODE = "unpooled-1"
-"""A node without the pool label in every test: kube-state-metrics reports nodes outside pools too.
-kube-state-metrics itself runs on it."""
-FOREIGN_NODE = "foreign-1"
-FOREIGN_POOL = "other_team"
-"""A node in a pool the inventory does not name (another team's, on a shared cluster). The underscore
-keeps it apart from every inventory pool, whose names are DNS labels."""
-MEMORY_BYTES = 8_000_000_000
-DISK_BYTES = 100_000_000_000
 
 CPU_HIGH = AlertDoc(
     name="NodeCpuHigh",
@@ -298,147 +278,14 @@ def recording_rules(system: System, config: RuleConfig) -> list[Recording]:
     ]
 
 
-def node_names(pool: NodePool, count: int) -> list[str]:
-    return [f"{pool.name}-{index}" for index in range(1, count + 1)]
-
-
-def healthy_size(pool: NodePool) -> int:
-    return max(pool.min_nodes, 1)
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """What one test node reports."""
-
-    ready: bool = True
-    busy: float = 0.5
-    memory_used: float = 0.5
-    disk_used: float = 0.5
-    disk_drain_per_minute: float = 0
-
-
-HEALTHY = NodeState()
-
-
-def node_host(name: str) -> Node:
-    """A test node with a stable made-up host IP of its own (the generated tests and the synthetic
-    fleet series place node-exporter on it)."""
-    digest = zlib.crc32(name.encode())
-    return Node(name, f"10.0.{digest >> 8 & 0xFF}.{digest % 254 + 1}")
-
-
-class PoolInputs:
-    """Test input series for the nodes of one pool, with the labels the system's stack gives them.
-
-    node-exporter's series carry the target labels of `monitoring.stack` (`obsbundle.stacks`);
-    kube-state-metrics' series carry their own labels over its target's (honorLabels), with
-    `kube_pod_info` labelled as kube-state-metrics v2 labels a node-exporter pod
-    (tests/fixtures/exposition/kube-state-metrics/pods.prom). `allowlisted=False` is a
-    kube-state-metrics started without `--metric-labels-allowlist`: it serves no `kube_node_labels`
-    series at all (tests/fixtures/exposition/kube-state-metrics/default-allowlist.prom).
-    """
-
-    def __init__(
-        self, system: System, config: RuleConfig, pool: NodePool, minutes: int, *, allowlisted: bool = True
-    ) -> None:
-        self.system, self.config, self.pool, self.minutes = system, config, pool, minutes
-        self.allowlisted = allowlisted
-        self.stack = system.monitoring.stack
-        self.ksm_target = target_labels(self.stack, Exporter.KUBE_STATE_METRICS, node_host(UNPOOLED_NODE))
-
-    def ksm(self, metric: str, labels: Mapping[str, str], value: float) -> Inputs:
-        return (constant(metric, {**self.ksm_target, **labels}, value, self.minutes),)
-
-    def node_labels(self, node: str, pool: str | None) -> Inputs:
-        """kube_node_labels of a node: `node` alone for a node without the pool label."""
-        if not self.allowlisted:
-            return ()
-        labels = {"node": node} if pool is None else {"node": node, self.system.node_pool_label_name: pool}
-        return self.ksm("kube_node_labels", labels, 1)
-
-    def exporter(self, node: str, state: NodeState) -> Inputs:
-        """The node-exporter pod on `node`: its kube_pod_info, its target's `up`, and its series."""
-        host = node_host(node)
-        target = target_labels(self.stack, Exporter.NODE_EXPORTER, host)
-        pod_info = {
-            "namespace": target["namespace"],
-            "pod": target["pod"],
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{target['pod']}.{target['namespace']}")),
-            # node-exporter runs with hostNetwork under both stacks: the pod's IP is the host's.
-            "host_ip": host.host_ip,
-            "pod_ip": host.host_ip,
-            "node": node,
-            "created_by_kind": "DaemonSet",
-            "created_by_name": str(PROFILES[self.stack][Exporter.NODE_EXPORTER].pod_prefix),
-            "priority_class": "system-node-critical",
-            "host_network": "true",
-        }
-        filesystem = {**target, "device": "/dev/nvme0n1p1", "fstype": "ext4", "mountpoint": "/"}
-        return (
-            *self.ksm("kube_pod_info", pod_info, 1),
-            constant("up", target, 1, self.minutes),
-            counter(
-                "node_cpu_seconds_total", {**target, "cpu": "0", "mode": "idle"}, 60 * (1 - state.busy), self.minutes
-            ),
-            constant("node_memory_MemAvailable_bytes", target, MEMORY_BYTES * (1 - state.memory_used), self.minutes),
-            constant("node_memory_MemTotal_bytes", target, MEMORY_BYTES, self.minutes),
-            counter(
-                "node_filesystem_avail_bytes",
-                filesystem,
-                -state.disk_drain_per_minute,
-                self.minutes,
-                start=DISK_BYTES * (1 - state.disk_used),
-            ),
-            constant("node_filesystem_size_bytes", filesystem, DISK_BYTES, self.minutes),
-        )
-
-    def unpooled(self) -> Inputs:
-        """Nodes that belong to no pool of this system, each with its node-exporter: one without the
-        label, one in another pool."""
-        return (
-            *self.node_labels(UNPOOLED_NODE, None),
-            *self.ksm("kube_node_info", {"node": UNPOOLED_NODE}, 1),
-            *self.exporter(UNPOOLED_NODE, HEALTHY),
-            *self.node_labels(FOREIGN_NODE, FOREIGN_POOL),
-            *self.ksm("kube_node_info", {"node": FOREIGN_NODE}, 1),
-            *self.exporter(FOREIGN_NODE, HEALTHY),
-        )
-
-    def node(self, node: str, state: NodeState) -> Inputs:
-        return (
-            *self.node_labels(node, self.pool.name),
-            *self.ksm("kube_node_info", {"node": node}, 1),
-            *self.ksm(
-                "kube_node_status_condition", {"node": node, "condition": "Ready", "status": "true"}, int(state.ready)
-            ),
-            *self.exporter(node, state),
-        )
-
-    def nodes(self, count: int, first: NodeState = HEALTHY, rest: NodeState = HEALTHY) -> Inputs:
-        """The pool's first `count` nodes (the first in state `first`), plus the unpooled nodes."""
-        names = node_names(self.pool, count)
-        states = [first, *([rest] * (count - 1))]
-        return merge_inputs(
-            self.unpooled(), *(self.node(name, state) for name, state in zip(names, states, strict=True))
-        )
-
-
-def _minutes(duration: str) -> int:
-    return parse_duration(duration) // 60
-
-
 class _PoolAlerts:
     def __init__(self, system: System, config: RuleConfig, pool: NodePool) -> None:
         self.system, self.config, self.pool = system, config, pool
         self.joins = _Joins(system, config)
         labels = {**owner_labels(system), naming.NODE_POOL_LABEL: pool.name}
         self.subject = AlertSubject(system, labels, pool.name, Board.NODE_POOL, pool.name)
+        self.cases = cases.PoolCases(system, config, pool)
         self.recorded = {naming.SYSTEM_LABEL: system.name, naming.NODE_POOL_LABEL: pool.name}
-        self.first = node_names(pool, 1)[0]
-        self.node_labels = {**self.recorded, "node": self.first}
-
-    def inputs(self, minutes: int) -> PoolInputs:
-        return PoolInputs(self.system, self.config, self.pool, minutes)
 
     def _node_ratio(
         self,
@@ -449,12 +296,9 @@ class _PoolAlerts:
         for_: str,
         panel: PanelId,
         what: str,
-        hot: Callable[[float], NodeState],
+        case: Case,
     ) -> Alert:
         series = selector(metric, self.recorded)
-        at = _minutes(for_) + 7
-        value = float((1 + threshold) / 2)
-        size = healthy_size(self.pool)
         return self.subject.alert(
             doc,
             expr=f"{series} > {format(threshold.normalize(), 'f')}",
@@ -464,13 +308,7 @@ class _PoolAlerts:
             ),
             panel=panel,
             for_=for_,
-            case=Case(
-                firing=self.inputs(at).nodes(size, first=hot(value)),
-                quiet=self.inputs(at).nodes(size),
-                labels=self.node_labels,
-                value=value,
-                eval_time=f"{at}m",
-            ),
+            case=case,
             threshold=f"> {float(threshold) * 100:g}% for {for_}",
             checks=(RunbookCheck(f"{what} per node of the pool", series, "promql"),),
         )
@@ -483,7 +321,7 @@ class _PoolAlerts:
             for_=self.config.node_usage_for,
             panel=PanelId.POOL_CPU,
             what="CPU utilisation",
-            hot=lambda value: NodeState(busy=value),
+            case=self.cases.cpu(),
         )
 
     def memory(self) -> Alert:
@@ -494,7 +332,7 @@ class _PoolAlerts:
             for_=self.config.node_usage_for,
             panel=PanelId.POOL_MEMORY,
             what="Memory utilisation",
-            hot=lambda value: NodeState(memory_used=value),
+            case=self.cases.memory(),
         )
 
     def disk(self) -> Alert:
@@ -505,7 +343,7 @@ class _PoolAlerts:
             for_=self.config.node_disk_for,
             panel=PanelId.POOL_DISK,
             what="Usage of the fullest filesystem",
-            hot=lambda value: NodeState(disk_used=value),
+            case=self.cases.disk(),
         )
 
     def disk_filling(self) -> Alert:
@@ -520,10 +358,6 @@ class _PoolAlerts:
             f"    and predict_linear({available}[{self.config.disk_fill_lookback}], {horizon}) < 0\n  )"
         )
         expr = self.joins.on_nodes(per_pod, "max", "node, node_pool, mountpoint", self.pool)
-        at = _minutes(self.config.fill_for) + 30
-        drain = DISK_BYTES * 0.0005
-        start_used = 0.55
-        used = 1 - (DISK_BYTES * (1 - start_used) - drain * at) / DISK_BYTES
         return self.subject.alert(
             DISK_FILLING,
             expr=expr,
@@ -535,22 +369,12 @@ class _PoolAlerts:
             ),
             panel=PanelId.POOL_DISK,
             for_=self.config.fill_for,
-            case=Case(
-                firing=self.inputs(at).nodes(
-                    healthy_size(self.pool), NodeState(disk_used=start_used, disk_drain_per_minute=drain)
-                ),
-                quiet=self.inputs(at).nodes(healthy_size(self.pool), NodeState(disk_used=start_used)),
-                labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "mountpoint": "/"},
-                value=used,
-                eval_time=f"{at}m",
-                evaluation_interval="5m",
-            ),
+            case=self.cases.disk_filling(),
             threshold=f"> {float(minimum) * 100:g}% full, full within {self.config.node_disk_fill_horizon}",
         )
 
     def not_ready(self) -> Alert:
         ready = self.joins.ksm("kube_node_status_condition", 'condition="Ready"', 'status="true"')
-        at = _minutes(self.config.node_not_ready_for) + 5
         return self.subject.alert(
             NODE_NOT_READY,
             expr=f"(max by (node) ({ready}) == 0)\n"
@@ -561,13 +385,7 @@ class _PoolAlerts:
             ),
             panel=PanelId.POOL_NODES_READY,
             for_=self.config.node_not_ready_for,
-            case=Case(
-                firing=self.inputs(at).nodes(healthy_size(self.pool), NodeState(ready=False)),
-                quiet=self.inputs(at).nodes(healthy_size(self.pool)),
-                labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name},
-                value=0,
-                eval_time=f"{at}m",
-            ),
+            case=self.cases.not_ready(),
             threshold=f"Ready ≠ true for {self.config.node_not_ready_for}",
             checks=(
                 RunbookCheck(
@@ -584,8 +402,6 @@ class _PoolAlerts:
 
     def down(self) -> Alert:
         ready = selector(naming.POOL_NODES_READY, self.recorded)
-        at = _minutes(self.config.pool_down_for) + 7
-        size = healthy_size(self.pool)
         return self.subject.alert(
             POOL_DOWN,
             expr=f"(max({ready}) or on () vector(0)) == 0\n{self._labelled()}",
@@ -595,14 +411,7 @@ class _PoolAlerts:
             ),
             panel=PanelId.POOL_NODES_READY,
             for_=self.config.pool_down_for,
-            case=Case(
-                firing=self.inputs(at).nodes(size, NodeState(ready=False), NodeState(ready=False)),
-                quiet=self.inputs(at).nodes(size),
-                labels={},
-                value=0,
-                eval_time=f"{at}m",
-                background=True,
-            ),
+            case=self.cases.down(),
             threshold=f"no ready node for {self.config.pool_down_for}",
             checks=(
                 RunbookCheck(
@@ -615,9 +424,6 @@ class _PoolAlerts:
 
     def below_min(self) -> Alert:
         nodes = selector(naming.POOL_NODES, self.recorded)
-        at = _minutes(self.config.pool_size_for) + 5
-        missing_one = self.pool.min_nodes - 1
-        firing = self.inputs(at).nodes(missing_one) if missing_one else self.inputs(at).unpooled()
         return self.subject.alert(
             POOL_BELOW_MIN,
             expr=f"(max({nodes}) or on () vector(0)) < {self.pool.min_nodes}\n{self._labelled()}",
@@ -627,20 +433,12 @@ class _PoolAlerts:
             ),
             panel=PanelId.POOL_NODES_READY,
             for_=self.config.pool_size_for,
-            case=Case(
-                firing=firing,
-                quiet=self.inputs(at).nodes(healthy_size(self.pool)),
-                labels={},
-                value=missing_one,
-                eval_time=f"{at}m",
-                background=True,
-            ),
+            case=self.cases.below_min(),
             threshold=f"< {self.pool.min_nodes} nodes for {self.config.pool_size_for}",
         )
 
     def at_max(self) -> Alert:
         nodes = selector(naming.POOL_NODES, self.recorded)
-        at = _minutes(self.config.pool_at_max_for) + 5
         return self.subject.alert(
             POOL_AT_MAX,
             expr=f"max({nodes}) >= {self.pool.max_nodes}",
@@ -648,14 +446,7 @@ class _PoolAlerts:
             description=Description(f"Pool {self.pool.name} has run at its maximum of {self.pool.max_nodes} nodes."),
             panel=PanelId.POOL_NODES_READY,
             for_=self.config.pool_at_max_for,
-            case=Case(
-                firing=self.inputs(at).nodes(self.pool.max_nodes),
-                quiet=self.inputs(at).nodes(healthy_size(self.pool)),
-                labels={},
-                value=self.pool.max_nodes,
-                eval_time=f"{at}m",
-                evaluation_interval="5m",
-            ),
+            case=self.cases.at_max(),
             threshold=f"= {self.pool.max_nodes} nodes for {self.config.pool_at_max_for}",
         )
 
@@ -670,16 +461,9 @@ def pool_alerts(system: System, config: RuleConfig, pool: NodePool) -> list[Aler
     return alerts
 
 
-def _first_pool(system: System) -> NodePool:
-    return sorted(system.node_pools, key=lambda p: p.name)[0]
-
-
 def label_missing_alert(system: System, config: RuleConfig) -> Alert:
     """NodePoolLabelMissing: kube-state-metrics reports nodes, and none has the pool label."""
     joins = _Joins(system, config)
-    pool = _first_pool(system)
-    at = _minutes(config.pool_label_missing_for) + 5
-    size = healthy_size(pool)
     subject = AlertSubject(system, owner_labels(system), system.name, Board.NODE_POOLS)
     return subject.alert(
         label_missing_doc(system),
@@ -693,56 +477,10 @@ def label_missing_alert(system: System, config: RuleConfig) -> Alert:
         ),
         panel=PanelId.POOL_NODES_READY,
         for_=config.pool_label_missing_for,
-        case=Case(
-            firing=PoolInputs(system, config, pool, at, allowlisted=False).nodes(size),
-            quiet=PoolInputs(system, config, pool, at).nodes(size),
-            labels={},
-            # The pool's nodes, the unpooled node and the other team's node.
-            value=size + 2,
-            eval_time=f"{at}m",
-        ),
+        case=cases.label_missing(system, config),
         threshold=f"no node with label {system.node_pool_label} for {config.pool_label_missing_for}",
         checks=(
             RunbookCheck("Nodes with the pool label, as kube-state-metrics publishes them", joins.labelled(), "promql"),
-        ),
-    )
-
-
-def unlabelled_nodes_test(system: System, config: RuleConfig, pool: NodePool, alerts: Sequence[Alert]) -> UnitTest:
-    """Healthy nodes under a kube-state-metrics that does not publish the pool label page nobody:
-    none of the pool's alerts fires. (NodePoolLabelMissing's own test proves, on the same inputs,
-    that it fires and says how to fix it.)"""
-    durations = [alert.for_ for alert in alerts if alert.for_]
-    at = max(_minutes(duration) for duration in durations) + 5
-    return UnitTest(
-        f"healthy nodes of pool {pool.name} without the pool label page nobody",
-        PoolInputs(system, config, pool, at, allowlisted=False).nodes(healthy_size(pool)),
-        alert_checks=tuple(AlertCheck(f"{at}m", name, ()) for name in sorted({alert.name for alert in alerts})),
-    )
-
-
-def membership_test(system: System, config: RuleConfig) -> UnitTest:
-    """node_pool:node:info puts each labelled node in its pool, node_pool:node_exporter_pod:info
-    maps the node-exporter pod on each of them to node and pool, and both leave out unlabelled nodes
-    and nodes of pools the inventory does not name."""
-    pools = sorted(system.node_pools, key=lambda p: p.name)
-    inputs = merge_inputs(*(PoolInputs(system, config, pool, 5).nodes(1) for pool in pools))
-    system_only = {naming.SYSTEM_LABEL: system.name}
-    members, pods = [], []
-    for pool in pools:
-        node = node_names(pool, 1)[0]
-        labels = {**system_only, "node": node, naming.NODE_POOL_LABEL: pool.name}
-        members.append((selector(naming.NODE_POOL_MEMBERSHIP, labels), 1.0))
-        target = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
-        pod = {**labels, "namespace": target["namespace"], "pod": target["pod"]}
-        pods.append((selector(naming.NODE_EXPORTER_PODS, pod), 1.0))
-    return UnitTest(
-        "every node of the system's pools is recorded in its pool, with its node-exporter pod; "
-        "unlabelled and other teams' nodes in none",
-        inputs,
-        sample_checks=(
-            SampleCheck(selector(naming.NODE_POOL_MEMBERSHIP, system_only), "5m", tuple(members)),
-            SampleCheck(selector(naming.NODE_EXPORTER_PODS, system_only), "5m", tuple(pods)),
         ),
     )
 
@@ -758,7 +496,7 @@ def node_pool_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
             recordings,
             config.interval,
             (*recording_rules(system, config), label_missing_alert(system, config)),
-            tests=(membership_test(system, config),),
+            tests=(cases.membership_test(system, config),),
         )
     ]
     for pool in sorted(system.node_pools, key=lambda p: p.name):
@@ -769,7 +507,7 @@ def node_pool_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
                 config.interval,
                 tuple(alerts),
                 depends_on=(recordings,),
-                tests=(unlabelled_nodes_test(system, config, pool, alerts),),
+                tests=(cases.unlabelled_nodes_test(system, config, pool, alerts),),
             )
         )
     return groups

@@ -24,8 +24,9 @@ from obsbundle.model import System
 from obsbundle.promql import selector
 from obsbundle.render import render
 from obsbundle.rules import rule_documents
+from obsbundle.rules.cases.node_pool import PoolInputs, healthy_size
 from obsbundle.rules.config import DEFAULT_CONFIG
-from obsbundle.rules.node_pool import PoolInputs, healthy_size, label_allowlist_flag, label_allowlist_helm
+from obsbundle.rules.node_pool import label_allowlist_flag, label_allowlist_helm
 from obsbundle.settings import Settings
 from obsbundle.stacks import Exporter, Node, Stack, target_labels
 

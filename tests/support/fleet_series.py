@@ -32,7 +32,7 @@ from obsbundle.dashboards.queries import REQUEST_METRICS, RequestMetrics
 from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
 from obsbundle.monitors.workloads import EXPORTED_KINDS
-from obsbundle.rules.node_pool import node_host
+from obsbundle.rules.cases.node_pool import node_host
 from obsbundle.stacks import Exporter, target_labels
 from tests.support.prometheus import PrometheusServer, start_prometheus
 

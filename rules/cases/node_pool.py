@@ -1,0 +1,318 @@
+"""Node and pool cases: the nodes of one pool as kube-state-metrics and node-exporter report them
+under the system's stack, with the unpooled and foreign nodes every test carries too."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from obsbundle import naming
+from obsbundle.durations import parse_duration
+from obsbundle.model import NodePool, System
+from obsbundle.promql import selector
+from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.definitions import Alert, AlertCheck, Case, Inputs, SampleCheck, UnitTest, merge_inputs
+from obsbundle.rules.input_series import constant, counter
+from obsbundle.stacks import PROFILES, Exporter, Node, target_labels
+
+UNPOOLED_NODE = "unpooled-1"
+"""A node without the pool label in every test: kube-state-metrics reports nodes outside pools too.
+kube-state-metrics itself runs on it."""
+FOREIGN_NODE = "foreign-1"
+FOREIGN_POOL = "other_team"
+"""A node in a pool the inventory does not name (another team's, on a shared cluster). The underscore
+keeps it apart from every inventory pool, whose names are DNS labels."""
+MEMORY_BYTES = 8_000_000_000
+DISK_BYTES = 100_000_000_000
+
+
+def node_names(pool: NodePool, count: int) -> list[str]:
+    return [f"{pool.name}-{index}" for index in range(1, count + 1)]
+
+
+def healthy_size(pool: NodePool) -> int:
+    return max(pool.min_nodes, 1)
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What one test node reports."""
+
+    ready: bool = True
+    busy: float = 0.5
+    memory_used: float = 0.5
+    disk_used: float = 0.5
+    disk_drain_per_minute: float = 0
+
+
+HEALTHY = NodeState()
+
+
+def node_host(name: str) -> Node:
+    """A test node with a stable made-up host IP of its own (the generated tests and the synthetic
+    fleet series place node-exporter on it)."""
+    digest = zlib.crc32(name.encode())
+    return Node(name, f"10.0.{digest >> 8 & 0xFF}.{digest % 254 + 1}")
+
+
+class PoolInputs:
+    """Test input series for the nodes of one pool, with the labels the system's stack gives them.
+
+    node-exporter's series carry the target labels of `monitoring.stack` (`obsbundle.stacks`);
+    kube-state-metrics' series carry their own labels over its target's (honorLabels), with
+    `kube_pod_info` labelled as kube-state-metrics v2 labels a node-exporter pod
+    (tests/fixtures/exposition/kube-state-metrics/pods.prom). `allowlisted=False` is a
+    kube-state-metrics started without `--metric-labels-allowlist`: it serves no `kube_node_labels`
+    series at all (tests/fixtures/exposition/kube-state-metrics/default-allowlist.prom).
+    """
+
+    def __init__(
+        self, system: System, config: RuleConfig, pool: NodePool, minutes: int, *, allowlisted: bool = True
+    ) -> None:
+        self.system, self.config, self.pool, self.minutes = system, config, pool, minutes
+        self.allowlisted = allowlisted
+        self.stack = system.monitoring.stack
+        self.ksm_target = target_labels(self.stack, Exporter.KUBE_STATE_METRICS, node_host(UNPOOLED_NODE))
+
+    def ksm(self, metric: str, labels: Mapping[str, str], value: float) -> Inputs:
+        return (constant(metric, {**self.ksm_target, **labels}, value, self.minutes),)
+
+    def node_labels(self, node: str, pool: str | None) -> Inputs:
+        """kube_node_labels of a node: `node` alone for a node without the pool label."""
+        if not self.allowlisted:
+            return ()
+        labels = {"node": node} if pool is None else {"node": node, self.system.node_pool_label_name: pool}
+        return self.ksm("kube_node_labels", labels, 1)
+
+    def exporter(self, node: str, state: NodeState) -> Inputs:
+        """The node-exporter pod on `node`: its kube_pod_info, its target's `up`, and its series."""
+        host = node_host(node)
+        target = target_labels(self.stack, Exporter.NODE_EXPORTER, host)
+        pod_info = {
+            "namespace": target["namespace"],
+            "pod": target["pod"],
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{target['pod']}.{target['namespace']}")),
+            # node-exporter runs with hostNetwork under both stacks: the pod's IP is the host's.
+            "host_ip": host.host_ip,
+            "pod_ip": host.host_ip,
+            "node": node,
+            "created_by_kind": "DaemonSet",
+            "created_by_name": str(PROFILES[self.stack][Exporter.NODE_EXPORTER].pod_prefix),
+            "priority_class": "system-node-critical",
+            "host_network": "true",
+        }
+        filesystem = {**target, "device": "/dev/nvme0n1p1", "fstype": "ext4", "mountpoint": "/"}
+        return (
+            *self.ksm("kube_pod_info", pod_info, 1),
+            constant("up", target, 1, self.minutes),
+            counter(
+                "node_cpu_seconds_total", {**target, "cpu": "0", "mode": "idle"}, 60 * (1 - state.busy), self.minutes
+            ),
+            constant("node_memory_MemAvailable_bytes", target, MEMORY_BYTES * (1 - state.memory_used), self.minutes),
+            constant("node_memory_MemTotal_bytes", target, MEMORY_BYTES, self.minutes),
+            counter(
+                "node_filesystem_avail_bytes",
+                filesystem,
+                -state.disk_drain_per_minute,
+                self.minutes,
+                start=DISK_BYTES * (1 - state.disk_used),
+            ),
+            constant("node_filesystem_size_bytes", filesystem, DISK_BYTES, self.minutes),
+        )
+
+    def unpooled(self) -> Inputs:
+        """Nodes that belong to no pool of this system, each with its node-exporter: one without the
+        label, one in another pool."""
+        return (
+            *self.node_labels(UNPOOLED_NODE, None),
+            *self.ksm("kube_node_info", {"node": UNPOOLED_NODE}, 1),
+            *self.exporter(UNPOOLED_NODE, HEALTHY),
+            *self.node_labels(FOREIGN_NODE, FOREIGN_POOL),
+            *self.ksm("kube_node_info", {"node": FOREIGN_NODE}, 1),
+            *self.exporter(FOREIGN_NODE, HEALTHY),
+        )
+
+    def node(self, node: str, state: NodeState) -> Inputs:
+        return (
+            *self.node_labels(node, self.pool.name),
+            *self.ksm("kube_node_info", {"node": node}, 1),
+            *self.ksm(
+                "kube_node_status_condition", {"node": node, "condition": "Ready", "status": "true"}, int(state.ready)
+            ),
+            *self.exporter(node, state),
+        )
+
+    def nodes(self, count: int, first: NodeState = HEALTHY, rest: NodeState = HEALTHY) -> Inputs:
+        """The pool's first `count` nodes (the first in state `first`), plus the unpooled nodes."""
+        names = node_names(self.pool, count)
+        states = [first, *([rest] * (count - 1))]
+        return merge_inputs(
+            self.unpooled(), *(self.node(name, state) for name, state in zip(names, states, strict=True))
+        )
+
+
+def _minutes(duration: str) -> int:
+    return parse_duration(duration) // 60
+
+
+class PoolCases:
+    """The cases of one pool's alerts: healthy nodes keep each quiet, one node (or the pool) in
+    trouble makes it fire."""
+
+    def __init__(self, system: System, config: RuleConfig, pool: NodePool) -> None:
+        self.system, self.config, self.pool = system, config, pool
+        self.first = node_names(pool, 1)[0]
+        self.size = healthy_size(pool)
+
+    def inputs(self, minutes: int) -> PoolInputs:
+        return PoolInputs(self.system, self.config, self.pool, minutes)
+
+    def _node_ratio(self, threshold: Decimal, for_: str, hot: NodeState) -> Case:
+        """The first node halfway between the threshold and 100 % fires, healthy nodes stay quiet."""
+        at = _minutes(for_) + 7
+        return Case(
+            firing=self.inputs(at).nodes(self.size, first=hot),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={naming.SYSTEM_LABEL: self.system.name, naming.NODE_POOL_LABEL: self.pool.name, "node": self.first},
+            value=_halfway(threshold),
+            eval_time=f"{at}m",
+        )
+
+    def cpu(self) -> Case:
+        busy = _halfway(self.config.node_cpu)
+        return self._node_ratio(self.config.node_cpu, self.config.node_usage_for, NodeState(busy=busy))
+
+    def memory(self) -> Case:
+        used = _halfway(self.config.node_memory)
+        return self._node_ratio(self.config.node_memory, self.config.node_usage_for, NodeState(memory_used=used))
+
+    def disk(self) -> Case:
+        used = _halfway(self.config.node_disk)
+        return self._node_ratio(self.config.node_disk, self.config.node_disk_for, NodeState(disk_used=used))
+
+    def disk_filling(self) -> Case:
+        """A filesystem past the minimum usage that drains 0.05 % of the disk a minute fires; the
+        same filesystem standing still stays quiet."""
+        at = _minutes(self.config.fill_for) + 30
+        drain = DISK_BYTES * 0.0005
+        start_used = 0.55
+        return Case(
+            firing=self.inputs(at).nodes(self.size, NodeState(disk_used=start_used, disk_drain_per_minute=drain)),
+            quiet=self.inputs(at).nodes(self.size, NodeState(disk_used=start_used)),
+            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "mountpoint": "/"},
+            value=1 - (DISK_BYTES * (1 - start_used) - drain * at) / DISK_BYTES,
+            eval_time=f"{at}m",
+            evaluation_interval="5m",
+        )
+
+    def not_ready(self) -> Case:
+        at = _minutes(self.config.node_not_ready_for) + 5
+        return Case(
+            firing=self.inputs(at).nodes(self.size, NodeState(ready=False)),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name},
+            value=0,
+            eval_time=f"{at}m",
+        )
+
+    def down(self) -> Case:
+        """Every node of the pool not ready fires. The alert also fires on a pool without series, so
+        its sibling pools need their quiet inputs in every test (`background`)."""
+        at = _minutes(self.config.pool_down_for) + 7
+        return Case(
+            firing=self.inputs(at).nodes(self.size, NodeState(ready=False), NodeState(ready=False)),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={},
+            value=0,
+            eval_time=f"{at}m",
+            background=True,
+        )
+
+    def below_min(self) -> Case:
+        """One node fewer than the minimum fires (no pool node at all for a minimum of one)."""
+        at = _minutes(self.config.pool_size_for) + 5
+        missing_one = self.pool.min_nodes - 1
+        return Case(
+            firing=self.inputs(at).nodes(missing_one) if missing_one else self.inputs(at).unpooled(),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={},
+            value=missing_one,
+            eval_time=f"{at}m",
+            background=True,
+        )
+
+    def at_max(self) -> Case:
+        at = _minutes(self.config.pool_at_max_for) + 5
+        return Case(
+            firing=self.inputs(at).nodes(self.pool.max_nodes),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={},
+            value=self.pool.max_nodes,
+            eval_time=f"{at}m",
+            evaluation_interval="5m",
+        )
+
+
+def _halfway(threshold: Decimal) -> float:
+    return float((1 + threshold) / 2)
+
+
+def first_pool(system: System) -> NodePool:
+    return sorted(system.node_pools, key=lambda p: p.name)[0]
+
+
+def label_missing(system: System, config: RuleConfig) -> Case:
+    """Healthy nodes under a kube-state-metrics without the allowlist fire; with it, stay quiet."""
+    pool = first_pool(system)
+    at = _minutes(config.pool_label_missing_for) + 5
+    size = healthy_size(pool)
+    return Case(
+        firing=PoolInputs(system, config, pool, at, allowlisted=False).nodes(size),
+        quiet=PoolInputs(system, config, pool, at).nodes(size),
+        labels={},
+        # The pool's nodes, the unpooled node and the other team's node.
+        value=size + 2,
+        eval_time=f"{at}m",
+    )
+
+
+def unlabelled_nodes_test(system: System, config: RuleConfig, pool: NodePool, alerts: Sequence[Alert]) -> UnitTest:
+    """Healthy nodes under a kube-state-metrics that does not publish the pool label page nobody:
+    none of the pool's alerts fires. (NodePoolLabelMissing's own test proves, on the same inputs,
+    that it fires and says how to fix it.)"""
+    durations = [alert.for_ for alert in alerts if alert.for_]
+    at = max(_minutes(duration) for duration in durations) + 5
+    return UnitTest(
+        f"healthy nodes of pool {pool.name} without the pool label page nobody",
+        PoolInputs(system, config, pool, at, allowlisted=False).nodes(healthy_size(pool)),
+        alert_checks=tuple(AlertCheck(f"{at}m", name, ()) for name in sorted({alert.name for alert in alerts})),
+    )
+
+
+def membership_test(system: System, config: RuleConfig) -> UnitTest:
+    """node_pool:node:info puts each labelled node in its pool, node_pool:node_exporter_pod:info
+    maps the node-exporter pod on each of them to node and pool, and both leave out unlabelled nodes
+    and nodes of pools the inventory does not name."""
+    pools = sorted(system.node_pools, key=lambda p: p.name)
+    inputs = merge_inputs(*(PoolInputs(system, config, pool, 5).nodes(1) for pool in pools))
+    system_only = {naming.SYSTEM_LABEL: system.name}
+    members, pods = [], []
+    for pool in pools:
+        node = node_names(pool, 1)[0]
+        labels = {**system_only, "node": node, naming.NODE_POOL_LABEL: pool.name}
+        members.append((selector(naming.NODE_POOL_MEMBERSHIP, labels), 1.0))
+        target = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
+        pod = {**labels, "namespace": target["namespace"], "pod": target["pod"]}
+        pods.append((selector(naming.NODE_EXPORTER_PODS, pod), 1.0))
+    return UnitTest(
+        "every node of the system's pools is recorded in its pool, with its node-exporter pod; "
+        "unlabelled and other teams' nodes in none",
+        inputs,
+        sample_checks=(
+            SampleCheck(selector(naming.NODE_POOL_MEMBERSHIP, system_only), "5m", tuple(members)),
+            SampleCheck(selector(naming.NODE_EXPORTER_PODS, system_only), "5m", tuple(pods)),
+        ),
+    )
