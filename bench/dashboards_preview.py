@@ -5,7 +5,7 @@
 
 Backfills the fleet's synthetic series (tests/support/fleet_series.py) and the recording rules
 generated for it into a Prometheus on a free port, draws each dashboard with
-obsbundle.dashboards.preview, and prints per dashboard its panels, queries and drawing time.
+tests/support/preview.py, and prints per dashboard its panels, queries and drawing time.
 The Prometheus is stopped by its own pid at the end.
 """
 
@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from obsbundle.dashboards import system_dashboards
-from obsbundle.dashboards.lint import panels, targets
-from obsbundle.dashboards.preview import Data, http_fetch, render_png
+from obsbundle.bundle import dashboards_of
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.dashboards.variables import opening_values
+from obsbundle.dashboards.walk import panels, targets
 from obsbundle.loader import load_inventory
 from obsbundle.rules import rule_groups
 from tests.support.fleet_series import Window, start_fleet_prometheus
+from tests.support.preview import Data, http_fetch, render_png
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     window = Window()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="obsbundle-preview-") as workdir:
-        groups = [group.to_dict() for system in systems for group in rule_groups(system)]
+        groups = [group.to_dict() for system in systems for group in rule_groups(system, DEFAULT_CONFIG.rules)]
         server = start_fleet_prometheus(Path(workdir), systems, window, rule_groups=groups)
         try:
             fetch = http_fetch(server.url, window.start, window.end, "2m")
             for system in systems:
-                for board in system_dashboards(system):
+                for board in dashboards_of(system, DEFAULT_CONFIG):
                     if args.only and board["uid"] not in args.only:
                         continue
                     values = opening_values(board, scrape_interval=window.step, range_seconds=window.duration)

@@ -45,13 +45,13 @@ from typing import Any
 import requests
 import yaml
 
-from obsbundle import promtool
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.durations import format_duration, parse_duration
 from obsbundle.model import Slo, System
 from obsbundle.rules import rule_groups
-from obsbundle.rules.config import DEFAULT_CONFIG
 from obsbundle.rules.slo import budget_text, min_bad_events, tier_threshold
 from obsbundle.slo_math import BURN_TIERS
+from tests.support import promtool
 from tests.support.processes import free_port
 from tests.support.prometheus import start_prometheus
 
@@ -151,7 +151,7 @@ def serve(traffic: Traffic, port: int) -> ThreadingHTTPServer:
 
 
 def generated_groups(system: System) -> list[dict[str, Any]]:
-    return [group.to_dict() for group in rule_groups(system) if "-slo-" in group.name]
+    return [group.to_dict() for group in rule_groups(system, DEFAULT_CONFIG.rules) if "-slo-" in group.name]
 
 
 def naive_ratio(slo: Slo, target: str, window: str) -> str:
@@ -183,7 +183,7 @@ def naive_groups(system: System) -> list[dict[str, Any]]:
                 threshold = float(tier_threshold(tier, slo))
                 long_ratio = naive_ratio(slo, target, tier.long_window)
                 short_ratio = naive_ratio(slo, target, tier.short_window)
-                guard = min_bad_events(slo, DEFAULT_CONFIG)
+                guard = min_bad_events(slo, DEFAULT_CONFIG.rules)
                 alerts.append(
                     {
                         "alert": "NaiveSloErrorBudgetBurn",

@@ -4,20 +4,30 @@ The rules are grafana/dashboard-linter's, plus kubernetes-mixin's (cluster and n
 variables, uids, links) and a few of the house style's own. Two of the linter's rules are
 replaced rather than skipped, each for a reason given at `REPLACED`. A rule returns problems as
 sentences naming the dashboard, the panel and, for a query, its refId. PromQL parsing itself is
-promtool's job (`expressions()` hands the queries over with variables substituted); here a
+promtool's job (`walk.expressions()` hands the queries over with variables substituted); here a
 small tokenizer finds selectors, ranges and the function around them.
+
+A command as well, for dashboards generated from any inventory (exit 1 on a problem, 2 when a
+file is no dashboard):
+
+    python -m obsbundle.dashboards.lint out/<system>/dashboards [PATH ...]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from obsbundle.dashboards.panels import DATASOURCE_VARIABLE, FIRST_FREE_ID, FULL_WIDTH
 from obsbundle.dashboards.queries import CLUSTER_MATCHER, RATE_INTERVAL
-from obsbundle.dashboards.variables import CLUSTER_VARIABLE, NAMESPACE_VARIABLE, expand, referenced
+from obsbundle.dashboards.variables import CLUSTER_VARIABLE, NAMESPACE_VARIABLE, referenced
+from obsbundle.dashboards.walk import LABEL_VALUES, panels, targets
 from obsbundle.links import PanelId
 
 REPLACED: Mapping[str, str] = {
@@ -57,30 +67,6 @@ class Problem:
         return f"{self.rule}: {self.where}: {self.message}"
 
 
-def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every panel of a dashboard, rows and the panels inside collapsed rows included."""
-    for panel in dashboard.get("panels", []):
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def targets(dashboard: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for panel in panels(dashboard):
-        for target in panel.get("targets", []):
-            yield panel, target
-
-
-def expressions(dashboard: Mapping[str, Any], values: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    """(location, PromQL with variables replaced by `values`) of every target and variable query."""
-    title = dashboard["title"]
-    for panel, target in targets(dashboard):
-        yield f"{title} / {panel['title']} / {target['refId']}", expand(target["expr"], values)
-    for variable in dashboard.get("templating", {}).get("list", []):
-        match = _LABEL_VALUES.match(variable.get("query", "")) if variable["type"] == "query" else None
-        if match:
-            yield f"{title} / variable {variable['name']}", expand(match.group(1), values)
-
-
 def lint(dashboard: Mapping[str, Any]) -> list[Problem]:
     """Every convention the dashboard breaks; an empty list means it keeps them all."""
     problems: list[Problem] = []
@@ -117,12 +103,9 @@ def template_on_time_change_reload_rule(dashboard: Mapping[str, Any]) -> Iterato
                           f"variable {variable['name']} must refresh on time range change (2)")
 
 
-_LABEL_VALUES = re.compile(r"^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$")
-
-
 def template_label_promql_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
     for variable in _variables(dashboard):
-        if variable["type"] == "query" and not _LABEL_VALUES.match(variable.get("query", "")):
+        if variable["type"] == "query" and not LABEL_VALUES.match(variable.get("query", "")):
             yield Problem("template-label-promql-rule", dashboard["title"],
                           f"variable {variable['name']} must be label_values(<selector>, <label>)")
 
@@ -404,3 +387,41 @@ def _selector(tokens: Sequence[tuple[str, str]], index: int, function: str | Non
         selected_range = tokens[index][1][1:-1]
         index += 1
     return index, Selector(metric, tuple(matchers), selected_range, function)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Lint dashboard JSON files, or the `*.json` files of folders: print every problem, prefixed by
+    its file; exit 0 when there are none, 1 when there are, 2 when a path holds no dashboard."""
+    parser = argparse.ArgumentParser(
+        prog="python -m obsbundle.dashboards.lint",
+        description="Check generated Grafana dashboards against the linter's and the house style's conventions.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="a dashboard JSON file, or a folder of them such as out/<system>/dashboards")
+    args = parser.parse_args(argv)
+    files = [file for path in args.paths for file in (sorted(path.glob("*.json")) if path.is_dir() else [path])]
+    if not files:
+        print(f"error: no *.json files in {', '.join(map(str, args.paths))}", file=sys.stderr)
+        return 2
+    found = 0
+    for file in files:
+        try:
+            dashboard = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            print(f"error: {file}: cannot be read as JSON: {error}", file=sys.stderr)
+            return 2
+        if not isinstance(dashboard, dict) or "title" not in dashboard or "panels" not in dashboard:
+            print(f"error: {file}: is not a Grafana dashboard (no title or panels)", file=sys.stderr)
+            return 2
+        for problem in lint(dashboard):
+            print(f"{file}: {problem}")
+            found += 1
+    print(f"{len(files)} dashboards, {found} problems", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

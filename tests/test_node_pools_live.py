@@ -24,17 +24,16 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from obsbundle import naming
-from obsbundle.dashboards.lint import expressions
-from obsbundle.dashboards.provisioning import system_dashboards
+from obsbundle.bundle import dashboards_of
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.dashboards.variables import opening_values
+from obsbundle.dashboards.walk import expressions
 from obsbundle.links import Board, dashboard_uid
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.promql import selector
 from obsbundle.render import render
-from obsbundle.rules import rule_documents
-from obsbundle.rules.config import DEFAULT_CONFIG
-from obsbundle.settings import Settings
+from obsbundle.rules import generate_rules
 from obsbundle.stacks import PROFILES, Exporter, InstanceFrom, Node, Stack, target_labels
 from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
 from tests.support.prometheus import PrometheusServer, start_prometheus
@@ -155,7 +154,7 @@ def live_system(stack: Stack, folder: Path) -> System:
 def node_pool_rule_files(system: System, folder: Path) -> list[str]:
     """The system's node-pool rule files, every group evaluated each INTERVAL (not every minute)."""
     files = []
-    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+    for document in generate_rules(system, DEFAULT_CONFIG):
         name = Path(document.path).name
         if document.path.startswith("prometheus/rules/") and name.endswith(".rules.yaml") and "-node-pool" in name:
             rules = yaml.safe_load(render(document))
@@ -254,7 +253,7 @@ def test_every_query_of_the_node_pool_dashboards_returns_data_from_a_real_node_e
     prometheus: tuple[PrometheusServer, System],
 ) -> None:
     server, system = prometheus
-    boards = [board for board in system_dashboards(system)
+    boards = [board for board in dashboards_of(system, DEFAULT_CONFIG)
               if board["uid"] in {dashboard_uid(system, Board.NODE_POOLS),
                                   dashboard_uid(system, Board.NODE_POOL, POOL)}]
     assert len(boards) == 2

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from obsbundle.dashboards import system_dashboards
-from obsbundle.dashboards.lint import expressions
+from obsbundle.bundle import dashboards_of
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.dashboards.variables import opening_values
+from obsbundle.dashboards.walk import expressions
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workload_monitor
@@ -192,9 +193,9 @@ def reads(system: System) -> Iterator[Read]:
     """Every selector of the system's generated rules and dashboard queries (variables as Grafana
     opens the dashboard, over an hour scraped every 30 s), but those of the inventory's own queries."""
     own = inventory_metrics(system)
-    groups = [group.to_dict() for group in rule_groups(system)]
+    groups = [group.to_dict() for group in rule_groups(system, DEFAULT_CONFIG.rules)]
     located = [(where, rule["expr"]) for where, rule in iter_rules(groups)]
-    for board in system_dashboards(system):
+    for board in dashboards_of(system, DEFAULT_CONFIG):
         values = opening_values(board, scrape_interval=30, range_seconds=3600)
         located += [(f"dashboard {where}", expr) for where, expr in expressions(board, values)]
     for where, expr in located:
@@ -204,7 +205,7 @@ def reads(system: System) -> Iterator[Read]:
 
 
 def recorded(system: System) -> dict[str, list[Recorded]]:
-    groups = [group.to_dict() for group in rule_groups(system)]
+    groups = [group.to_dict() for group in rule_groups(system, DEFAULT_CONFIG.rules)]
     return recorded_series(iter_rules(groups))
 
 

@@ -34,9 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 import promql_parser
 import requests
 
+from obsbundle.config import Config
 from obsbundle.dashboards import system_dashboards
-from obsbundle.dashboards.lint import expressions
+from obsbundle.dashboards.alerts import AlertIndex
 from obsbundle.dashboards.variables import referenced
+from obsbundle.dashboards.walk import expressions
 from obsbundle.durations import parse_duration
 from obsbundle.model import Inventory, MonitorKind, Service, System
 from obsbundle.promql import quote
@@ -178,9 +180,9 @@ class SystemReads:
             self.selectors.setdefault(selector, set()).add(where)
 
 
-def system_reads(system: System) -> SystemReads:
+def system_reads(system: System, config: Config) -> SystemReads:
     """Every selector the rules and dashboards of `system` read, from output built in memory."""
-    groups = alert_groups(system)
+    groups = alert_groups(system, config.rules)
     recorded = frozenset(rule.record for group in groups for rule in group.rules if isinstance(rule, Recording))
     reads = SystemReads(system)
     for group in groups:
@@ -189,7 +191,7 @@ def system_reads(system: System) -> SystemReads:
                 reads.add(rule.expr, f"recording rule {rule.record}", recorded)
             else:
                 reads.add(rule.expr, f"alert {rule.name}", recorded)
-    for board in system_dashboards(system):
+    for board in system_dashboards(system, config.dashboards, AlertIndex.of(groups)):
         for where, expr in expressions(board, _BUILT_INS):
             reads.add(expr, f"dashboard {where}", recorded)
     return reads
@@ -512,6 +514,7 @@ class Window:
 def verify(
     inventory: Inventory,
     connection: Connection,
+    config: Config,
     *,
     range_: str = DEFAULT_RANGE,
     lookback: str = DEFAULT_LOOKBACK,
@@ -527,7 +530,7 @@ def verify(
         lookback_seconds = parse_duration(lookback)
     except ValueError as error:
         raise VerifyError(f"--verify-range/--verify-lookback: {error}") from None
-    reads = [system_reads(system) for system in inventory.systems]
+    reads = [system_reads(system, config) for system in inventory.systems]
     window = Window.ending_now(range_seconds, lookback_seconds)
     report = check(reads, connection, window, range_=range_, lookback=lookback, stderr=stderr)
     return dataclasses.replace(report, seconds=time.perf_counter() - started)

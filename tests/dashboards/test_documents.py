@@ -10,15 +10,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from obsbundle.bundle import system_documents
-from obsbundle.dashboards import generate_dashboards, system_dashboards
-from obsbundle.dashboards.lint import panels
+from obsbundle.bundle import dashboards_of, system_documents
+from obsbundle.config import DEFAULT_CONFIG, build_config
+from obsbundle.dashboards import generate_dashboards
+from obsbundle.dashboards.alerts import AlertIndex
+from obsbundle.dashboards.walk import panels
 from obsbundle.documents import Document, Format
 from obsbundle.links import Board, PanelId, dashboard_uid
 from obsbundle.model import Inventory, System
 from obsbundle.render import render
-from obsbundle.rules import rule_groups
-from obsbundle.settings import OutputFormat, Settings
+from obsbundle.rules import alert_groups, rule_groups
+from obsbundle.settings import OutputFormat
 from tests.dashboards.variants import pgbouncer_system
 
 # Every service, worker, job and node pool FLEET.md names, by system.
@@ -36,6 +38,11 @@ FLEET_POOLS = {
 }
 KUBECTL_ANNOTATION_LIMIT = 262_144
 """kubectl apply (client side) keeps the whole object in an annotation of at most 256 KiB."""
+
+
+def _dashboard_documents(system: System) -> list[Document]:
+    alerts = AlertIndex.of(alert_groups(system, DEFAULT_CONFIG.rules))
+    return list(generate_dashboards(system, DEFAULT_CONFIG, alerts))
 
 
 def _system(inventory: Inventory, name: str) -> System:
@@ -58,7 +65,7 @@ def _ids(board: dict[str, Any]) -> set[int]:
 def test_every_service_and_node_pool_of_the_fleet_has_a_dashboard_named_for_it(
     default_inventory: Inventory, system_name: str
 ) -> None:
-    titles = {board["title"] for board in system_dashboards(_system(default_inventory, system_name))}
+    titles = {board["title"] for board in dashboards_of(_system(default_inventory, system_name), DEFAULT_CONFIG)}
     for service in FLEET_SERVICES[system_name]:
         assert f"{system_name} / {service}" in titles
     for pool in FLEET_POOLS[system_name]:
@@ -69,8 +76,8 @@ def test_each_dashboard_is_a_json_file_and_a_config_map_the_grafana_sidecar_file
     default_inventory: Inventory,
 ) -> None:
     system = _system(default_inventory, "aegis")
-    documents = {document.path: document for document in generate_dashboards(system, Settings())}
-    boards = system_dashboards(system)
+    documents = {document.path: document for document in _dashboard_documents(system)}
+    boards = dashboards_of(system, DEFAULT_CONFIG)
     assert documents["dashboards/provider.yaml"].content["providers"][0]["folder"] == "aegis"
     for board in boards:
         file = documents[f"dashboards/{board['uid']}.json"]
@@ -89,7 +96,7 @@ def test_each_dashboard_is_a_json_file_and_a_config_map_the_grafana_sidecar_file
 
 def test_config_maps_survive_yaml_and_fit_the_kubectl_apply_annotation(default_inventory: Inventory) -> None:
     for system in default_inventory.systems:
-        for document in generate_dashboards(system, Settings()):
+        for document in _dashboard_documents(system):
             if document.kubernetes:
                 rendered = render(document)
                 assert len(rendered) < KUBECTL_ANNOTATION_LIMIT, document.path
@@ -99,12 +106,12 @@ def test_config_maps_survive_yaml_and_fit_the_kubectl_apply_annotation(default_i
 
 def test_plain_prometheus_output_keeps_the_json_files_and_drops_the_config_maps(default_inventory: Inventory) -> None:
     system = _system(default_inventory, "logpilot")
-    paths = [d.path for d in system_documents(system, Settings(output_format=OutputFormat.PROMETHEUS))]
+    paths = [d.path for d in system_documents(system, build_config(OutputFormat.PROMETHEUS))]
     assert "dashboards/provider.yaml" in paths
     assert "dashboards/logpilot-overview.json" in paths
     assert not [path for path in paths if path.endswith("dashboard-configmap.yaml")]
-    operator = [d.path for d in system_documents(system, Settings())]
-    kustomization = next(d for d in system_documents(system, Settings()) if d.path == "kustomization.yaml")
+    operator = [d.path for d in system_documents(system, DEFAULT_CONFIG)]
+    kustomization = next(d for d in system_documents(system, DEFAULT_CONFIG) if d.path == "kustomization.yaml")
     assert "logpilot-overview-dashboard-configmap.yaml" in kustomization.content["resources"]
     assert "logpilot-overview-dashboard-configmap.yaml" in operator
 
@@ -114,7 +121,7 @@ def test_generating_twice_gives_the_same_bytes(default_inventory: Inventory) -> 
         return {
             f"{system.name}/{document.path}": render(document)
             for system in default_inventory.systems
-            for document in generate_dashboards(system, Settings())
+            for document in _dashboard_documents(system)
         }
 
     assert rendered() == rendered()
@@ -122,7 +129,7 @@ def test_generating_twice_gives_the_same_bytes(default_inventory: Inventory) -> 
 
 def test_uids_are_the_ones_alerts_link_to(default_inventory: Inventory) -> None:
     for system in default_inventory.systems:
-        uids = {board["uid"] for board in system_dashboards(system)}
+        uids = {board["uid"] for board in dashboards_of(system, DEFAULT_CONFIG)}
         assert dashboard_uid(system, Board.OVERVIEW) in uids
         assert dashboard_uid(system, Board.SLOS) in uids
         for service in system.services:
@@ -137,7 +144,7 @@ def test_every_panel_id_alerts_link_to_is_on_its_dashboard(default_inventory: In
 
     def ids(system: System, board: Board, entity: str | None = None) -> set[int]:
         uid = dashboard_uid(system, board, entity)
-        return _ids(next(b for b in system_dashboards(system) if b["uid"] == uid))
+        return _ids(next(b for b in dashboards_of(system, DEFAULT_CONFIG) if b["uid"] == uid))
 
     expected: list[tuple[set[int], list[PanelId]]] = [
         (ids(ecoeco, Board.SERVICE, "scan-service"), [PanelId.SERVICE_REQUEST_RATE, PanelId.SERVICE_ERROR_RATIO,
@@ -167,14 +174,14 @@ def test_every_panel_id_alerts_link_to_is_on_its_dashboard(default_inventory: In
 
 def test_pgbouncer_panels_appear_only_where_a_pgbouncer_is_exported(default_inventory: Inventory) -> None:
     for system in default_inventory.systems:
-        for board in system_dashboards(system):
+        for board in dashboards_of(system, DEFAULT_CONFIG):
             assert PanelId.DB_PGBOUNCER_WAITING not in _ids(board)
-    database = _by_title(system_dashboards(pgbouncer_system()))["bouncer / Database"]
+    database = _by_title(dashboards_of(pgbouncer_system(), DEFAULT_CONFIG))["bouncer / Database"]
     assert {"Clients waiting", "Longest client wait"} <= set(_panel_titles(database))
 
 
 def test_ecoeco_has_its_five_stated_dashboards_with_what_they_show(default_inventory: Inventory) -> None:
-    boards = _by_title(system_dashboards(_system(default_inventory, "ecoeco")))
+    boards = _by_title(dashboards_of(_system(default_inventory, "ecoeco"), DEFAULT_CONFIG))
     overview = _panel_titles(boards["ecoeco / Cluster overview"])
     assert {"Node state", "CPU utilisation", "Memory utilisation", "Pods per node pool", "Firing alerts"} <= set(
         overview)
@@ -192,7 +199,7 @@ def test_ecoeco_has_its_five_stated_dashboards_with_what_they_show(default_inven
 
 
 def test_aegis_user_service_dashboard_has_the_guides_tags_and_panels(default_inventory: Inventory) -> None:
-    board = _by_title(system_dashboards(_system(default_inventory, "aegis")))["aegis / user-service"]
+    board = _by_title(dashboards_of(_system(default_inventory, "aegis"), DEFAULT_CONFIG))["aegis / user-service"]
     assert {"aegis", "user-service"} <= set(board["tags"])
     by_title = {panel["title"]: panel for panel in panels(board)}
     assert "sum by (method, handler)" in by_title["Requests by method and endpoint"]["targets"][0]["expr"]
@@ -202,7 +209,7 @@ def test_aegis_user_service_dashboard_has_the_guides_tags_and_panels(default_inv
 
 
 def test_logpilot_memory_panel_draws_its_alert_threshold(default_inventory: Inventory) -> None:
-    board = _by_title(system_dashboards(_system(default_inventory, "logpilot")))["logpilot / logpilot-all"]
+    board = _by_title(dashboards_of(_system(default_inventory, "logpilot"), DEFAULT_CONFIG))["logpilot / logpilot-all"]
     ratio = next(panel for panel in panels(board) if panel["title"] == "Memory / limit")
     assert ratio["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.8
     assert ratio["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
@@ -223,8 +230,8 @@ def test_every_link_between_dashboards_leads_to_a_generated_dashboard(
 
 def test_the_generator_is_registered_with_the_bundle(default_inventory: Inventory) -> None:
     system = _system(default_inventory, "ecoeco")
-    paths = {document.path for document in system_documents(system, Settings())}
-    generated: list[Document] = list(generate_dashboards(system, Settings()))
+    paths = {document.path for document in system_documents(system, DEFAULT_CONFIG)}
+    generated: list[Document] = list(_dashboard_documents(system))
     assert {document.path for document in generated} <= paths
 
 
@@ -234,7 +241,7 @@ def test_every_alert_links_to_a_panel_that_exists_on_a_generated_dashboard(
     checked = 0
     for system in [*default_inventory.systems, pgbouncer_system()]:
         panel_ids = {board["uid"]: _ids(board) for board in fleet_dashboards[system.name]}
-        for group in rule_groups(system):
+        for group in rule_groups(system, DEFAULT_CONFIG.rules):
             for alert in group.alerts:
                 link = urlsplit(alert.dashboard_url)
                 uid = link.path.rsplit("/d/", 1)[-1]
@@ -246,7 +253,7 @@ def test_every_alert_links_to_a_panel_that_exists_on_a_generated_dashboard(
 
 
 def test_service_and_pool_dashboards_list_their_alerts_with_runbooks(default_inventory: Inventory) -> None:
-    boards = _by_title(system_dashboards(_system(default_inventory, "aegis")))
+    boards = _by_title(dashboards_of(_system(default_inventory, "aegis"), DEFAULT_CONFIG))
     service = next(p for p in panels(boards["aegis / user-service"]) if p["title"] == "Alerts and runbooks")
     runbook = "[ApiHighErrorRate](https://runbooks.aegis.example.com/aegis/ApiHighErrorRate)"
     assert runbook in service["options"]["content"]

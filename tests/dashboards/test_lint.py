@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from obsbundle.dashboards import system_dashboards
-from obsbundle.dashboards.config import DEFAULT_CONFIG
-from obsbundle.dashboards.lint import REPLACED, lint, panels, parse_selectors
+from obsbundle.bundle import dashboards_of
+from obsbundle.config import DEFAULT_CONFIG
+from obsbundle.dashboards.lint import REPLACED, lint, main, parse_selectors
+from obsbundle.dashboards.walk import panels
 from obsbundle.model import Inventory
 from tests.dashboards.conftest import report
 from tests.dashboards.variants import many_apis_system
@@ -107,7 +110,8 @@ MISTAKES: dict[str, tuple[Mutation, str]] = {
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_lint_reports_a_dashboard_with(default_inventory: Inventory, mistake: str) -> None:
     ecoeco = next(system for system in default_inventory.systems if system.name == "ecoeco")
-    service = next(board for board in system_dashboards(ecoeco) if board["title"] == "ecoeco / auth-service")
+    boards = dashboards_of(ecoeco, DEFAULT_CONFIG)
+    service = next(board for board in boards if board["title"] == "ecoeco / auth-service")
     broken = copy.deepcopy(service)
     mutate, rule = MISTAKES[mistake]
     mutate(broken)
@@ -131,10 +135,32 @@ def test_selectors_are_found_with_the_function_around_them() -> None:
 
 
 def test_a_system_with_many_apis_opens_with_collapsed_service_rows_that_keep_the_conventions() -> None:
-    boards = system_dashboards(many_apis_system(DEFAULT_CONFIG.expanded_service_rows + 1))
+    boards = dashboards_of(many_apis_system(DEFAULT_CONFIG.dashboards.expanded_service_rows + 1), DEFAULT_CONFIG)
     api = next(board for board in boards if board["title"] == "many / API performance")
     rows = [panel for panel in api["panels"] if panel["type"] == "row"][1:]
     assert rows and all(row["collapsed"] and len(row["panels"]) == 4 for row in rows)
     assert [row["gridPos"]["y"] for row in rows] == list(range(rows[0]["gridPos"]["y"], rows[0]["gridPos"]["y"]
                                                               + len(rows)))
     assert not [str(problem) for board in boards for problem in lint(board)]
+
+
+def test_the_lint_command_passes_written_dashboards_and_names_the_file_of_each_problem(
+    generated_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = generated_tree / "ecoeco" / "dashboards"
+    assert main([str(folder)]) == 0
+    assert capsys.readouterr().out == ""
+    board = json.loads((folder / "ecoeco-service-auth-service.json").read_text())
+    _editable(board)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(board))
+    assert main([str(folder), str(broken)]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{broken}: uneditable-dashboard-rule: ecoeco / auth-service: ")
+
+
+def test_the_lint_command_refuses_paths_that_hold_no_dashboard(generated_tree: Path, tmp_path: Path) -> None:
+    assert main([str(generated_tree / "ecoeco" / "kustomization.yaml")]) == 2
+    assert main([str(tmp_path)]) == 2
+    (tmp_path / "settings.json").write_text('{"theme": "dark"}')
+    assert main([str(tmp_path)]) == 2

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from obsbundle.dashboards.preview import Data, http_fetch, render_png
 from obsbundle.dashboards.variables import opening_values
 from tests.dashboards.conftest import report
 from tests.support.fleet_series import Window
+from tests.support.preview import Data, http_fetch, render_png
 from tests.support.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.servers

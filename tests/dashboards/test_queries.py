@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from obsbundle import promtool
-from obsbundle.dashboards.lint import expressions, panels, targets
 from obsbundle.dashboards.variables import expand, opening_values
+from obsbundle.dashboards.walk import expressions, panels, targets
 from tests.dashboards.conftest import report
+from tests.support import promtool
 from tests.support.fleet_series import Window
 from tests.support.prometheus import PrometheusServer
 

@@ -9,17 +9,17 @@ from pathlib import Path
 import promql_parser
 import pytest
 
-from obsbundle import naming, promtool
+from obsbundle import naming
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.monitors.workloads import needs_exporter
 from obsbundle.providers import Provider
 from obsbundle.render import render
-from obsbundle.rules import rule_documents, rule_groups
-from obsbundle.rules.config import DEFAULT_CONFIG
+from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.definitions import Alert
-from obsbundle.settings import Settings
 from obsbundle.stacks import Exporter, Node, Stack, target_labels
+from tests.support import promtool
 
 TESTS = Path(__file__).resolve().parent.parent
 TEST_SYSTEM_FILES = (
@@ -40,7 +40,7 @@ def systems(rule_systems: dict[str, System]) -> dict[str, System]:
 
 
 def _alerts(system: System) -> list[Alert]:
-    return [alert for group in rule_groups(system) for alert in group.alerts]
+    return [alert for group in rule_groups(system, DEFAULT_CONFIG.rules) for alert in group.alerts]
 
 
 def _exporter_label(system: System, name: str) -> set[str]:
@@ -96,7 +96,7 @@ def test_absence_alerts_go_to_the_system_owner_and_page_when_they_hide_a_page(sy
             assert absence.labels == {naming.SYSTEM_LABEL: system.name, naming.TEAM_LABEL: system.owner.team}
             hides_a_page = any(alert.severity == "critical" for alert in muted)
             assert absence.severity == ("critical" if hides_a_page else "warning"), (system.name, absence.name)
-            assert absence.for_ == DEFAULT_CONFIG.exporter_absent_for
+            assert absence.for_ == DEFAULT_CONFIG.rules.exporter_absent_for
 
 
 def _up_matchers(expr: str) -> promql_parser.Matchers:
@@ -135,7 +135,7 @@ def test_each_exporter_absence_selector_matches_that_exporters_targets_and_no_ot
 
 def _all_systems_rule_files(tmp_path: Path, systems: dict[str, System]) -> Iterator[tuple[str, Path]]:
     for system in systems.values():
-        for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+        for document in generate_rules(system, DEFAULT_CONFIG):
             if document.path.startswith("prometheus/rules/"):
                 target = tmp_path / system.name / Path(document.path).name
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,14 @@ from typing import Any
 
 import yaml
 
-from obsbundle import promtool
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.model import Instrumentation, Metrics, Service, System
 from obsbundle.monitors.workloads import workload_monitor
 from obsbundle.render import render
-from obsbundle.rules import rule_documents
-from obsbundle.rules.config import DEFAULT_CONFIG
+from obsbundle.rules import generate_rules
 from obsbundle.settings import Settings
 from obsbundle.stacks import workload_target_labels
-from tests.support import exposition
+from tests.support import exposition, promtool
 
 COUNT = "grpc_server_processing_duration_seconds_count"
 DOCUMENTED_TAGS = ("service", "method", "methodType", "statusCode")
@@ -79,7 +78,7 @@ def _counter(per_minute: Sequence[tuple[int, float]]) -> str:
 def _rules_of(tmp_path: Path, system: System) -> tuple[list[str], list[str]]:
     """Writes the system's rule files into `tmp_path`; returns the SLO rule files and group order
     of the service's generated SLO alert test."""
-    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+    for document in generate_rules(system, DEFAULT_CONFIG):
         target = tmp_path / Path(document.path).name
         target.write_bytes(render(document))
     generated = yaml.safe_load((tmp_path / f"logpilot-slo-alerts-{SERVICE}.test.yaml").read_text())

@@ -19,16 +19,16 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from obsbundle import naming, promtool
+from obsbundle import naming
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.model import System
 from obsbundle.promql import selector
 from obsbundle.render import render
-from obsbundle.rules import rule_documents
+from obsbundle.rules import generate_rules
 from obsbundle.rules.cases.node_pool import PoolInputs, healthy_size
-from obsbundle.rules.config import DEFAULT_CONFIG
 from obsbundle.rules.node_pool import label_allowlist_flag, label_allowlist_helm
-from obsbundle.settings import Settings
 from obsbundle.stacks import Exporter, Node, Stack, target_labels
+from tests.support import promtool
 
 KSM_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exposition" / "kube-state-metrics"
 NODE = Node("elastic-7f3kq", "10.1.2.3")
@@ -43,7 +43,7 @@ def on_stack(system: System, stack: Stack) -> System:
 
 def node_pool_files(system: System, into: Path) -> list[Path]:
     """The system's node-pool rule and test files, written into `into`; the rule files come first."""
-    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+    for document in generate_rules(system, DEFAULT_CONFIG):
         name = Path(document.path).name
         if document.path.startswith("prometheus/rules/") and name.startswith(f"{system.name}-node-pool"):
             (into / name).write_bytes(render(document))
@@ -162,7 +162,8 @@ def test_healthy_nodes_without_the_pool_label_page_nobody_and_one_warning_says_h
     minutes = 60
     inputs: dict[str, str] = {}
     for pool in system.node_pools:
-        for item in PoolInputs(system, DEFAULT_CONFIG, pool, minutes, allowlisted=False).nodes(healthy_size(pool)):
+        pool_inputs = PoolInputs(system, DEFAULT_CONFIG.rules, pool, minutes, allowlisted=False)
+        for item in pool_inputs.nodes(healthy_size(pool)):
             inputs[item.series] = item.values
     assert not any(name.startswith("kube_node_labels") for name in inputs)
     result = run_promtool_test(tmp_path, rule_files, {
@@ -186,8 +187,7 @@ def test_healthy_nodes_without_the_pool_label_page_nobody_and_one_warning_says_h
                  if rule.get("alert") == naming.ALERT_NODE_POOL_LABEL_MISSING]
     assert flag in warning["annotations"]["description"]
     assert helm in warning["annotations"]["description"]
-    runbooks = {document.path: render(document).decode() for document in rule_documents(system, Settings(),
-                                                                                         DEFAULT_CONFIG)}
+    runbooks = {document.path: render(document).decode() for document in generate_rules(system, DEFAULT_CONFIG)}
     runbook = runbooks[f"runbooks/{naming.ALERT_NODE_POOL_LABEL_MISSING}.md"]
     assert flag in runbook
     assert helm in runbook
@@ -197,7 +197,7 @@ def test_the_generated_tests_label_kube_pod_info_as_kube_state_metrics_labels_a_
     shipyard: System,
 ) -> None:
     pool = shipyard.node_pools[0]
-    pod_infos = [item.series for item in PoolInputs(shipyard, DEFAULT_CONFIG, pool, 5).nodes(1)
+    pod_infos = [item.series for item in PoolInputs(shipyard, DEFAULT_CONFIG.rules, pool, 5).nodes(1)
                  if item.series.startswith("kube_pod_info")]
     assert pod_infos
     fixture = next(labels for labels in fixture_series("pods.prom", "kube_pod_info")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from obsbundle import promtool
+from tests.support import promtool
 
 SYSTEMS = ("aegis", "ecoeco", "logpilot", "shipyard")
 

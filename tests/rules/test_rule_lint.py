@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from obsbundle import promtool
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.render import render
-from obsbundle.rules import rule_documents
-from obsbundle.rules.config import DEFAULT_CONFIG
-from obsbundle.settings import Settings
+from obsbundle.rules import generate_rules
+from tests.support import promtool
 
 TESTS = Path(__file__).resolve().parent.parent
 INVENTORIES = (
@@ -30,7 +29,7 @@ def _systems() -> list[System]:
 
 def _rule_files(system: System, folder: Path) -> list[Path]:
     files = []
-    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+    for document in generate_rules(system, DEFAULT_CONFIG):
         if document.path.endswith(".rules.yaml"):
             target = folder / Path(document.path).name
             target.write_bytes(render(document))

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from obsbundle import naming, promtool
+from obsbundle import naming
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory, System
 from obsbundle.monitors.workloads import workload_monitor
 from obsbundle.promql import selector
 from obsbundle.render import render
-from obsbundle.rules import rule_documents, rule_groups
-from obsbundle.rules.config import DEFAULT_CONFIG
+from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.definitions import Alert, Recording
 from obsbundle.rules.slo import (
     WINDOW_CHAIN,
@@ -35,7 +35,9 @@ from obsbundle.rules.slo_scenarios import detection_rows, detection_table, quiet
 from obsbundle.settings import Settings
 from obsbundle.slo_math import BURN_TIERS
 from obsbundle.stacks import workload_target_labels
-from tests.support import exposition
+from tests.support import exposition, promtool
+
+RULES = DEFAULT_CONFIG.rules
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 DAY = 86400
@@ -67,7 +69,7 @@ def test_a_28_day_slo_gets_the_exact_factors_in_its_alert_thresholds(default_inv
     aegis = next(system for system in default_inventory.systems if system.name == "aegis")
     exprs = {
         alert.labels[naming.WINDOW_LABEL]: alert.expr
-        for group in rule_groups(aegis)
+        for group in rule_groups(aegis, RULES)
         for alert in group.alerts
         if alert.name == "SloErrorBudgetBurn" and alert.labels["service"] == "aegis-api"
         and alert.labels["slo"] == "availability"
@@ -79,7 +81,8 @@ def test_a_28_day_slo_gets_the_exact_factors_in_its_alert_thresholds(default_inv
 
 
 def test_every_tier_guards_on_five_bad_events_in_its_long_window_by_default(shipyard: System) -> None:
-    burns = [alert for group in rule_groups(shipyard) for alert in group.alerts if alert.name == "SloErrorBudgetBurn"]
+    groups = rule_groups(shipyard, RULES)
+    burns = [alert for group in groups for alert in group.alerts if alert.name == "SloErrorBudgetBurn"]
     assert burns
     for alert in burns:
         tier = next(t for t in BURN_TIERS if t.window_pair == alert.labels[naming.WINDOW_LABEL])
@@ -95,9 +98,9 @@ def test_an_slo_sets_its_own_minimum_of_bad_events(shipyard: System) -> None:
     strict = service.slos[0].model_copy(update={"min_bad_events": 12})
     changed = service.model_copy(update={"slos": (strict, *service.slos[1:])})
     system = shipyard.model_copy(update={"services": tuple(changed if s is service else s for s in shipyard.services)})
-    assert min_bad_events(strict, DEFAULT_CONFIG) == 12
-    assert min_bad_events(service.slos[0], DEFAULT_CONFIG) == DEFAULT_CONFIG.slo_min_bad_events
-    groups = rule_groups(system)
+    assert min_bad_events(strict, RULES) == 12
+    assert min_bad_events(service.slos[0], RULES) == RULES.slo_min_bad_events
+    groups = rule_groups(system, RULES)
     guards = {
         alert.labels["slo"]: alert.expr.rsplit(">= ", 1)[1]
         for group in groups
@@ -129,8 +132,8 @@ def test_a_quiet_99_9_slo_pages_a_full_outage_within_15_minutes_in_every_generat
                 if slo.objective < Decimal("99.9"):
                     continue
                 found += 1
-                assert quiet_page_bound_minutes(ServiceSlo(service, slo), DEFAULT_CONFIG) <= 15
-                names = [test.name for group in rule_groups(system) for test in group.tests]
+                assert quiet_page_bound_minutes(ServiceSlo(service, slo), RULES) <= 15
+                names = [test.name for group in rule_groups(system, RULES) for test in group.tests]
                 prefix = f"{service.name} {slo.name}: at one request a minute a full outage pages "
                 pages = [int(name[len(prefix) :].split("m", 1)[0]) for name in names if name.startswith(prefix)]
                 assert len(pages) == 1 and pages[0] <= 15, pages
@@ -140,7 +143,7 @@ def test_a_quiet_99_9_slo_pages_a_full_outage_within_15_minutes_in_every_generat
 def test_window_rules_cover_every_slo_of_the_system_in_one_expression(shipyard: System) -> None:
     windows = [
         rule
-        for group in rule_groups(shipyard)
+        for group in rule_groups(shipyard, RULES)
         if group.name.startswith("shipyard-slo-windows")
         for rule in group.rules
         if isinstance(rule, Recording)
@@ -153,7 +156,7 @@ def test_window_rules_cover_every_slo_of_the_system_in_one_expression(shipyard: 
 def test_each_slo_records_its_objective_and_budget_left(shipyard: System) -> None:
     recorded = {
         (rule.record, rule.labels.get("service"), rule.labels.get("slo"))
-        for group in rule_groups(shipyard)
+        for group in rule_groups(shipyard, RULES)
         for rule in group.rules
         if isinstance(rule, Recording)
     }
@@ -166,21 +169,21 @@ def test_each_slo_records_its_objective_and_budget_left(shipyard: System) -> Non
 def test_a_full_outage_pages_within_the_workbook_detection_time_plus_for(default_inventory: Inventory) -> None:
     """With one-minute evaluations: the first evaluation past factor × budget × 1h, then `for`."""
     for system in default_inventory.systems:
-        for row in detection_rows(system, DEFAULT_CONFIG):
+        for row in detection_rows(system, RULES):
             bound = math.ceil(row.detection_seconds / 60) + 1
             assert row.pages_after_minutes <= bound, row
 
 
 def test_a_999_slo_over_30_days_detects_a_full_outage_in_52_seconds(default_inventory: Inventory) -> None:
     logpilot = next(system for system in default_inventory.systems if system.name == "logpilot")
-    row = next(row for row in detection_rows(logpilot, DEFAULT_CONFIG) if row.slo == "availability")
+    row = next(row for row in detection_rows(logpilot, RULES) if row.slo == "availability")
     assert round(row.detection_seconds) == 52
     assert row.pages_after_minutes == 2
 
 
 def test_every_slo_has_a_generated_full_outage_scenario(rule_systems: dict[str, System]) -> None:
     for system in rule_systems.values():
-        names = {test.name for group in rule_groups(system) for test in group.tests}
+        names = {test.name for group in rule_groups(system, RULES) for test in group.tests}
         for service in system.services:
             for slo in service.slos:
                 assert any(name.startswith(f"{service.name} {slo.name}: a full outage pages") for name in names)
@@ -189,21 +192,21 @@ def test_every_slo_has_a_generated_full_outage_scenario(rule_systems: dict[str, 
 def test_one_service_per_system_runs_days_of_steady_traffic(rule_systems: dict[str, System]) -> None:
     for system in rule_systems.values():
         chosen = steady_service(system)
-        steady = [test for group in rule_groups(system) for test in group.tests if "raise no SLO alert" in test.name]
+        groups = rule_groups(system, RULES)
+        steady = [test for group in groups for test in group.tests if "raise no SLO alert" in test.name]
         assert len(steady) == 1
         assert steady[0].name and chosen is not None
         assert steady[0].evaluation_interval == "5m"
 
 
 def test_the_detection_table_in_the_docs_is_the_one_the_rules_give(default_inventory: Inventory) -> None:
-    assert detection_table(default_inventory.systems, DEFAULT_CONFIG) in DOCS.read_text()
+    assert detection_table(default_inventory.systems, RULES) in DOCS.read_text()
 
 
 def test_page_thresholds_are_factor_times_budget_for_every_default_slo(default_inventory: Inventory) -> None:
     for system in default_inventory.systems:
-        burns: list[Alert] = [
-            alert for group in rule_groups(system) for alert in group.alerts if alert.name == "SloErrorBudgetBurn"
-        ]
+        groups = rule_groups(system, RULES)
+        burns: list[Alert] = [alert for group in groups for alert in group.alerts if alert.name == "SloErrorBudgetBurn"]
         for alert in burns:
             slo = next(s for s in system.service(alert.labels["service"]).slos if s.name == alert.labels["slo"])
             tier = next(t for t in BURN_TIERS if t.window_pair == alert.labels[naming.WINDOW_LABEL])
@@ -290,7 +293,7 @@ def _burn_alerts(state: str, window: str | None = None) -> str:
 def _run_quiet(tmp_path: Path, system: System, tests: list[dict[str, Any]]) -> promtool.ToolResult:
     """Writes the system's generated rule files and `tests` next to them; runs promtool on the tests
     with the generated SLO test's rule files and group order, at one-minute evaluations."""
-    for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+    for document in generate_rules(system, DEFAULT_CONFIG):
         (tmp_path / Path(document.path).name).write_bytes(render(document))
     generated = yaml.safe_load((tmp_path / "hush-slo-alerts-api.test.yaml").read_text())
     test_file = tmp_path / "quiet.test.yaml"
@@ -317,7 +320,7 @@ def _count_at(minute: int, expr: str, count: int | None) -> dict[str, Any]:
 def _page_for_minutes(system: System) -> int:
     page = next(
         alert
-        for group in rule_groups(system)
+        for group in rule_groups(system, RULES)
         for alert in group.alerts
         if alert.name == "SloErrorBudgetBurn" and alert.labels[naming.WINDOW_LABEL] == "1h-5m"
     )
@@ -332,7 +335,7 @@ def test_a_total_outage_at_one_request_a_minute_pages_once_five_requests_have_fa
     1.44 % from the first failure (1/60 and 1/5); the guard wants 5 bad events in the hour, there
     after 5 minutes; `for` adds its minute. A guard on total events (348 in the hour) never lets it
     fire, no guard would make it pending after the first failure."""
-    guard = DEFAULT_CONFIG.slo_min_bad_events
+    guard = RULES.slo_min_bad_events
     met = QUIET_HISTORY + guard
     pages_at = met + _page_for_minutes(quiet_system)
     assert pages_at - QUIET_HISTORY <= 15

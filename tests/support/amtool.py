@@ -10,8 +10,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from obsbundle.promtool import ToolResult
 from tests.support.processes import require_binary
+from tests.support.promtool import ToolResult
 
 PACKAGE = "prometheus-alertmanager"
 

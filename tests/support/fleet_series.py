@@ -27,13 +27,13 @@ from typing import Any
 
 import yaml
 
-from obsbundle import promtool
 from obsbundle.dashboards.queries import REQUEST_METRICS, RequestMetrics
 from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
 from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
 from obsbundle.stacks import Exporter, target_labels
+from tests.support import promtool
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
 END = 1_717_416_000

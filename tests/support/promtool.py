@@ -1,7 +1,9 @@
 """A thin, typed wrapper around the `promtool` binary (Debian package `prometheus`).
 
-Every caller in the project — tests, benchmarks, dashboards' query checks — goes through these
-functions, so the binary is looked up, invoked and reported the same way everywhere.
+Every caller — the tests, the benchmarks, the dashboards' query checks — goes through these
+functions, so the binary is looked up, invoked and reported the same way everywhere. The
+generator itself never runs promtool: it writes rule files and their unit tests, and CI or the
+user runs `promtool test rules` on them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Reviewers see what a change does to a dashboard without a Grafana: the preview lays panels out
 on Grafana's grid and draws each kind the way Grafana would (lines, stats, bar gauges, tables,
 heatmaps, state timelines, text), with units, thresholds and legends taken from the JSON.
-It is an approximation for review, not a renderer of every Grafana option.
+It is an approximation for review, not a renderer of every Grafana option. It draws for the tests
+and `python -m bench.dashboards_preview`, with data from a test Prometheus; matplotlib comes
+with the test extras.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from matplotlib.ticker import FuncFormatter
 
 from obsbundle.dashboards.panels import FULL_WIDTH
 from obsbundle.dashboards.variables import expand
+from obsbundle.dashboards.walk import panels
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def render_png(dashboard: Mapping[str, Any], data: Data, *, dpi: int = 72, stric
 
     A panel that cannot be drawn says so in its place, unless `strict`, where the error propagates.
     """
-    placed = [panel for panel in _panels(dashboard) if panel.get("gridPos")]
+    placed = [panel for panel in panels(dashboard) if panel.get("gridPos")]
     rows = max((p["gridPos"]["y"] + p["gridPos"]["h"] for p in placed), default=1) + 2
     figure = Figure(figsize=(FULL_WIDTH * COLUMN_INCHES, rows * ROW_INCHES), dpi=dpi, facecolor=BACKGROUND)
     FigureCanvasAgg(figure)
@@ -76,14 +79,6 @@ def render_png(dashboard: Mapping[str, Any], data: Data, *, dpi: int = 72, stric
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", facecolor=BACKGROUND)
     return buffer.getvalue()
-
-
-def _panels(dashboard: Mapping[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for panel in dashboard.get("panels", []):
-        found.append(panel)
-        found.extend(panel.get("panels", []))
-    return found
 
 
 def _draw(figure: Figure, panel: Mapping[str, Any], rows: int, data: Data, *, strict: bool) -> None:
