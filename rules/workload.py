@@ -11,8 +11,6 @@ CronJob runs `<name>-<minute>-<suffix>`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from decimal import Decimal
 
 from obsbundle import naming
 from obsbundle.durations import format_duration
@@ -21,13 +19,12 @@ from obsbundle.links import PanelId
 from obsbundle.model import Service, System, WorkloadKind
 from obsbundle.promql import quote, selector
 from obsbundle.rules.alert_labels import service_subject
+from obsbundle.rules.cases import workload as cases
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.cron import CronError, max_interval_seconds
-from obsbundle.rules.definitions import Alert, AlertDoc, Case, Inputs, RuleGroup, RunbookCheck
-from obsbundle.rules.input_series import constant
+from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
 
-TEST_MINUTES = 30
 LONG_RUNNING = (WorkloadKind.API, WorkloadKind.WORKER)
 
 CRASH_LOOPING = AlertDoc(
@@ -144,17 +141,6 @@ def pod_pattern(service: Service) -> str:
             return f"{name}-([a-z0-9]+-[a-z0-9]{{5}}|[0-9]+)"
 
 
-def test_pod(service: Service) -> str:
-    """A pod name of the service, as its controller would choose it."""
-    match service.kind:
-        case WorkloadKind.JOB:
-            return f"{service.name}-x7k2p"
-        case WorkloadKind.CRONJOB:
-            return f"{service.name}-28450320-x7k2p"
-        case _:
-            return f"{service.name}-7d9f8b6c5-x7k2p"
-
-
 def _pods(service: Service) -> str:
     return f"pod=~{quote(pod_pattern(service))}"
 
@@ -181,14 +167,12 @@ class _Builder:
         self.service = service
         self.config = config
         self.subject = service_subject(system, service)
+        self.cases = cases.WorkloadCases(config, service)
         self.ns = {naming.NAMESPACE_LABEL: service.namespace}
         self.ksm = {**config.kube_state_metrics, **self.ns}
 
     def ksm_series(self, metric: str, *raw: str, **labels: str) -> str:
         return selector(metric, {**self.ksm, **labels}, *raw)
-
-    def gauge(self, metric: str, labels: Mapping[str, str], value: float, minutes: int = TEST_MINUTES) -> Inputs:
-        return (constant(metric, {**self.ksm, **labels}, value, minutes),)
 
     def kubectl(self, title: str, command: str) -> RunbookCheck:
         return RunbookCheck(title, command)
@@ -196,11 +180,9 @@ class _Builder:
     # --- Deployments ----------------------------------------------------------------------------
 
     def crash_looping(self) -> Alert:
-        pod, container = test_pod(self.service), self.service.name
         waiting = self.ksm_series(
             "kube_pod_container_status_waiting_reason", _pods(self.service), 'reason="CrashLoopBackOff"'
         )
-        series = {"pod": pod, "container": container, "reason": "CrashLoopBackOff"}
         return self.subject.alert(
             CRASH_LOOPING,
             expr=f"max by (namespace, pod, container) (max_over_time({waiting}[5m])) >= 1",
@@ -208,13 +190,7 @@ class _Builder:
             description=Description("Container {container} of pod {pod} in {namespace} is crash looping."),
             panel=PanelId.SERVICE_RESTARTS,
             for_=self.config.crash_loop_for,
-            case=Case(
-                firing=self.gauge("kube_pod_container_status_waiting_reason", series, 1),
-                quiet=self.gauge("kube_pod_container_status_waiting_reason", series, 0),
-                labels={**self.ns, "pod": pod, "container": container},
-                value=1,
-                eval_time="15m",
-            ),
+            case=self.cases.crash_looping(),
             threshold=f"CrashLoopBackOff within 5m, for {self.config.crash_loop_for}",
             checks=(
                 self.kubectl(
@@ -231,7 +207,6 @@ class _Builder:
         deployment = {"deployment": self.service.name}
         available = self.ksm_series("kube_deployment_status_replicas_available", **deployment)
         wanted = self.ksm_series("kube_deployment_spec_replicas", **deployment)
-        replicas = self.service.replicas or 2
         return self.subject.alert(
             REPLICAS_MISMATCH,
             expr=f"max by (namespace, deployment) ({available})\n!= max by (namespace, deployment) ({wanted})",
@@ -241,19 +216,7 @@ class _Builder:
             ),
             panel=PanelId.SERVICE_REPLICAS,
             for_=self.config.replicas_for,
-            case=Case(
-                firing=(
-                    *self.gauge("kube_deployment_status_replicas_available", deployment, replicas - 1),
-                    *self.gauge("kube_deployment_spec_replicas", deployment, replicas),
-                ),
-                quiet=(
-                    *self.gauge("kube_deployment_status_replicas_available", deployment, replicas),
-                    *self.gauge("kube_deployment_spec_replicas", deployment, replicas),
-                ),
-                labels={**self.ns, **deployment},
-                value=replicas - 1,
-                eval_time="20m",
-            ),
+            case=self.cases.replicas_mismatch(),
             threshold=f"available ≠ desired for {self.config.replicas_for}",
             checks=(
                 self.kubectl(
@@ -265,10 +228,8 @@ class _Builder:
 
     def hpa_at_max(self) -> Alert:
         assert self.service.autoscaling is not None
-        hpa = {"horizontalpodautoscaler": _hpa_name(self.service)}
         current = self.ksm_series("kube_horizontalpodautoscaler_status_current_replicas", hpa_matcher(self.service))
         maximum = self.ksm_series("kube_horizontalpodautoscaler_spec_max_replicas", hpa_matcher(self.service))
-        top = self.service.autoscaling.max
         return self.subject.alert(
             HPA_AT_MAX,
             expr=f"max by (namespace, horizontalpodautoscaler) ({current})\n"
@@ -279,36 +240,14 @@ class _Builder:
             ),
             panel=PanelId.SERVICE_REPLICAS,
             for_=self.config.hpa_at_max_for,
-            case=Case(
-                firing=(
-                    *self.gauge("kube_horizontalpodautoscaler_status_current_replicas", hpa, top),
-                    *self.gauge("kube_horizontalpodautoscaler_spec_max_replicas", hpa, top),
-                ),
-                quiet=(
-                    *self.gauge(
-                        "kube_horizontalpodautoscaler_status_current_replicas", hpa, self.service.autoscaling.min
-                    ),
-                    *self.gauge("kube_horizontalpodautoscaler_spec_max_replicas", hpa, top),
-                ),
-                labels={**self.ns, **hpa},
-                value=top,
-                eval_time="20m",
-            ),
+            case=self.cases.hpa_at_max(_hpa_name(self.service)),
             threshold=f"current replicas = max for {self.config.hpa_at_max_for}",
             checks=(self.kubectl("Autoscalers", f"kubectl get hpa -n {self.service.namespace}"),),
         )
 
     def pods_not_ready(self) -> Alert:
-        pod = test_pod(self.service)
         not_ready = self.ksm_series("kube_pod_status_ready", _pods(self.service), 'condition=~"false|unknown"')
         finished = self.ksm_series("kube_pod_status_phase", _pods(self.service), 'phase=~"Succeeded|Failed"')
-
-        def ready(state: bool) -> Inputs:
-            return (
-                *self.gauge("kube_pod_status_ready", {"pod": pod, "condition": "true"}, int(state)),
-                *self.gauge("kube_pod_status_ready", {"pod": pod, "condition": "false"}, int(not state)),
-                *self.gauge("kube_pod_status_phase", {"pod": pod, "phase": "Running"}, 1),
-            )
 
         return self.subject.alert(
             PODS_NOT_READY,
@@ -320,7 +259,7 @@ class _Builder:
             ),
             panel=PanelId.SERVICE_REPLICAS,
             for_=self.config.pods_not_ready_for,
-            case=Case(firing=ready(False), quiet=ready(True), labels={**self.ns, "pod": pod}, value=1, eval_time="20m"),
+            case=self.cases.pods_not_ready(),
             threshold=f"not ready for {self.config.pods_not_ready_for}",
             checks=(
                 self.kubectl("Probe failures and events", f"kubectl describe pod -n {self.service.namespace} <pod>"),
@@ -328,28 +267,11 @@ class _Builder:
         )
 
     def memory_near_limit(self) -> Alert:
-        pod, container = test_pod(self.service), self.service.name
         pods = _pods(self.service)
         containers = ('container!=""', 'container!="POD"')
         usage = selector("container_memory_working_set_bytes", {**self.config.cadvisor, **self.ns}, pods, *containers)
         limit = self.ksm_series("kube_pod_container_resource_limits", pods, 'resource="memory"')
         threshold = self.service.memory_limit_alert
-        limit_bytes = 1_000_000_000
-        share_high = (threshold + 1) / 2
-        target = {"pod": pod, "container": container}
-
-        def used(share: Decimal) -> Inputs:
-            return (
-                constant(
-                    "container_memory_working_set_bytes",
-                    {**self.config.cadvisor, **self.ns, **target},
-                    share * limit_bytes,
-                    TEST_MINUTES,
-                ),
-                *self.gauge(
-                    "kube_pod_container_resource_limits", {**target, "resource": "memory", "unit": "byte"}, limit_bytes
-                ),
-            )
 
         return self.subject.alert(
             MEMORY_NEAR_LIMIT,
@@ -363,13 +285,7 @@ class _Builder:
             ),
             panel=PanelId.SERVICE_MEMORY,
             for_=self.config.memory_near_limit_for,
-            case=Case(
-                firing=used(share_high),
-                quiet=used(threshold / 2),
-                labels={**self.ns, **target},
-                value=float(share_high),
-                eval_time="15m",
-            ),
+            case=self.cases.memory_near_limit(),
             threshold=f"working set > {float(threshold) * 100:g}% of limit for {self.config.memory_near_limit_for}",
             checks=(self.kubectl("Memory per container", f"kubectl top pod -n {self.service.namespace} --containers"),),
         )
@@ -377,15 +293,8 @@ class _Builder:
     # --- Jobs and CronJobs ------------------------------------------------------------------------
 
     def job_failed(self) -> Alert:
-        job = {"job_name": self.service.name}
         pattern = f"job_name=~{quote(re.escape(self.service.name) + '(-[a-z0-9]+)?')}"
         failed = self.ksm_series("kube_job_failed", pattern, 'condition="true"')
-
-        def outcome(failed_run: bool) -> Inputs:
-            return (
-                *self.gauge("kube_job_failed", {**job, "condition": "true"}, int(failed_run)),
-                *self.gauge("kube_job_failed", {**job, "condition": "false"}, int(not failed_run)),
-            )
 
         return self.subject.alert(
             JOB_FAILED,
@@ -394,7 +303,7 @@ class _Builder:
             description=Description("Job {job_name} in {namespace} failed."),
             panel=PanelId.SERVICE_JOBS,
             for_=None,
-            case=Case(firing=outcome(True), quiet=outcome(False), labels={**self.ns, **job}, value=1, eval_time="5m"),
+            case=self.cases.job_failed(),
             threshold="failed",
             checks=(
                 self.kubectl(
@@ -421,7 +330,6 @@ class _Builder:
         cronjob = {"cronjob": self.service.name}
         last_success = self.ksm_series("kube_cronjob_status_last_successful_time", **cronjob)
         created = self.ksm_series("kube_cronjob_created", **cronjob)
-        at_minutes = -(-(allowed // 60 + 10) // 5) * 5  # on the 5-minute test clock
         return self.subject.alert(
             CRONJOB_MISSED,
             expr=f"time() - (max({last_success}) or max({created})) > {allowed}",
@@ -433,46 +341,17 @@ class _Builder:
             ),
             panel=PanelId.SERVICE_JOBS,
             for_=None,
-            case=Case(
-                firing=(
-                    *self.gauge("kube_cronjob_created", cronjob, 0, at_minutes),
-                    *self.gauge("kube_cronjob_status_last_successful_time", cronjob, 0, at_minutes),
-                ),
-                quiet=(
-                    *self.gauge("kube_cronjob_created", cronjob, 0, at_minutes),
-                    *self.gauge(
-                        "kube_cronjob_status_last_successful_time", cronjob, at_minutes * 60 - interval, at_minutes
-                    ),
-                ),
-                labels={},
-                value=at_minutes * 60,
-                eval_time=format_duration(at_minutes * 60),
-                evaluation_interval="5m",
-            ),
+            case=self.cases.cronjob_missed(interval, allowed),
             threshold=f"no success for {format_duration(allowed)} (longest gap {format_duration(interval)} + grace)",
             checks=(self.kubectl("The CronJob and its runs", f"kubectl get cronjob,jobs -n {self.service.namespace}"),),
         )
 
     def cronjob_failed(self) -> Alert:
         cronjob = {"cronjob": self.service.name}
-        run = {"job_name": test_pod(self.service).rsplit("-", 1)[0]}
         started = self.ksm_series("kube_job_status_start_time")
         failed = self.ksm_series("kube_job_failed", 'condition="true"')
         owned = self.ksm_series("kube_job_owner", 'owner_kind="CronJob"', owner_name=self.service.name)
         last_success = self.ksm_series("kube_cronjob_status_last_successful_time", **cronjob)
-        run_start = 7200
-
-        def runs(last_success_at: int) -> Inputs:
-            return (
-                *self.gauge("kube_job_status_start_time", run, run_start),
-                *self.gauge("kube_job_failed", {**run, "condition": "true"}, 1),
-                *self.gauge(
-                    "kube_job_owner",
-                    {**run, "owner_kind": "CronJob", "owner_name": self.service.name, "owner_is_controller": "true"},
-                    1,
-                ),
-                *self.gauge("kube_cronjob_status_last_successful_time", cronjob, last_success_at),
-            )
 
         return self.subject.alert(
             CRONJOB_FAILED,
@@ -488,9 +367,7 @@ class _Builder:
             ),
             panel=PanelId.SERVICE_JOBS,
             for_=None,
-            case=Case(
-                firing=runs(run_start - 86400), quiet=runs(run_start + 600), labels={}, value=run_start, eval_time="5m"
-            ),
+            case=self.cases.cronjob_failed(),
             threshold="newest failed run started after the last success",
             checks=(
                 self.kubectl(
