@@ -99,5 +99,3 @@ class AlertingOptions:
     def watchdog_url_of(self, system: System) -> str:
         return self.watchdog_url.replace("{system}", system.name)
 
-
-DEFAULT_OPTIONS = AlertingOptions()

@@ -34,8 +34,8 @@ from typing import Any
 import yaml
 
 from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, worker_count, write_output
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
-from obsbundle.settings import Settings
 from obsbundle.writer import MARKER
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -94,7 +94,7 @@ def measure_once(inventory_path: Path, jobs: int, trace_memory: bool, scratch: P
     started = time.perf_counter()
     inventory = load_inventory([inventory_path])
     loaded = time.perf_counter()
-    write_output(inventory, Settings(), out, jobs=jobs)
+    write_output(inventory, DEFAULT_CONFIG, out, jobs=jobs)
     written = time.perf_counter()
     traced_peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
     tracemalloc.stop()

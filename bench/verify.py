@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from bench.generate import synthetic_system
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
 from obsbundle.verify import BATCH_SIZE, DEFAULT_CONCURRENCY, Connection, Selector, Window, check, system_reads
@@ -116,7 +117,7 @@ def measure(services: int, concurrency: int, scratch: Path) -> dict[str, Any]:
     inventory_path.write_text(yaml.safe_dump(synthetic_system(services), sort_keys=False))
     inventory: Inventory = load_inventory([inventory_path])
     started = time.perf_counter()
-    reads = [system_reads(system) for system in inventory.systems]
+    reads = [system_reads(system, DEFAULT_CONFIG) for system in inventory.systems]
     selectors = sorted({selector for read in reads for selector in read.selectors})
     collect_s = time.perf_counter() - started
     now = time.time()

@@ -55,7 +55,7 @@ def api_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
         description="Request rate, latency quantiles and error rate of " + ", ".join(s.name for s in services),
         tags=tags(system, "api"),
         rows=rows,
-        variables=variables(system, {service.namespace for service in services}),
+        variables=variables(system, config, {service.namespace for service in services}),
         links=sibling_links(system),
         config=config,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.panels import link, tag_links
 from obsbundle.dashboards.variables import cluster_variable, datasource_variable, namespace_variable
 from obsbundle.links import Board, dashboard_url
@@ -13,12 +14,12 @@ from obsbundle.model import DatastoreKind, Instrumentation, Service, System
 PRODUCT_TAG = "obsbundle"
 
 
-def variables(system: System, namespaces: Iterable[str] = ()) -> list[dict[str, Any]]:
+def variables(system: System, config: DashboardConfig, namespaces: Iterable[str] = ()) -> list[dict[str, Any]]:
     """`datasource` and `cluster`, plus `namespace` over `namespaces` when the dashboard has any."""
     chosen = sorted(set(namespaces))
-    found: list[dict[str, Any]] = [datasource_variable(), cluster_variable(system.cluster)]
+    found: list[dict[str, Any]] = [datasource_variable(), cluster_variable(system.cluster, config.exporters)]
     if chosen:
-        found.append(namespace_variable(chosen))
+        found.append(namespace_variable(chosen, config.exporters))
     return found
 
 

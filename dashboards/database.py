@@ -50,7 +50,7 @@ def database_dashboard(system: System, config: DashboardConfig) -> dict[str, Any
         description=f"Datastores {names}: connections, queries, caches and volumes",
         tags=tags(system, "database"),
         rows=rows,
-        variables=variables(system),
+        variables=variables(system, config),
         links=sibling_links(system),
         config=config,
     )
@@ -190,7 +190,7 @@ def _volumes(stores: Sequence[Datastore], config: DashboardConfig) -> Any:
         "Used share of each datastore's PersistentVolumeClaim: "
         + ", ".join(f"{store.name} on {store.volume}" for store in stores) + ". A full volume stops writes.",
         [
-            Query(q.volume_usage(namespace, claims), "{{namespace}}/{{persistentvolumeclaim}}")
+            Query(q.volume_usage(config.exporters, namespace, claims), "{{namespace}}/{{persistentvolumeclaim}}")
             for namespace, claims in sorted(by_namespace.items())
         ],
         Unit.RATIO,

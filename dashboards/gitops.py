@@ -75,7 +75,7 @@ def gitops_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
                     "Rollouts",
                     "Deployments of the chosen namespaces whose spec changed (a new generation): "
                     "each bar is a rollout.",
-                    [Query(q.rollouts(), "{{namespace}}/{{deployment}}")],
+                    [Query(q.rollouts(config.exporters), "{{namespace}}/{{deployment}}")],
                     Unit.COUNT,
                     bars=True,
                     stacked=True,
@@ -90,7 +90,7 @@ def gitops_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
         description=f"ArgoCD applications in namespace {namespace}: sync status, health and deployment history",
         tags=tags(system, "gitops"),
         rows=rows,
-        variables=variables(system, workloads),
+        variables=variables(system, config, workloads),
         links=sibling_links(system),
         config=config,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from obsbundle import naming
 from obsbundle.dashboards import queries as q
-from obsbundle.dashboards.alerts import alerts_panel
+from obsbundle.dashboards.alerts import AlertRow, alerts_panel
 from obsbundle.dashboards.common import board_link, sibling_links, tags, variables
 from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.overview import pool_bars
@@ -26,7 +26,6 @@ from obsbundle.dashboards.panels import (
 )
 from obsbundle.links import Board, PanelId, dashboard_uid, dashboard_url
 from obsbundle.model import NodePool, System
-from obsbundle.rules.definitions import Alert
 
 RECEIVE, TRANSMIT = "receive", "transmit"
 
@@ -57,7 +56,7 @@ def node_pools_dashboard(system: System, config: DashboardConfig) -> dict[str, A
             ],
         ),
         Row("Utilisation", _utilisation(system, None, config)),
-        Row("Saturation and errors", _saturation(system, None)),
+        Row("Saturation and errors", _saturation(system, None, config)),
     ]
     return dashboard(
         uid=dashboard_uid(system, Board.NODE_POOLS),
@@ -65,20 +64,20 @@ def node_pools_dashboard(system: System, config: DashboardConfig) -> dict[str, A
         description="USE of every node pool: CPU, memory, disk and network utilisation, saturation and errors",
         tags=tags(system, "node-pools"),
         rows=rows,
-        variables=variables(system),
+        variables=variables(system, config),
         links=sibling_links(system),
         config=config,
     )
 
 
 def node_pool_dashboard(
-    system: System, pool: NodePool, config: DashboardConfig, alerts: Sequence[Alert] = ()
+    system: System, pool: NodePool, config: DashboardConfig, alerts: Sequence[AlertRow] = ()
 ) -> dict[str, Any]:
     """The pool's dashboard; `alerts` are the rules' alerts about the pool, listed with their runbooks."""
     rows = [
-        Row("Nodes", [_ready(system, pool), _pods(system, pool), _about(system, pool)]),
+        Row("Nodes", [_ready(system, pool), _pods(system, pool, config), _about(system, pool)]),
         Row("Utilisation", _utilisation(system, pool, config)),
-        Row("Saturation and errors", _saturation(system, pool)),
+        Row("Saturation and errors", _saturation(system, pool, config)),
     ]
     if alerts:
         rows.append(Row("Alerts", [alerts_panel(alerts, pool.name)]))
@@ -91,7 +90,7 @@ def node_pool_dashboard(
         + (f": {pool.description}" if pool.description else ""),
         tags=tags(system, "node-pool", pool.name),
         rows=rows,
-        variables=variables(system),
+        variables=variables(system, config),
         links=sibling_links(system, board_link(system, "All node pools", Board.NODE_POOLS)),
         config=config,
     )
@@ -136,11 +135,11 @@ def _ready(system: System, pool: NodePool) -> Any:
     )
 
 
-def _pods(system: System, pool: NodePool) -> Any:
+def _pods(system: System, pool: NodePool, config: DashboardConfig) -> Any:
     return timeseries(
         "Pods per node",
         f"Pods scheduled on each node of pool {pool.name}, DaemonSets included.",
-        [Query(q.pods_per_node(system, pool), "{{node}}")],
+        [Query(q.pods_per_node(config.exporters, system, pool), "{{node}}")],
         Unit.COUNT,
         width=8,
     )
@@ -234,13 +233,13 @@ def _utilisation(system: System, pool: NodePool | None, config: DashboardConfig)
     ]
 
 
-def _saturation(system: System, pool: NodePool | None) -> list[Any]:
+def _saturation(system: System, pool: NodePool | None, config: DashboardConfig) -> list[Any]:
     node_legend = "{{node}}" if pool else "{{node_pool}} · {{node}}"
     return [
         timeseries(
             "Load per CPU",
             "1-minute load average over the node's CPU count: above 1, runnable tasks wait for a CPU.",
-            [Query(q.load_per_cpu(system, pool), node_legend)],
+            [Query(q.load_per_cpu(config.exporters, system, pool), node_legend)],
             Unit.FACTOR,
             thresholds=higher_is_worse(None, 1.0),
             show_thresholds=True,
@@ -249,7 +248,7 @@ def _saturation(system: System, pool: NodePool | None) -> list[Any]:
         timeseries(
             "Disk busy",
             "Share of time each node's busiest disk was serving I/O: near 100 % the disk is saturated.",
-            [Query(q.disk_io_time(system, pool), node_legend)],
+            [Query(q.disk_io_time(config.exporters, system, pool), node_legend)],
             Unit.RATIO,
             max_value=1,
             width=6,
@@ -259,8 +258,10 @@ def _saturation(system: System, pool: NodePool | None) -> list[Any]:
             "CPU and memory requested by pods over what the nodes can allocate: at 100 % new pods stay Pending "
             "until the pool grows.",
             [
-                Query(q.requests_committed(system, "cpu", pool, by_pool=True), "{{node_pool}} cpu"),
-                Query(q.requests_committed(system, "memory", pool, by_pool=True), "{{node_pool}} memory"),
+                Query(q.requests_committed(config.exporters, system, "cpu", pool, by_pool=True), "{{node_pool}} cpu"),
+                Query(
+                    q.requests_committed(config.exporters, system, "memory", pool, by_pool=True), "{{node_pool}} memory"
+                ),
             ],
             Unit.RATIO,
             thresholds=higher_is_worse(None, 1.0),
@@ -270,7 +271,7 @@ def _saturation(system: System, pool: NodePool | None) -> list[Any]:
         timeseries(
             "Network errors",
             "Receive and transmit errors per second on the nodes' interfaces: should be zero.",
-            [Query(q.network_errors(system, pool), "{{node_pool}}")],
+            [Query(q.network_errors(config.exporters, system, pool), "{{node_pool}}")],
             Unit.OPS,
             width=6,
         ),

@@ -30,7 +30,7 @@ from obsbundle.model import System
 
 def overview(system: System, config: DashboardConfig) -> dict[str, Any]:
     namespaces = {service.namespace for service in system.services} | {s.namespace for s in system.datastores}
-    rows = [_nodes(system), _resources(system, config), _pods(system)]
+    rows = [_nodes(system, config), _resources(system, config), _pods(system, config)]
     if api_services(system):
         rows.append(_services(system))
     rows.append(_alerts(system))
@@ -40,7 +40,7 @@ def overview(system: System, config: DashboardConfig) -> dict[str, Any]:
         description=f"{system.description or system.name}: nodes, resources, pods, services and firing alerts",
         tags=tags(system, "overview"),
         rows=rows,
-        variables=variables(system, namespaces),
+        variables=variables(system, config, namespaces),
         links=sibling_links(system),
         config=config,
     )
@@ -57,7 +57,7 @@ def pool_bars(system: System) -> dict[str, dict[str, Any]]:
     }
 
 
-def _nodes(system: System) -> Row:
+def _nodes(system: System, config: DashboardConfig) -> Row:
     expected = sum(pool.min_nodes for pool in system.node_pools)
     return Row(
         "Nodes",
@@ -66,7 +66,7 @@ def _nodes(system: System) -> Row:
                 "Nodes ready",
                 f"Nodes of the system's pools whose Ready condition is true. At least {expected} "
                 "(the pools' min_nodes added up) should be.",
-                [Query(f"sum({q.node_ready(system)})")],
+                [Query(f"sum({q.node_ready(config.exporters, system)})")],
                 Unit.COUNT,
                 thresholds=lower_is_worse(expected) if expected else steps("green"),
                 width=4,
@@ -86,7 +86,7 @@ def _nodes(system: System) -> Row:
             state_timeline(
                 "Node state",
                 "Ready condition of every node over time, labelled pool · node: green Ready, red NotReady.",
-                [Query(q.node_ready(system), "{{node_pool}} · {{node}}")],
+                [Query(q.node_ready(config.exporters, system), "{{node_pool}} · {{node}}")],
                 Unit.COUNT,
                 thresholds=lower_is_worse(1),
                 states={0: "NotReady", 1: "Ready"},
@@ -118,14 +118,14 @@ def _resources(system: System, config: DashboardConfig) -> Row:
             stat(
                 "CPU requested",
                 "CPU requested by pods over the nodes' allocatable CPU: above 100 % new pods stay Pending.",
-                [Query(q.requests_committed(system, "cpu"))],
+                [Query(q.requests_committed(config.exporters, system, "cpu"))],
                 Unit.RATIO,
                 thresholds=higher_is_worse(0.8, 1.0),
             ),
             stat(
                 "Memory requested",
                 "Memory requested by pods over the nodes' allocatable memory: above 100 % new pods stay Pending.",
-                [Query(q.requests_committed(system, "memory"))],
+                [Query(q.requests_committed(config.exporters, system, "memory"))],
                 Unit.RATIO,
                 thresholds=higher_is_worse(0.8, 1.0),
             ),
@@ -151,14 +151,14 @@ def _resources(system: System, config: DashboardConfig) -> Row:
     )
 
 
-def _pods(system: System) -> Row:
+def _pods(system: System, config: DashboardConfig) -> Row:
     return Row(
         "Pod distribution",
         [
             timeseries(
                 "Pods per node pool",
                 "Pods scheduled on each pool's nodes, whatever their namespace (DaemonSets included).",
-                [Query(q.pods_per_pool(system), "{{node_pool}}")],
+                [Query(q.pods_per_pool(config.exporters, system), "{{node_pool}}")],
                 Unit.COUNT,
                 stacked=True,
                 width=8,
@@ -166,7 +166,7 @@ def _pods(system: System) -> Row:
             timeseries(
                 "Pods by phase",
                 "Pods of the chosen namespaces by phase: Pending or Failed pods need a look.",
-                [Query(q.pods_by_phase(), "{{phase}}")],
+                [Query(q.pods_by_phase(config.exporters), "{{phase}}")],
                 Unit.COUNT,
                 stacked=True,
                 width=8,
@@ -174,7 +174,7 @@ def _pods(system: System) -> Row:
             table(
                 "Most restarted pods (1h)",
                 "The ten pods of the chosen namespaces whose containers restarted most in the last hour.",
-                [Query(q.restarts_by_namespace_pod())],
+                [Query(q.restarts_by_namespace_pod(config.exporters))],
                 Unit.COUNT,
                 columns={"Value": "Restarts"},
                 thresholds=higher_is_worse(1, 3),

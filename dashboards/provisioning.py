@@ -4,7 +4,7 @@ their provider file, and one ConfigMap per dashboard for the Grafana sidecar of 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obsbundle.dashboards.alerts import AlertIndex
 from obsbundle.dashboards.api import api_dashboard
@@ -15,7 +15,7 @@ from obsbundle.dashboards.common import (
     has_queue_board,
     has_slo_board,
 )
-from obsbundle.dashboards.config import DEFAULT_CONFIG, DashboardConfig
+from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.database import database_dashboard
 from obsbundle.dashboards.gitops import gitops_dashboard
 from obsbundle.dashboards.node_pools import node_pool_dashboard, node_pools_dashboard
@@ -23,11 +23,13 @@ from obsbundle.dashboards.overview import overview
 from obsbundle.dashboards.queues import queues_dashboard
 from obsbundle.dashboards.service import service_dashboard
 from obsbundle.dashboards.slos import slos_dashboard
-from obsbundle.documents import Document, Format, kubernetes_document
+from obsbundle.documents import Document, Format, JsonText, kubernetes_document
 from obsbundle.labels import object_labels
 from obsbundle.model import System
-from obsbundle.render import to_json
 from obsbundle.settings import Settings
+
+if TYPE_CHECKING:  # obsbundle.config imports this package's config module
+    from obsbundle.config import Config
 
 FOLDER = "dashboards"
 SIDECAR_LABEL = ("grafana_dashboard", "1")
@@ -36,8 +38,9 @@ FOLDER_ANNOTATION = "grafana_folder"
 """The annotation the sidecar's `folderAnnotation` reads to file a dashboard into a folder."""
 
 
-def system_dashboards(system: System, config: DashboardConfig = DEFAULT_CONFIG) -> list[dict[str, Any]]:
-    """Every dashboard of a system as Grafana JSON: the system-wide ones, then one per service and per pool."""
+def system_dashboards(system: System, config: DashboardConfig, alerts: AlertIndex) -> list[dict[str, Any]]:
+    """Every dashboard of a system as Grafana JSON: the system-wide ones, then one per service and per
+    pool, these with the `alerts` about them (see `obsbundle.bundle.dashboards_of` for both built)."""
     boards = [overview(system, config)]
     if api_services(system):
         boards.append(api_dashboard(system, config))
@@ -51,7 +54,6 @@ def system_dashboards(system: System, config: DashboardConfig = DEFAULT_CONFIG) 
         boards.append(slos_dashboard(system, config))
     if has_gitops_board(system):
         boards.append(gitops_dashboard(system, config))
-    alerts = AlertIndex.of(system)
     boards += [
         service_dashboard(system, service, config, alerts.about(namespace=service.namespace, service=service.name))
         for service in sorted(system.services, key=_name)
@@ -67,37 +69,35 @@ def _name(entity: Any) -> str:
     return str(entity.name)
 
 
-def generate_dashboards(system: System, settings: Settings) -> Iterator[Document]:
-    """`dashboards/<uid>.json` and a ConfigMap for each dashboard, then `dashboards/provider.yaml`."""
-    for board in system_dashboards(system):
-        text = dashboard_json(board)  # encoded once: the file and the ConfigMap hold the same bytes
-        yield Document(path=f"{FOLDER}/{board['uid']}.json", content=text, format=Format.JSON)
-        yield kubernetes_document(config_map(system, settings, board, text))
-    yield Document(path=f"{FOLDER}/provider.yaml", content=provider(system))
+def generate_dashboards(system: System, config: Config, alerts: AlertIndex) -> Iterator[Document]:
+    """`dashboards/<uid>.json` and a ConfigMap for each dashboard, then `dashboards/provider.yaml`;
+    `alerts` are the system's alerts, listed on the dashboards of what they are about."""
+    for board in system_dashboards(system, config.dashboards, alerts):
+        encoded = JsonText(board)  # encoded once: the file and the ConfigMap hold the same bytes
+        yield Document(path=f"{FOLDER}/{board['uid']}.json", content=encoded, format=Format.JSON)
+        yield kubernetes_document(config_map(system, config.output, encoded))
+    yield Document(path=f"{FOLDER}/provider.yaml", content=provider(system, config.dashboards))
 
 
-def dashboard_json(board: dict[str, Any]) -> str:
-    """The JSON text of a dashboard, as in the provisioned file (sorted keys, stable across runs)."""
-    return to_json(board)
-
-
-def config_map(system: System, settings: Settings, board: dict[str, Any], text: str | None = None) -> dict[str, Any]:
-    """A ConfigMap holding one dashboard, labelled for the sidecar and filed in the system's folder."""
+def config_map(system: System, settings: Settings, board: JsonText) -> dict[str, Any]:
+    """A ConfigMap holding one dashboard as its JSON text, labelled for the sidecar and filed in
+    the system's folder."""
     key, value = SIDECAR_LABEL
+    uid = board.data["uid"]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": f"{board['uid']}-dashboard",
+            "name": f"{uid}-dashboard",
             "namespace": system.monitoring.namespace,
             "labels": {**object_labels(system, settings), "app.kubernetes.io/component": "dashboard", key: value},
             "annotations": {FOLDER_ANNOTATION: system.name},
         },
-        "data": {f"{board['uid']}.json": text if text is not None else dashboard_json(board)},
+        "data": {f"{uid}.json": board},
     }
 
 
-def provider(system: System, config: DashboardConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+def provider(system: System, config: DashboardConfig) -> dict[str, Any]:
     """Grafana's provisioning file for the JSON files, mounted at `<provisioning_path>/<system>`."""
     return {
         "apiVersion": 1,

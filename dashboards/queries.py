@@ -4,7 +4,9 @@ Recorded series (names from `obsbundle.naming`) wherever the rules record one, s
 shows exactly what an alert evaluates; raw series for breakdowns the rules do not record (by
 endpoint, by pod, per database). Every inventory value enters a query through
 `obsbundle.promql`; every selector carries `cluster=~"$cluster"`, and rates use
-`$__rate_interval` so that Grafana picks a window of at least four scrapes.
+`$__rate_interval` so that Grafana picks a window of at least four scrapes. Queries of the standard
+exporters take the rules' section of the configuration (`exporters`): its job selectors, so that a
+panel reads the series its alert reads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from obsbundle import naming
 from obsbundle.model import Datastore, Instrumentation, NodePool, Queue, Service, Slo, System
 from obsbundle.promql import any_of, quote, selector
-from obsbundle.rules.config import DEFAULT_CONFIG as RULE_CONFIG
+from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.sli import REQUEST_METRICS as SLI_METRICS
 
 CLUSTER_MATCHER = 'cluster=~"$cluster"'
@@ -24,9 +26,6 @@ NAMESPACE_MATCHER = 'namespace=~"$namespace"'
 RATE_INTERVAL = "$__rate_interval"
 CONTAINERS = ('container!=""', 'container!="POD"')
 """cAdvisor also reports the pod's cgroup (container="") and its pause container (POD)."""
-EXPORTERS = RULE_CONFIG
-"""Where the standard exporters' series come from: the rules' job selectors, so that a panel reads
-the series its alert reads."""
 
 
 def sel(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
@@ -34,21 +33,21 @@ def sel(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
     return selector(metric, labels or {}, CLUSTER_MATCHER, *raw)
 
 
-def ksm(metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
+def ksm(exporters: RuleConfig, metric: str, labels: Mapping[str, str] | None = None, *raw: str) -> str:
     """A kube-state-metrics series."""
-    return sel(metric, {**EXPORTERS.kube_state_metrics, **(labels or {})}, *raw)
+    return sel(metric, {**exporters.kube_state_metrics, **(labels or {})}, *raw)
 
 
-def node_exporter(metric: str, *raw: str) -> str:
-    return sel(metric, EXPORTERS.node_exporter, *raw)
+def node_exporter(exporters: RuleConfig, metric: str, *raw: str) -> str:
+    return sel(metric, exporters.node_exporter, *raw)
 
 
-def cadvisor(metric: str, labels: Mapping[str, str], *raw: str) -> str:
-    return sel(metric, {**EXPORTERS.cadvisor, **labels}, *raw)
+def cadvisor(exporters: RuleConfig, metric: str, labels: Mapping[str, str], *raw: str) -> str:
+    return sel(metric, {**exporters.cadvisor, **labels}, *raw)
 
 
-def kubelet(metric: str, labels: Mapping[str, str], *raw: str) -> str:
-    return sel(metric, {**EXPORTERS.kubelet, **labels}, *raw)
+def kubelet(exporters: RuleConfig, metric: str, labels: Mapping[str, str], *raw: str) -> str:
+    return sel(metric, {**exporters.kubelet, **labels}, *raw)
 
 
 def rate(series: str) -> str:
@@ -204,34 +203,35 @@ def _pods(service: Service, *raw: str) -> tuple[dict[str, str], tuple[str, ...]]
     return {naming.NAMESPACE_LABEL: service.namespace}, (pod_matcher(service.name), *raw)
 
 
-def cpu_by_pod(service: Service) -> str:
+def cpu_by_pod(exporters: RuleConfig, service: Service) -> str:
     labels, raw = _pods(service, *CONTAINERS)
-    return f"sum by (pod) ({rate(cadvisor('container_cpu_usage_seconds_total', labels, *raw))})"
+    return f"sum by (pod) ({rate(cadvisor(exporters, 'container_cpu_usage_seconds_total', labels, *raw))})"
 
 
-def memory_by_pod(service: Service) -> str:
+def memory_by_pod(exporters: RuleConfig, service: Service) -> str:
     labels, raw = _pods(service, *CONTAINERS)
-    return f"sum by (pod) ({cadvisor('container_memory_working_set_bytes', labels, *raw)})"
+    return f"sum by (pod) ({cadvisor(exporters, 'container_memory_working_set_bytes', labels, *raw)})"
 
 
-def limit_per_pod(service: Service, resource: str) -> str:
+def limit_per_pod(exporters: RuleConfig, service: Service, resource: str) -> str:
     """The largest pod's limit of `resource` (cpu in cores, memory in bytes), summed over containers."""
     labels, raw = _pods(service, f"resource={quote(resource)}")
-    return f"max(sum by (pod) ({ksm('kube_pod_container_resource_limits', labels, *raw)}))"
+    return f"max(sum by (pod) ({ksm(exporters, 'kube_pod_container_resource_limits', labels, *raw)}))"
 
 
-def memory_limit_ratio(service: Service) -> str:
+def memory_limit_ratio(exporters: RuleConfig, service: Service) -> str:
     """Working set over memory limit, per pod: what LogPilotHighMemoryUsage-style alerts compare."""
     labels, raw = _pods(service, *CONTAINERS)
     _, limit_raw = _pods(service, 'resource="memory"')
-    usage = f"sum by (pod) ({cadvisor('container_memory_working_set_bytes', labels, *raw)})"
-    limit = f"sum by (pod) ({ksm('kube_pod_container_resource_limits', labels, *limit_raw)})"
+    usage = f"sum by (pod) ({cadvisor(exporters, 'container_memory_working_set_bytes', labels, *raw)})"
+    limit = f"sum by (pod) ({ksm(exporters, 'kube_pod_container_resource_limits', labels, *limit_raw)})"
     return f"{usage} / {limit}"
 
 
-def restarts_by_pod(service: Service, window: str = "15m") -> str:
+def restarts_by_pod(exporters: RuleConfig, service: Service, window: str = "15m") -> str:
     labels, raw = _pods(service)
-    return f"sum by (pod) (increase({ksm('kube_pod_container_status_restarts_total', labels, *raw)}[{window}]))"
+    restarts = ksm(exporters, "kube_pod_container_status_restarts_total", labels, *raw)
+    return f"sum by (pod) (increase({restarts}[{window}]))"
 
 
 def targets_up(service: Service) -> str:
@@ -251,54 +251,54 @@ def hpa_name_matcher(service: Service) -> str:
     return f"horizontalpodautoscaler=~{any_of([service.name, service.name + '-hpa'])}"
 
 
-def hpa_replicas(service: Service, metric: str) -> str:
+def hpa_replicas(exporters: RuleConfig, service: Service, metric: str) -> str:
     """An HPA series (`status_current_replicas`, `spec_min_replicas`, …) of the service's HPA."""
-    series = ksm(f"kube_horizontalpodautoscaler_{metric}", {naming.NAMESPACE_LABEL: service.namespace},
+    series = ksm(exporters, f"kube_horizontalpodautoscaler_{metric}", {naming.NAMESPACE_LABEL: service.namespace},
                  hpa_name_matcher(service))
     return f"max({series})"
 
 
-def deployment_replicas(service: Service, metric: str) -> str:
+def deployment_replicas(exporters: RuleConfig, service: Service, metric: str) -> str:
     """A Deployment series (`status_replicas_available`, `spec_replicas`) of the service."""
     labels = {naming.NAMESPACE_LABEL: service.namespace, "deployment": service.name}
-    return f"max({ksm(f'kube_deployment_{metric}', labels)})"
+    return f"max({ksm(exporters, f'kube_deployment_{metric}', labels)})"
 
 
-def volume_usage(namespace: str, claims: Sequence[str]) -> str:
+def volume_usage(exporters: RuleConfig, namespace: str, claims: Sequence[str]) -> str:
     """Used share of each PersistentVolumeClaim, by namespace and claim."""
     labels = {naming.NAMESPACE_LABEL: namespace}
     matcher = f"persistentvolumeclaim=~{any_of(claims)}"
-    used = kubelet("kubelet_volume_stats_used_bytes", labels, matcher)
-    capacity = kubelet("kubelet_volume_stats_capacity_bytes", labels, matcher)
+    used = kubelet(exporters, "kubelet_volume_stats_used_bytes", labels, matcher)
+    capacity = kubelet(exporters, "kubelet_volume_stats_capacity_bytes", labels, matcher)
     return f"max by (namespace, persistentvolumeclaim) ({used} / {capacity})"
 
 
-def job_runs(service: Service, outcome: str) -> str:
+def job_runs(exporters: RuleConfig, service: Service, outcome: str) -> str:
     """Pods of the service's Jobs that ended in `outcome` (succeeded or failed), per Job."""
     labels = {naming.NAMESPACE_LABEL: service.namespace}
     job = f"job_name=~{quote(re.escape(service.name) + '(-[a-z0-9]+)?')}"
-    return f"sum by (job_name) ({ksm(f'kube_job_status_{outcome}', labels, job)})"
+    return f"sum by (job_name) ({ksm(exporters, f'kube_job_status_{outcome}', labels, job)})"
 
 
-def cronjob_since_last_success(service: Service) -> str:
+def cronjob_since_last_success(exporters: RuleConfig, service: Service) -> str:
     labels = {naming.NAMESPACE_LABEL: service.namespace, "cronjob": service.name}
-    return f"time() - max({ksm('kube_cronjob_status_last_successful_time', labels)})"
+    return f"time() - max({ksm(exporters, 'kube_cronjob_status_last_successful_time', labels)})"
 
 
-def cronjob_next_run(service: Service) -> str:
+def cronjob_next_run(exporters: RuleConfig, service: Service) -> str:
     labels = {naming.NAMESPACE_LABEL: service.namespace, "cronjob": service.name}
-    return f"max({ksm('kube_cronjob_next_schedule_time', labels)}) - time()"
+    return f"max({ksm(exporters, 'kube_cronjob_next_schedule_time', labels)}) - time()"
 
 
 # --- pods across the system ----------------------------------------------------------------------
 
 
-def pods_by_phase() -> str:
-    return f"sum by (phase) ({ksm('kube_pod_status_phase', None, NAMESPACE_MATCHER)})"
+def pods_by_phase(exporters: RuleConfig) -> str:
+    return f"sum by (phase) ({ksm(exporters, 'kube_pod_status_phase', None, NAMESPACE_MATCHER)})"
 
 
-def restarts_by_namespace_pod(window: str = "1h") -> str:
-    counter = ksm("kube_pod_container_status_restarts_total", None, NAMESPACE_MATCHER)
+def restarts_by_namespace_pod(exporters: RuleConfig, window: str = "1h") -> str:
+    counter = ksm(exporters, "kube_pod_container_status_restarts_total", None, NAMESPACE_MATCHER)
     return f"topk(10, sum by (namespace, pod) (increase({counter}[{window}])))"
 
 
@@ -363,51 +363,54 @@ def system_average(metric: str, system: System) -> str:
     return f"avg({pool_series(metric, system)})"
 
 
-def node_ready(system: System, pool: NodePool | None = None) -> str:
-    condition = ksm("kube_node_status_condition", None, 'condition="Ready"', 'status="true"')
+def node_ready(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
+    condition = ksm(exporters, "kube_node_status_condition", None, 'condition="Ready"', 'status="true"')
     return f"max by (node, node_pool) ({on_pool_nodes(condition, system, pool)})"
 
 
-def pods_per_pool(system: System) -> str:
-    return f"count by (node_pool) ({on_pool_nodes(ksm('kube_pod_info'), system)})"
+def pods_per_pool(exporters: RuleConfig, system: System) -> str:
+    return f"count by (node_pool) ({on_pool_nodes(ksm(exporters, 'kube_pod_info'), system)})"
 
 
-def pods_per_node(system: System, pool: NodePool) -> str:
-    return f"count by (node) ({on_pool_nodes(ksm('kube_pod_info'), system, pool)})"
+def pods_per_node(exporters: RuleConfig, system: System, pool: NodePool) -> str:
+    return f"count by (node) ({on_pool_nodes(ksm(exporters, 'kube_pod_info'), system, pool)})"
 
 
-def requests_committed(system: System, resource: str, pool: NodePool | None = None, *, by_pool: bool = False) -> str:
+def requests_committed(
+    exporters: RuleConfig, system: System, resource: str, pool: NodePool | None = None, *, by_pool: bool = False
+) -> str:
     """Share of allocatable `resource` (cpu, memory) that pods on the nodes have requested.
 
     Over the whole system, or per pool when `by_pool` or when one `pool` is given.
     """
     resource_matcher = f"resource={quote(resource)}"
-    requests = on_pool_nodes(ksm("kube_pod_container_resource_requests", None, resource_matcher), system, pool)
-    allocatable = on_pool_nodes(ksm("kube_node_status_allocatable", None, resource_matcher), system, pool)
+    requested = ksm(exporters, "kube_pod_container_resource_requests", None, resource_matcher)
+    requests = on_pool_nodes(requested, system, pool)
+    allocatable = on_pool_nodes(ksm(exporters, "kube_node_status_allocatable", None, resource_matcher), system, pool)
     if pool is None and not by_pool:
         return f"sum({requests}) / sum({allocatable})"
     return f"sum by (node_pool) ({requests}) / sum by (node_pool) ({allocatable})"
 
 
-def load_per_cpu(system: System, pool: NodePool | None = None) -> str:
+def load_per_cpu(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
     """1-minute load average over CPU count, per node: above 1 means runnable tasks queue.
 
     The CPU count is kube-state-metrics' capacity, not a count of node_cpu_seconds_total series.
     """
-    load = on_pool_exporters(node_exporter("node_load1"), system, pool)
-    capacity = ksm("kube_node_status_capacity", None, 'resource="cpu"')
+    load = on_pool_exporters(node_exporter(exporters, "node_load1"), system, pool)
+    capacity = ksm(exporters, "kube_node_status_capacity", None, 'resource="cpu"')
     return f"max by (node, node_pool) ({load}) / on (node) max by (node) ({capacity})"
 
 
-def disk_io_time(system: System, pool: NodePool | None = None) -> str:
+def disk_io_time(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
     """Share of time the busiest disk of each node was busy."""
-    busy = f"max by (namespace, pod) ({rate(node_exporter('node_disk_io_time_seconds_total'))})"
+    busy = f"max by (namespace, pod) ({rate(node_exporter(exporters, 'node_disk_io_time_seconds_total'))})"
     return f"max by (node, node_pool) ({on_pool_exporters(busy, system, pool)})"
 
 
-def network_errors(system: System, pool: NodePool | None = None) -> str:
-    received = rate(node_exporter("node_network_receive_errs_total", EXPORTERS.physical_devices))
-    sent = rate(node_exporter("node_network_transmit_errs_total", EXPORTERS.physical_devices))
+def network_errors(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
+    received = rate(node_exporter(exporters, "node_network_receive_errs_total", exporters.physical_devices))
+    sent = rate(node_exporter(exporters, "node_network_transmit_errs_total", exporters.physical_devices))
     errors = f"sum by (namespace, pod) ({received} + {sent})"
     return f"sum by (node_pool) ({on_pool_exporters(errors, system, pool)})"
 
@@ -529,14 +532,14 @@ def oldest_message_age(system: System, queues: Sequence[Queue]) -> str:
     return f"{age} or {empty}"
 
 
-def consumer_replicas(system: System, queue: Queue) -> str:
+def consumer_replicas(exporters: RuleConfig, system: System, queue: Queue) -> str:
     """Available replicas of the Deployments that consume a queue."""
     consumers = [system.service(name) for name in queue.consumers]
     by_namespace: dict[str, list[str]] = {}
     for consumer in consumers:
         by_namespace.setdefault(consumer.namespace, []).append(consumer.name)
     parts = [
-        ksm("kube_deployment_status_replicas_available", {naming.NAMESPACE_LABEL: namespace},
+        ksm(exporters, "kube_deployment_status_replicas_available", {naming.NAMESPACE_LABEL: namespace},
             f"deployment=~{any_of(names)}")
         for namespace, names in sorted(by_namespace.items())
     ]
@@ -630,9 +633,9 @@ def argocd_syncs(namespace: str, window: str = RATE_INTERVAL) -> str:
     return f"sum by (name, phase) (increase({argocd(namespace, 'argocd_app_sync_total')}[{window}]))"
 
 
-def rollouts(window: str = RATE_INTERVAL) -> str:
+def rollouts(exporters: RuleConfig, window: str = RATE_INTERVAL) -> str:
     """Deployments whose spec changed (a new generation): each one is a rollout."""
-    generation = ksm("kube_deployment_metadata_generation", None, NAMESPACE_MATCHER)
+    generation = ksm(exporters, "kube_deployment_metadata_generation", None, NAMESPACE_MATCHER)
     return f"sum by (namespace, deployment) (changes({generation}[{window}])) > 0"
 
 

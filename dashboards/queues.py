@@ -16,14 +16,14 @@ from obsbundle.model import Broker, Queue, System
 
 
 def queues_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
-    rows = [Row("Queues", queue_panels(system, system.queues, linked=True))]
+    rows = [Row("Queues", queue_panels(system, system.queues, config, linked=True))]
     return dashboard(
         uid=dashboard_uid(system, Board.QUEUES),
         title=f"{system.name} / Queues",
         description="Backlog, oldest message and consumers of every queue; Kafka consumer lag",
         tags=tags(system, "queues"),
         rows=rows,
-        variables=variables(system),
+        variables=variables(system, config),
         links=sibling_links(system),
         config=config,
     )
@@ -38,7 +38,7 @@ def _limits(queues: Sequence[Queue], limit: str) -> str:
     return ", ".join(f"{queue.name} {getattr(queue, limit)}" for queue in queues)
 
 
-def queue_panels(system: System, queues: Sequence[Queue], *, linked: bool) -> list[Any]:
+def queue_panels(system: System, queues: Sequence[Queue], config: DashboardConfig, *, linked: bool) -> list[Any]:
     """Panels for `queues`; `linked` gives them the PanelIds alerts link to (the Queues dashboard)."""
     exported = [queue for queue in queues if queue.broker is not Broker.KAFKA]
     kafka = [queue for queue in queues if queue.broker is Broker.KAFKA]
@@ -78,7 +78,7 @@ def queue_panels(system: System, queues: Sequence[Queue], *, linked: bool) -> li
                 "Zero consumers with a backlog means nothing drains the queue.",
                 [Query(q.queue_series(system, exported, "consumers"), "{{queue}} consumers")]
                 + [
-                    Query(q.consumer_replicas(system, queue), f"{queue.name} consumer pods")
+                    Query(q.consumer_replicas(config.exporters, system, queue), f"{queue.name} consumer pods")
                     for queue in exported
                     if queue.consumers
                 ],

@@ -9,7 +9,7 @@ from typing import Any
 
 from obsbundle import naming
 from obsbundle.dashboards import queries as q
-from obsbundle.dashboards.alerts import alerts_panel
+from obsbundle.dashboards.alerts import AlertRow, alerts_panel
 from obsbundle.dashboards.common import board_link, runbook_index, sibling_links, tags, variables
 from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.panels import (
@@ -32,7 +32,6 @@ from obsbundle.dashboards.queues import queue_panels
 from obsbundle.durations import parse_duration_ms
 from obsbundle.links import Board, PanelId, dashboard_uid, dashboard_url
 from obsbundle.model import DatastoreKind, Service, System, WorkloadKind
-from obsbundle.rules.definitions import Alert
 from obsbundle.slo_math import BURN_TIERS
 
 QUANTILE_LEGEND = "P{{quantile}}"
@@ -40,7 +39,7 @@ LIMIT_LEGEND = "limit"
 
 
 def service_dashboard(
-    system: System, service: Service, config: DashboardConfig, alerts: Sequence[Alert] = ()
+    system: System, service: Service, config: DashboardConfig, alerts: Sequence[AlertRow] = ()
 ) -> dict[str, Any]:
     """The service's dashboard; `alerts` are the rules' alerts about it, listed with their runbooks."""
     rows: list[Row] = []
@@ -55,7 +54,7 @@ def service_dashboard(
         rows.append(Row("SLOs", slo_panels(system, service, config)))
     consumed = [queue for queue in system.queues if service.name in queue.consumers]
     if consumed:
-        rows.append(Row("Queues consumed", queue_panels(system, consumed, linked=False)))
+        rows.append(Row("Queues consumed", queue_panels(system, consumed, config, linked=False)))
     rows.append(Row("Where it runs and what it uses", [_dependencies(system, service)]))
     if alerts:
         rows.append(Row("Alerts", [alerts_panel(alerts, service.name)]))
@@ -67,7 +66,7 @@ def service_dashboard(
         + (f": {service.description}" if service.description else ""),
         tags=tags(system, service.name, "service"),
         rows=rows,
-        variables=variables(system),
+        variables=variables(system, config),
         links=sibling_links(system, *_links(system, service)),
         config=config,
     )
@@ -210,12 +209,12 @@ def saturation_panels(service: Service, config: DashboardConfig) -> list[Any]:
             height=8,
         )
     ]
-    cpu_queries = [Query(q.cpu_by_pod(service), "{{pod}}")]
+    cpu_queries = [Query(q.cpu_by_pod(config.exporters, service), "{{pod}}")]
     if _limit(service, "cpu"):
-        cpu_queries.append(Query(q.limit_per_pod(service, "cpu"), LIMIT_LEGEND))
-    memory_queries = [Query(q.memory_by_pod(service), "{{pod}}")]
+        cpu_queries.append(Query(q.limit_per_pod(config.exporters, service, "cpu"), LIMIT_LEGEND))
+    memory_queries = [Query(q.memory_by_pod(config.exporters, service), "{{pod}}")]
     if _limit(service, "memory"):
-        memory_queries.append(Query(q.limit_per_pod(service, "memory"), LIMIT_LEGEND))
+        memory_queries.append(Query(q.limit_per_pod(config.exporters, service, "memory"), LIMIT_LEGEND))
     panels += [
         timeseries(
             "CPU per pod",
@@ -243,7 +242,7 @@ def saturation_panels(service: Service, config: DashboardConfig) -> list[Any]:
             timeseries(
                 "Memory / limit",
                 f"Working set over memory limit per pod; the alert fires above {service.memory_limit_alert:.0%}.",
-                [Query(q.memory_limit_ratio(service), "{{pod}}")],
+                [Query(q.memory_limit_ratio(config.exporters, service), "{{pod}}")],
                 Unit.RATIO,
                 thresholds=_above(service.memory_limit_alert),
                 show_thresholds=True,
@@ -254,7 +253,7 @@ def saturation_panels(service: Service, config: DashboardConfig) -> list[Any]:
         timeseries(
             "Restarts (15m)",
             "Container restarts per pod over the last 15 minutes: repeated restarts mean CrashLoopBackOff.",
-            [Query(q.restarts_by_pod(service), "{{pod}}")],
+            [Query(q.restarts_by_pod(config.exporters, service), "{{pod}}")],
             Unit.COUNT,
             panel_id=PanelId.SERVICE_RESTARTS,
             thresholds=_above(1),
@@ -262,13 +261,13 @@ def saturation_panels(service: Service, config: DashboardConfig) -> list[Any]:
             width=8,
         )
     )
-    panels.append(_replicas(service))
+    panels.append(_replicas(service, config))
     if service.volumes:
         panels.append(_volumes(service, config))
     return panels
 
 
-def _replicas(service: Service) -> Any:
+def _replicas(service: Service, config: DashboardConfig) -> Any:
     autoscaling = service.autoscaling
     if autoscaling is not None:
         return timeseries(
@@ -276,10 +275,10 @@ def _replicas(service: Service) -> Any:
             f"Current and desired replicas of the HorizontalPodAutoscaler; dashed: its bounds "
             f"{autoscaling.min}–{autoscaling.max}. Current at max means it cannot scale out further.",
             [
-                Query(q.hpa_replicas(service, "status_current_replicas"), "current"),
-                Query(q.hpa_replicas(service, "status_desired_replicas"), "desired"),
-                Query(q.hpa_replicas(service, "spec_min_replicas"), "min"),
-                Query(q.hpa_replicas(service, "spec_max_replicas"), "max"),
+                Query(q.hpa_replicas(config.exporters, service, "status_current_replicas"), "current"),
+                Query(q.hpa_replicas(config.exporters, service, "status_desired_replicas"), "desired"),
+                Query(q.hpa_replicas(config.exporters, service, "spec_min_replicas"), "min"),
+                Query(q.hpa_replicas(config.exporters, service, "spec_max_replicas"), "max"),
             ],
             Unit.COUNT,
             panel_id=PanelId.SERVICE_REPLICAS,
@@ -291,8 +290,8 @@ def _replicas(service: Service) -> Any:
         f"Available replicas of Deployment {service.name} against the replicas it asks for"
         + (f" ({service.replicas} in the inventory)." if service.replicas is not None else "."),
         [
-            Query(q.deployment_replicas(service, "status_replicas_available"), "available"),
-            Query(q.deployment_replicas(service, "spec_replicas"), "wanted"),
+            Query(q.deployment_replicas(config.exporters, service, "status_replicas_available"), "available"),
+            Query(q.deployment_replicas(config.exporters, service, "spec_replicas"), "wanted"),
         ],
         Unit.COUNT,
         panel_id=PanelId.SERVICE_REPLICAS,
@@ -305,7 +304,7 @@ def _volumes(service: Service, config: DashboardConfig) -> Any:
     return timeseries(
         "Volume usage",
         f"Used share of {', '.join(service.volumes)}: a full volume stops writes.",
-        [Query(q.volume_usage(service.namespace, service.volumes), "{{persistentvolumeclaim}}")],
+        [Query(q.volume_usage(config.exporters, service.namespace, service.volumes), "{{persistentvolumeclaim}}")],
         Unit.RATIO,
         panel_id=PanelId.SERVICE_PVC_USAGE,
         thresholds=higher_is_worse(None, config.volume_usage_threshold),
@@ -324,8 +323,8 @@ def job_panels(service: Service, config: DashboardConfig) -> list[Any]:
             + (f" (a Job gives up after {service.backoff_limit} retries)." if service.backoff_limit is not None
                else "."),
             [
-                Query(q.job_runs(service, "succeeded"), "{{job_name}} succeeded"),
-                Query(q.job_runs(service, "failed"), "{{job_name}} failed"),
+                Query(q.job_runs(config.exporters, service, "succeeded"), "{{job_name}} succeeded"),
+                Query(q.job_runs(config.exporters, service, "failed"), "{{job_name}} failed"),
             ],
             Unit.COUNT,
             panel_id=PanelId.SERVICE_JOBS,
@@ -337,7 +336,7 @@ def job_panels(service: Service, config: DashboardConfig) -> list[Any]:
             stat(
                 "Since last success",
                 f"Time since {service.name} last completed successfully (schedule `{service.schedule}`).",
-                [Query(q.cronjob_since_last_success(service))],
+                [Query(q.cronjob_since_last_success(config.exporters, service))],
                 Unit.SECONDS,
                 graph=False,
                 width=6,
@@ -346,7 +345,7 @@ def job_panels(service: Service, config: DashboardConfig) -> list[Any]:
             stat(
                 "Next run in",
                 f"Time until the next scheduled run of {service.name}.",
-                [Query(q.cronjob_next_run(service))],
+                [Query(q.cronjob_next_run(config.exporters, service))],
                 Unit.SECONDS,
                 graph=False,
                 width=6,

@@ -42,7 +42,7 @@ def slos_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
         description=f"Error budgets and burn rates of {slos}",
         tags=tags(system, "slo"),
         rows=rows,
-        variables=variables(system),
+        variables=variables(system, config),
         links=sibling_links(system),
         config=config,
         time_from=config.slo_time_from,

@@ -14,12 +14,11 @@ from typing import Any
 
 from obsbundle.dashboards.panels import DATASOURCE, DATASOURCE_VARIABLE
 from obsbundle.promql import quote, selector
-from obsbundle.rules.config import DEFAULT_CONFIG as RULE_CONFIG
+from obsbundle.rules.config import RuleConfig
 
 CLUSTER_VARIABLE = "cluster"
 NAMESPACE_VARIABLE = "namespace"
 ALL = "$__all"
-KUBE_STATE_METRICS = RULE_CONFIG.kube_state_metrics
 
 # Grafana refreshes query variables "on time range change" (2): the linter's rule, and the only
 # setting under which a namespace that appears mid-range shows up without a reload.
@@ -43,23 +42,24 @@ def datasource_variable() -> dict[str, Any]:
     }
 
 
-def cluster_variable(cluster: str) -> dict[str, Any]:
-    """`cluster`: the clusters a multi-cluster datasource knows; All when the datasource has one."""
+def cluster_variable(cluster: str, exporters: RuleConfig) -> dict[str, Any]:
+    """`cluster`: the clusters a multi-cluster datasource knows (from kube-state-metrics, selected as
+    `exporters` say); All when the datasource has one."""
     return _query_variable(
         CLUSTER_VARIABLE,
         "Cluster",
-        f"label_values({selector('kube_node_info', KUBE_STATE_METRICS)}, cluster)",
+        f"label_values({selector('kube_node_info', exporters.kube_state_metrics)}, cluster)",
         all_value=".*",
         current=cluster,
         multi=False,
     )
 
 
-def namespace_variable(namespaces: Iterable[str]) -> dict[str, Any]:
+def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict[str, Any]:
     """`namespace`: the system's namespaces; All selects exactly them, not the whole cluster."""
     alternatives = "|".join(_regex_literal(name) for name in sorted(set(namespaces)))
     literal = quote(alternatives)
-    pods = selector("kube_pod_info", KUBE_STATE_METRICS, 'cluster=~"$cluster"', f"namespace=~{literal}")
+    pods = selector("kube_pod_info", exporters.kube_state_metrics, 'cluster=~"$cluster"', f"namespace=~{literal}")
     return _query_variable(
         NAMESPACE_VARIABLE,
         "Namespace",

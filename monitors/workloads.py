@@ -9,12 +9,15 @@ workload by `{namespace, service}` whichever monitor scrapes it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obsbundle.documents import Document, kubernetes_document
 from obsbundle.labels import EXPORTER_PORT, exporter_selector, exporter_service_name, object_labels
 from obsbundle.model import DatastoreKind, Metrics, MonitorKind, Service, System
 from obsbundle.settings import Settings
+
+if TYPE_CHECKING:
+    from obsbundle.config import Config
 
 API_VERSION = "monitoring.coreos.com/v1"
 
@@ -22,12 +25,12 @@ API_VERSION = "monitoring.coreos.com/v1"
 EXPORTED_KINDS = frozenset({DatastoreKind.POSTGRES, DatastoreKind.RABBITMQ, DatastoreKind.REDIS})
 
 
-def generate_monitors(system: System, settings: Settings) -> Iterator[Document]:
+def generate_monitors(system: System, config: Config) -> Iterator[Document]:
     """A monitor per scraped service (sorted by name), then the exporter's ServiceMonitor if needed."""
     for service in sorted(system.scraped_services, key=lambda s: s.name):
-        yield kubernetes_document(workload_monitor(system, service, settings))
+        yield kubernetes_document(workload_monitor(system, service, config.output))
     if needs_exporter(system):
-        yield kubernetes_document(exporter_monitor(system, settings))
+        yield kubernetes_document(exporter_monitor(system, config.output))
 
 
 def needs_exporter(system: System) -> bool:

@@ -10,20 +10,19 @@ writes, for each rule group:
 - `prometheus/rules/<group>.test.yaml`: its promtool tests (`promtool test rules`), next to it;
 
 and `runbooks/<Alert>.md` for each alert name. The components, one module each, are pure
-functions of the system and a `RuleConfig`.
+functions of the system and a `RuleConfig` (the rules' section of `obsbundle.config.Config`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from obsbundle.documents import Document, Format
+from obsbundle.documents import Document, Format, SharedBlock
 from obsbundle.labels import object_labels
 from obsbundle.model import System
-from obsbundle.render import indent_yaml, to_yaml
 from obsbundle.rules.argocd import argocd_groups
-from obsbundle.rules.config import DEFAULT_CONFIG, RuleConfig
+from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.exporters import watch_exporters
 from obsbundle.rules.node_pool import node_pool_groups
@@ -38,6 +37,9 @@ from obsbundle.rules.targets import target_groups
 from obsbundle.rules.volumes import volume_groups
 from obsbundle.rules.workload import workload_groups
 from obsbundle.settings import Settings
+
+if TYPE_CHECKING:  # obsbundle.config imports this package's config module
+    from obsbundle.config import Config
 
 API_VERSION = "monitoring.coreos.com/v1"
 RULES_DIR = "prometheus/rules"
@@ -58,47 +60,49 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
 """Each component's groups go into one PrometheusRule named `<system>-<component>`."""
 
 ComponentGroups = tuple[tuple[str, tuple[RuleGroup, ...]], ...]
-
-# The rules of the system generated last. One generation reads them twice, for the rule files and
-# for the dashboards' alert tables, and building them is a large part of its time. Keyed by
-# identity: the model is frozen, and it holds dicts, so it has no hash.
-_LAST_BUILT: list[tuple[System, RuleConfig, ComponentGroups]] = []
+"""(component, groups) of one system, components without rules left out."""
 
 
-def _alerting_components(system: System, config: RuleConfig) -> ComponentGroups:
-    """(component, groups) without the SLO scenario tests, components without rules left out."""
-    if _LAST_BUILT and _LAST_BUILT[0][0] is system and _LAST_BUILT[0][1] is config:
-        return _LAST_BUILT[0][2]
+def alerting_components(system: System, config: RuleConfig) -> ComponentGroups:
+    """(component, groups) without the SLO scenario tests, components without rules left out: the
+    costly part of a system's rules, built once per generation (see `obsbundle.bundle`) and read
+    for the rule files and for the dashboards' alert tables."""
     found = tuple((name, tuple(build(system, config))) for name, build in COMPONENTS)
     # Labels every alert with the exporters it reads and adds their absence alerts (`exporters`).
     watched = watch_exporters(system, config, found)
-    built = tuple((name, groups) for name, groups in watched if groups)
-    _LAST_BUILT[:] = [(system, config, built)]
-    return built
+    return tuple((name, groups) for name, groups in watched if groups)
 
 
-def component_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[tuple[str, list[RuleGroup]]]:
-    """(component, groups) in a stable order, components without rules left out; the SLO groups
-    carry their scenario tests."""
+def with_scenario_tests(
+    system: System, built: ComponentGroups, config: RuleConfig
+) -> list[tuple[str, list[RuleGroup]]]:
+    """`built` with the SLO groups carrying their scenario tests."""
     return [
         (name, with_slo_tests(system, list(groups), config) if name == "slo" else list(groups))
-        for name, groups in _alerting_components(system, config)
+        for name, groups in built
     ]
 
 
-def rule_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[RuleGroup]:
+def component_groups(system: System, config: RuleConfig) -> list[tuple[str, list[RuleGroup]]]:
+    """(component, groups) in a stable order, components without rules left out; the SLO groups
+    carry their scenario tests."""
+    return with_scenario_tests(system, alerting_components(system, config), config)
+
+
+def rule_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
     """Every rule group of the system, in a stable order."""
     return [group for _, groups in component_groups(system, config) for group in groups]
 
 
-def alert_groups(system: System, config: RuleConfig = DEFAULT_CONFIG) -> list[RuleGroup]:
-    """Every rule group with its alerts but without the SLO scenario tests, the costly part of
-    `rule_groups`, for callers that only read the alerts (dashboards' alert tables)."""
-    return [group for _, groups in _alerting_components(system, config) for group in groups]
+def alert_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
+    """Every rule group with its alerts but without the SLO scenario tests, for callers that only
+    read the alerts."""
+    return [group for _, groups in alerting_components(system, config) for group in groups]
 
 
-def prometheus_rule(system: System, settings: Settings, component: str, groups: list[RuleGroup]) -> dict[str, Any]:
-    """The PrometheusRule object that carries one component's groups."""
+def prometheus_rule(system: System, settings: Settings, component: str, groups: Sequence[Any]) -> dict[str, Any]:
+    """The PrometheusRule object that carries one component's groups (`RuleGroup.to_dict()` each,
+    or shared blocks of them)."""
     return {
         "apiVersion": API_VERSION,
         "kind": "PrometheusRule",
@@ -107,7 +111,7 @@ def prometheus_rule(system: System, settings: Settings, component: str, groups: 
             "namespace": system.monitoring.namespace,
             "labels": {**object_labels(system, settings), "app.kubernetes.io/component": "rules"},
         },
-        "spec": {"groups": [group.to_dict() for group in groups]},
+        "spec": {"groups": list(groups)},
     }
 
 
@@ -119,25 +123,19 @@ def alerts_by_name(groups: list[RuleGroup]) -> dict[str, list[Alert]]:
     return dict(sorted(named.items()))
 
 
-def prometheus_rule_yaml(system: System, settings: Settings, component: str, group_yaml: list[str]) -> str:
-    """The PrometheusRule of `prometheus_rule` as YAML, its groups given as rendered sequence items."""
-    obj = prometheus_rule(system, settings, component, [])
-    del obj["spec"]  # last: its groups follow as they are
-    return to_yaml(obj) + "spec:\n  groups:\n" + "".join(indent_yaml(text, 2) for text in group_yaml)
-
-
-def rule_documents(system: System, settings: Settings, config: RuleConfig) -> Iterator[Document]:
-    components = component_groups(system, config)
+def rule_documents(system: System, config: Config, built: ComponentGroups) -> Iterator[Document]:
+    """The rule documents of one system from its `alerting_components`."""
+    components = with_scenario_tests(system, built, config.rules)
     for component, groups in components:
         # Each group is rendered once, for its plain file and for the PrometheusRule.
-        group_yaml = [to_yaml([group.to_dict()]) for group in groups]
+        blocks = [SharedBlock(group.to_dict()) for group in groups]
         yield Document(
             f"{system.name}-{component}-prometheusrule.yaml",
-            prometheus_rule_yaml(system, settings, component, group_yaml),
+            prometheus_rule(system, config.output, component, blocks),
             kubernetes=True,
         )
-        for group, text in zip(groups, group_yaml, strict=True):
-            yield Document(f"{RULES_DIR}/{rule_file_name(group.name)}", "groups:\n" + text)
+        for group, block in zip(groups, blocks, strict=True):
+            yield Document(f"{RULES_DIR}/{rule_file_name(group.name)}", {"groups": [block]})
             for name, content in test_files(group).items():
                 yield Document(f"{RULES_DIR}/{name}", content)
     all_groups = [group for _, groups in components for group in groups]
@@ -145,9 +143,9 @@ def rule_documents(system: System, settings: Settings, config: RuleConfig) -> It
         yield Document(f"{RUNBOOKS_DIR}/{name}.md", runbook(system, alerts), Format.MARKDOWN)
 
 
-def generate_rules(system: System, settings: Settings) -> Iterator[Document]:
-    """The rule documents of one system with the default RuleConfig (the bundle's generator)."""
-    return rule_documents(system, settings, DEFAULT_CONFIG)
+def generate_rules(system: System, config: Config) -> Iterator[Document]:
+    """The rule documents of one system, its rules built here."""
+    return rule_documents(system, config, alerting_components(system, config.rules))
 
 
-__all__ = ["generate_rules", "rule_documents", "rule_groups"]
+__all__ = ["alerting_components", "generate_rules", "rule_documents", "rule_groups"]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from obsbundle.bundle import build
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
-from obsbundle.settings import Settings
 from obsbundle.writer import write_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ def default_inventory() -> Inventory:
 @pytest.fixture(scope="session")
 def default_output(default_inventory: Inventory) -> dict[str, bytes]:
     """The generated files of the default fleet, `<system>/<path>` → bytes (built once per run)."""
-    return build(default_inventory, Settings())
+    return build(default_inventory, DEFAULT_CONFIG)
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ import yaml
 from bench.generate import synthetic_system
 from obsbundle import bundle
 from obsbundle.bundle import PARALLEL_FROM_SERVICES, build, stale_output, write_output
+from obsbundle.config import DEFAULT_CONFIG, Config
 from obsbundle.documents import Document
 from obsbundle.errors import InputError, Problem
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory, System
-from obsbundle.settings import Settings
 from obsbundle.writer import MARKER
 
 
@@ -62,9 +62,9 @@ def pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 def test_worker_processes_write_the_same_files_as_one_process(
     large_inventory: Inventory, tmp_path: Path, pools: list[int]
 ) -> None:
-    alone = write_output(large_inventory, Settings(), tmp_path / "alone", jobs=1)
+    alone = write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "alone", jobs=1)
     assert pools == []
-    shared = write_output(large_inventory, Settings(), tmp_path / "shared", jobs=2)
+    shared = write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "shared", jobs=2)
     assert pools == [2]
     assert alone == shared > 2 * PARALLEL_FROM_SERVICES
     assert _files(tmp_path / "alone") == _files(tmp_path / "shared")
@@ -74,8 +74,8 @@ def test_worker_processes_write_the_same_files_as_one_process(
 def test_bytes_kept_in_memory_are_the_bytes_written(
     large_inventory: Inventory, tmp_path: Path, pools: list[int]
 ) -> None:
-    write_output(large_inventory, Settings(), tmp_path / "out", jobs=2)
-    assert build(large_inventory, Settings(), jobs=2) == _files(tmp_path / "out")
+    write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "out", jobs=2)
+    assert build(large_inventory, DEFAULT_CONFIG, jobs=2) == _files(tmp_path / "out")
     assert pools == [2, 2]
 
 
@@ -83,8 +83,8 @@ def test_check_in_worker_processes_names_changed_missing_and_extra_files(
     large_inventory: Inventory, tmp_path: Path, pools: list[int]
 ) -> None:
     out = tmp_path / "out"
-    count = write_output(large_inventory, Settings(), out, jobs=2)
-    assert stale_output(large_inventory, Settings(), out, jobs=2) == ([], count)
+    count = write_output(large_inventory, DEFAULT_CONFIG, out, jobs=2)
+    assert stale_output(large_inventory, DEFAULT_CONFIG, out, jobs=2) == ([], count)
 
     changed = out / "bench" / "svc-0007-servicemonitor.yaml"
     changed.write_text(changed.read_text().replace("interval: 30s", "interval: 31s"))
@@ -93,7 +93,7 @@ def test_check_in_worker_processes_names_changed_missing_and_extra_files(
     before = _digest(out)
 
     for jobs in (1, 2):
-        stale, generated = stale_output(large_inventory, Settings(), out, jobs=jobs)
+        stale, generated = stale_output(large_inventory, DEFAULT_CONFIG, out, jobs=jobs)
         assert stale == [
             "bench/dashboards/bench-service-svc-0010.json",
             "bench/hand-made.yaml",
@@ -107,21 +107,21 @@ def test_check_in_worker_processes_names_changed_missing_and_extra_files(
 def test_small_inventories_stay_in_one_process(tmp_path: Path, pools: list[int]) -> None:
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(synthetic_system(PARALLEL_FROM_SERVICES - 1), sort_keys=False))
-    write_output(load_inventory([path]), Settings(), tmp_path / "out", jobs=8)
+    write_output(load_inventory([path]), DEFAULT_CONFIG, tmp_path / "out", jobs=8)
     assert pools == []
 
 
 def test_where_no_worker_can_start_generation_runs_in_this_process(
     large_inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_output(large_inventory, Settings(), tmp_path / "alone", jobs=1)
+    write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "alone", jobs=1)
 
     class NoSemaphores(ProcessPoolExecutor):
         def __init__(self, max_workers: int, **options: Any) -> None:
             raise OSError(38, "Function not implemented")  # sem_open without /dev/shm
 
     monkeypatch.setattr(bundle, "ProcessPoolExecutor", NoSemaphores)
-    write_output(large_inventory, Settings(), tmp_path / "fallback", jobs=2)
+    write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "fallback", jobs=2)
     assert _files(tmp_path / "fallback") == _files(tmp_path / "alone")
 
 
@@ -133,7 +133,7 @@ def test_an_input_error_from_a_worker_process_keeps_its_problems() -> None:
     assert str(copy) == "shop.yaml: services[0].name: is used twice"
 
 
-def _twice(system: System, settings: Settings) -> Iterator[Document]:
+def _twice(system: System, config: Config) -> Iterator[Document]:
     yield Document("clash.yaml", {"first": 1})
     yield Document("clash.yaml", {"second": 2})
 
@@ -142,12 +142,12 @@ def test_an_error_while_generating_leaves_the_previous_output_and_no_staging_fol
     default_inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
-    write_output(default_inventory, Settings(), out)
+    write_output(default_inventory, DEFAULT_CONFIG, out)
     before = _digest(out)
     monkeypatch.setattr(bundle, "GENERATORS", (*bundle.GENERATORS, _twice))
 
     with pytest.raises(InputError, match=r"two generated objects would both be written to clash\.yaml"):
-        write_output(default_inventory, Settings(), out)
+        write_output(default_inventory, DEFAULT_CONFIG, out)
 
     assert _digest(out) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"], "the staging folder is removed"
@@ -158,13 +158,13 @@ def test_a_process_with_threads_gets_workers_from_a_clean_server(
 ) -> None:
     """Forking a process with threads can copy a lock another thread holds; then workers fork from
     a server process instead, and still write the same files."""
-    write_output(large_inventory, Settings(), tmp_path / "alone", jobs=1)
+    write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "alone", jobs=1)
     stop = threading.Event()
     waiter = threading.Thread(target=stop.wait)
     waiter.start()
     try:
         assert bundle._worker_context().get_start_method() == "forkserver"
-        write_output(large_inventory, Settings(), tmp_path / "served", jobs=2)
+        write_output(large_inventory, DEFAULT_CONFIG, tmp_path / "served", jobs=2)
     finally:
         stop.set()
         waiter.join()

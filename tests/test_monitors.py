@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 import yaml
 
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
 from obsbundle.monitors import generate_monitors
 from obsbundle.render import render
-from obsbundle.settings import Settings
 from tests.conftest import FIXTURES
 from tests.golden import assert_matches_golden
 from tests.support.crds import is_monitoring_object, validation_errors
@@ -108,11 +108,11 @@ def test_systems_with_exported_datastores_get_the_exporter_monitor(default_outpu
 
 def test_jobs_and_cronjobs_without_metrics_get_no_monitor(default_inventory: Inventory) -> None:
     aegis = next(system for system in default_inventory.systems if system.name == "aegis")
-    names = {doc.content["metadata"]["name"] for doc in generate_monitors(aegis, Settings())}
+    names = {doc.content["metadata"]["name"] for doc in generate_monitors(aegis, DEFAULT_CONFIG)}
     assert "db-migration" not in names and "postgres-backup" not in names
 
 
 def test_monitors_of_the_fixture_system_match_the_golden_files() -> None:
     (shop,) = load_inventory([FIXTURES / "inventory" / "shop.yaml"]).systems
-    files = {document.path: render(document) for document in generate_monitors(shop, Settings())}
+    files = {document.path: render(document) for document in generate_monitors(shop, DEFAULT_CONFIG)}
     assert_matches_golden(files, "monitors/shop")

@@ -1,10 +1,11 @@
 """Assemble every generator's documents for every system into the output files.
 
-Generators are pure functions of (system, settings), so each (system, generator) pair is an
-independent task. Large inventories run those tasks in worker processes, which generate, render
-and deliver: into the writer's staging folder, compared with the output folder (`--check`), or
-back as bytes. This process checks the paths and adds each system's kustomization. The bytes are
-the same whichever process made them.
+Generators are pure functions of (system, config). Each system's rules are built once, by its
+rules task, which hands the dashboards task the alert index its alert tables need; the other
+(system, generator) pairs are independent tasks. Large inventories run the tasks in worker
+processes, which generate, render and deliver: into the writer's staging folder, compared with
+the output folder (`--check`), or back as bytes. This process checks the paths and adds each
+system's kustomization. The bytes are the same whichever process made them.
 """
 
 from __future__ import annotations
@@ -13,30 +14,33 @@ import functools
 import gc
 import multiprocessing
 import os
+import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from obsbundle.alerting import generate_alerting
-from obsbundle.dashboards import generate_dashboards
+from obsbundle.config import Config
+from obsbundle.dashboards import generate_dashboards, system_dashboards
+from obsbundle.dashboards.alerts import AlertIndex
 from obsbundle.documents import Document, Format
 from obsbundle.errors import InputError, Problem
 from obsbundle.model import Inventory, System
 from obsbundle.monitors import generate_monitors
 from obsbundle.render import render
-from obsbundle.rules import generate_rules
-from obsbundle.settings import OutputFormat, Settings
+from obsbundle.rules import ComponentGroups, alerting_components, rule_documents
+from obsbundle.settings import OutputFormat
 from obsbundle.writer import Staging, is_stale, present_files, write_file
 
-Generator = Callable[[System, Settings], Iterable[Document]]
+Generator = Callable[[System, Config], Iterable[Document]]
 
-# One entry per component; each is a pure function of (system, settings). The costliest come
-# first, so that worker processes start on them and the small ones fill the gaps.
-GENERATORS: tuple[Generator, ...] = (generate_rules, generate_dashboards, generate_monitors, generate_alerting)
+GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_alerting)
+"""The generators that need nothing but (system, config); the rules and the dashboards, which
+share the system's rule groups, are the bundle's own tasks (`_rules_task`, `_dashboards_task`)."""
 
 PARALLEL_FROM_SERVICES = 50
 """From this many services in the inventory, worker processes pay for themselves: on two CPUs,
@@ -93,23 +97,37 @@ class Placed:
     stale: bool = False
 
 
-def system_documents(system: System, settings: Settings) -> list[Document]:
+def system_documents(system: System, config: Config) -> list[Document]:
     """Every document of one system, the kustomization included, sorted by path."""
-    kept = (document for generator in GENERATORS for document in _kept(generator, system, settings))
-    documents = _checked(system, kept)
-    return _with_kustomization(documents, settings, lambda document: document)
+    built = alerting_components(system, config.rules)
+    generated = [
+        rule_documents(system, config, built),
+        generate_dashboards(system, config, _alert_index(built)),
+        *(generator(system, config) for generator in GENERATORS),
+    ]
+    documents = _checked(system, (document for documents in generated for document in _kept(documents, config)))
+    return _with_kustomization(documents, config, lambda document: document)
 
 
-def _kept(generator: Generator, system: System, settings: Settings) -> Iterator[Document]:
-    """A generator's documents, without Kubernetes objects where the output format has none."""
-    for document in generator(system, settings):
-        if not (settings.output_format is OutputFormat.PROMETHEUS and document.kubernetes):
+def dashboards_of(system: System, config: Config) -> list[dict[str, Any]]:
+    """A system's dashboards as Grafana JSON, with the alert index of its rules."""
+    return system_dashboards(system, config.dashboards, _alert_index(alerting_components(system, config.rules)))
+
+
+def _alert_index(built: ComponentGroups) -> AlertIndex:
+    return AlertIndex.of(group for _, groups in built for group in groups)
+
+
+def _kept(documents: Iterable[Document], config: Config) -> Iterator[Document]:
+    """Documents without Kubernetes objects where the output format has none."""
+    for document in documents:
+        if not (config.output.output_format is OutputFormat.PROMETHEUS and document.kubernetes):
             yield document
 
 
-def build(inventory: Inventory, settings: Settings, *, jobs: int = 1) -> dict[str, bytes]:
+def build(inventory: Inventory, config: Config, *, jobs: int = 1) -> dict[str, bytes]:
     """Output files for the whole inventory, in memory: `<system>/<path>` → bytes."""
-    placed = _produce(inventory, settings, Keep(), jobs)
+    placed = _produce(inventory, config, Keep(), jobs)
     return {f"{system}/{file.path}": _kept_bytes(file) for system, files in placed.items() for file in files}
 
 
@@ -118,48 +136,46 @@ def _kept_bytes(file: Placed) -> bytes:
     return file.data
 
 
-def write_output(inventory: Inventory, settings: Settings, out: Path, *, jobs: int = 1) -> int:
+def write_output(inventory: Inventory, config: Config, out: Path, *, jobs: int = 1) -> int:
     """Replace `out` with the inventory's output, atomically; returns the number of files."""
     with Staging(out) as staging:
-        placed = _produce(inventory, settings, WriteTo(staging.path), jobs)
+        placed = _produce(inventory, config, WriteTo(staging.path), jobs)
         staging.commit()
     return sum(len(files) for files in placed.values())
 
 
-def stale_output(inventory: Inventory, settings: Settings, out: Path, *, jobs: int = 1) -> tuple[list[str], int]:
+def stale_output(inventory: Inventory, config: Config, out: Path, *, jobs: int = 1) -> tuple[list[str], int]:
     """Paths under `out` that differ from the inventory's output (changed, missing, or no longer
     generated), and the number of files generated."""
-    placed = _produce(inventory, settings, CompareWith(out), jobs)
+    placed = _produce(inventory, config, CompareWith(out), jobs)
     generated = {f"{system}/{file.path}": file.stale for system, files in placed.items() for file in files}
     stale = [path for path, differs in generated.items() if differs]
     stale.extend(path for path in present_files(out) if path not in generated)
     return sorted(stale), len(generated)
 
 
-def _produce(inventory: Inventory, settings: Settings, destination: Destination, jobs: int) -> dict[str, list[Placed]]:
+def _produce(inventory: Inventory, config: Config, destination: Destination, jobs: int) -> dict[str, list[Placed]]:
     """Every system's files delivered to `destination`, by system, sorted by path.
 
-    `jobs` > 1 runs the (system, generator) tasks in that many worker processes when the inventory
-    is large enough to gain from them; the files are the same bytes either way.
+    `jobs` > 1 runs the tasks in that many worker processes when the inventory is large enough to
+    gain from them; the files are the same bytes either way.
     """
-    tasks = [(system, generator) for generator in range(len(GENERATORS)) for system in inventory.systems]
+    systems = inventory.systems
     workers = worker_count(inventory, jobs)
     with _collector_paused():
-        pool = _worker_pool(workers) if workers else None
+        context = _worker_context()
+        pool = _worker_pool(workers, context) if workers else None
         if pool is not None:
-            delivered = _run_in_workers(pool, tasks, settings, destination)
+            delivered = _run_in_workers(pool, context, systems, config, destination)
         else:
-            delivered = [_run_task(system, generator, settings, destination) for system, generator in tasks]
-    by_system: dict[str, list[Placed]] = {system.name: [] for system in inventory.systems}
-    for (system, _), files in zip(tasks, delivered, strict=True):
-        by_system[system.name].extend(files)
+            delivered = [_run_in_process(system, config, destination) for system in systems]
     return {
         system.name: _with_kustomization(
-            _checked(system, by_system[system.name]),
-            settings,
+            _checked(system, files),
+            config,
             functools.partial(_deliver, system.name, destination=destination),
         )
-        for system in inventory.systems
+        for system, files in zip(systems, delivered, strict=True)
     }
 
 
@@ -169,7 +185,11 @@ def worker_count(inventory: Inventory, jobs: int) -> int:
     services = sum(len(system.services) for system in inventory.systems)
     if jobs <= 1 or services < PARALLEL_FROM_SERVICES:
         return 0
-    return min(jobs, len(GENERATORS) * len(inventory.systems))
+    return min(jobs, _TASKS_PER_SYSTEM * len(inventory.systems))
+
+
+_TASKS_PER_SYSTEM = 2 + len(GENERATORS)
+"""The rules, the dashboards and each of GENERATORS."""
 
 
 def _deliver(system_name: str, document: Document, *, destination: Destination) -> Placed:
@@ -185,33 +205,121 @@ def _deliver(system_name: str, document: Document, *, destination: Destination) 
             return Placed(document.path, document.kubernetes, data)
 
 
-def _run_task(system: System, generator: int, settings: Settings, destination: Destination) -> list[Placed]:
-    """One generator's documents for one system, rendered and delivered."""
-    documents = _kept(GENERATORS[generator], system, settings)
-    return [_deliver(system.name, document, destination=destination) for document in documents]
+def _delivered(system: System, documents: Iterable[Document], config: Config, destination: Destination) -> list[Placed]:
+    return [_deliver(system.name, document, destination=destination) for document in _kept(documents, config)]
 
 
-def _run_task_in_worker(system: System, generator: int, settings: Settings, destination: Destination) -> list[Placed]:
+def _run_in_process(system: System, config: Config, destination: Destination) -> list[Placed]:
+    """Every task of one system, one after the other."""
+    alerts: list[AlertIndex] = []
+    files = _rules_task(system, config, destination, alerts.append)
+    files += _dashboards_task(system, config, alerts[0], destination)
+    for generator in range(len(GENERATORS)):
+        files += _generator_task(system, generator, config, destination)
+    return files
+
+
+def _rules_task(
+    system: System, config: Config, destination: Destination, hand_over: Callable[[AlertIndex], object]
+) -> list[Placed]:
+    """Build the system's rule groups once, `hand_over` their alert index to the dashboards as soon
+    as it is known, then render and deliver the rule documents."""
+    built = alerting_components(system, config.rules)
+    hand_over(_alert_index(built))
+    return _delivered(system, rule_documents(system, config, built), config, destination)
+
+
+def _dashboards_task(system: System, config: Config, alerts: AlertIndex, destination: Destination) -> list[Placed]:
+    return _delivered(system, generate_dashboards(system, config, alerts), config, destination)
+
+
+def _generator_task(system: System, generator: int, config: Config, destination: Destination) -> list[Placed]:
+    return _delivered(system, GENERATORS[generator](system, config), config, destination)
+
+
+def _rules_task_in_worker(
+    system: System,
+    config: Config,
+    destination: Destination,
+    indexes: queue.Queue[tuple[int, AlertIndex]],
+    position: int,
+) -> list[Placed]:
     with _collector_paused():
-        return _run_task(system, generator, settings, destination)
+        return _rules_task(system, config, destination, lambda alerts: indexes.put((position, alerts)))
 
 
-def _worker_pool(workers: int) -> ProcessPoolExecutor | None:
+def _dashboards_task_in_worker(
+    system: System, config: Config, alerts: AlertIndex, destination: Destination
+) -> list[Placed]:
+    with _collector_paused():
+        return _dashboards_task(system, config, alerts, destination)
+
+
+def _generator_task_in_worker(system: System, generator: int, config: Config, destination: Destination) -> list[Placed]:
+    with _collector_paused():
+        return _generator_task(system, generator, config, destination)
+
+
+def _worker_pool(workers: int, context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor | None:
     """`workers` worker processes, or None where the platform cannot start them (some containers
     have no /dev/shm for the pool's semaphores): generation then runs in this process, to the
     same bytes."""
     try:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context())
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context)
     except (OSError, NotImplementedError):
         return None
 
 
 def _run_in_workers(
-    pool: ProcessPoolExecutor, tasks: list[tuple[System, int]], settings: Settings, destination: Destination
+    pool: ProcessPoolExecutor,
+    context: multiprocessing.context.BaseContext,
+    systems: Sequence[System],
+    config: Config,
+    destination: Destination,
 ) -> list[list[Placed]]:
-    with pool:
-        futures = [pool.submit(_run_task_in_worker, system, index, settings, destination) for system, index in tasks]
-        return [future.result() for future in futures]
+    """Each system's files, its tasks run in `pool`. A system's dashboards task starts as soon as
+    its rules task has sent the alert index, while that task goes on to render the rule files."""
+    with pool, context.Manager() as manager:
+        indexes: queue.Queue[tuple[int, AlertIndex]] = manager.Queue()
+        rules = [
+            pool.submit(_rules_task_in_worker, system, config, destination, indexes, position)
+            for position, system in enumerate(systems)
+        ]
+        others = [
+            [
+                pool.submit(_generator_task_in_worker, system, generator, config, destination)
+                for generator in range(len(GENERATORS))
+            ]
+            for system in systems
+        ]
+        dashboards: dict[int, Future[list[Placed]]] = {}
+        while len(dashboards) < len(systems):
+            try:
+                position, alerts = indexes.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                _raise_failed(rules)
+                continue
+            dashboards[position] = pool.submit(
+                _dashboards_task_in_worker, systems[position], config, alerts, destination
+            )
+        return [
+            [
+                *rules[position].result(),
+                *dashboards[position].result(),
+                *(file for future in others[position] for file in future.result()),
+            ]
+            for position in range(len(systems))
+        ]
+
+
+_POLL_SECONDS = 0.05
+"""How often the wait for an alert index looks whether a rules task failed before sending one."""
+
+
+def _raise_failed(futures: Iterable[Future[list[Placed]]]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            future.result()
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -260,10 +368,10 @@ def _checked(system: System, placed: Iterable[PlacedT]) -> dict[str, PlacedT]:
 
 
 def _with_kustomization(
-    by_path: dict[str, PlacedT], settings: Settings, place: Callable[[Document], PlacedT]
+    by_path: dict[str, PlacedT], config: Config, place: Callable[[Document], PlacedT]
 ) -> list[PlacedT]:
     """The documents sorted by path, with `kustomization.yaml` listing the Kubernetes objects."""
-    if settings.output_format is OutputFormat.OPERATOR:
+    if config.output.output_format is OutputFormat.OPERATOR:
         kustomization = _kustomization(sorted(path for path, item in by_path.items() if item.kubernetes))
         by_path[kustomization.path] = place(kustomization)
     return [by_path[path] for path in sorted(by_path)]

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, stale_output, write_output
+from obsbundle.config import Config, build_config
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
 from obsbundle.schema import inventory_json_schema
-from obsbundle.settings import OutputFormat, Settings
+from obsbundle.settings import OutputFormat
 from obsbundle.verify import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK,
@@ -113,13 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.schema:
         sys.stdout.write(inventory_json_schema())
         return EXIT_OK
-    settings = Settings(output_format=OutputFormat(args.format))
+    config = build_config(OutputFormat(args.format))
     try:
         inventory = load_inventory(args.inventory or [Path("inventory")])
         if args.verify:
-            return _verify(inventory, args)
+            return _verify(inventory, config, args)
         if args.check:
-            stale, count = stale_output(inventory, settings, args.out, jobs=args.jobs)
+            stale, count = stale_output(inventory, config, args.out, jobs=args.jobs)
             if stale:
                 print(f"{args.out} is out of date; run generate.py to update these files:", file=sys.stderr)
                 for path in stale:
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_STALE
             print(f"{args.out} is up to date ({count} files)")
             return EXIT_OK
-        count = write_output(inventory, settings, args.out, jobs=args.jobs)
+        count = write_output(inventory, config, args.out, jobs=args.jobs)
     except InputError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -137,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _verify(inventory: Inventory, args: argparse.Namespace) -> int:
+def _verify(inventory: Inventory, config: Config, args: argparse.Namespace) -> int:
     """--verify: the report on stdout; 0 every series present, 1 some missing, 2 Prometheus not asked."""
     connection = Connection(
         url=args.verify,
@@ -150,7 +151,7 @@ def _verify(inventory: Inventory, args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
     )
     try:
-        report = verify(inventory, connection, range_=args.verify_range, lookback=args.verify_lookback)
+        report = verify(inventory, connection, config, range_=args.verify_range, lookback=args.verify_lookback)
     except VerifyError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from obsbundle.dashboards import system_dashboards
+from obsbundle.bundle import dashboards_of
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.model import Inventory, System
 from obsbundle.rules import rule_groups
 from tests.dashboards.variants import pgbouncer_system
@@ -27,7 +28,7 @@ def checked_systems(default_inventory: Inventory) -> list[System]:
 @pytest.fixture(scope="session")
 def fleet_dashboards(checked_systems: list[System]) -> dict[str, list[dict[str, Any]]]:
     """Every dashboard of the checked systems, by system name."""
-    return {system.name: system_dashboards(system) for system in checked_systems}
+    return {system.name: dashboards_of(system, DEFAULT_CONFIG) for system in checked_systems}
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +42,7 @@ def fleet_prometheus(
 ) -> Iterator[PrometheusServer]:
     """Prometheus over the checked systems' synthetic series and their generated recording rules."""
     workdir = tmp_path_factory.mktemp("fleet-prometheus")
-    groups = [group.to_dict() for system in checked_systems for group in rule_groups(system)]
+    groups = [group.to_dict() for system in checked_systems for group in rule_groups(system, DEFAULT_CONFIG.rules)]
     server = start_fleet_prometheus(workdir, checked_systems, fleet_window, rule_groups=groups)
     yield server
     server.stop()

@@ -18,7 +18,7 @@ from obsbundle.dashboards.walk import panels
 from obsbundle.documents import Document, Format
 from obsbundle.links import Board, PanelId, dashboard_uid
 from obsbundle.model import Inventory, System
-from obsbundle.render import render
+from obsbundle.render import json_text, render
 from obsbundle.rules import alert_groups, rule_groups
 from obsbundle.settings import OutputFormat
 from tests.dashboards.variants import pgbouncer_system
@@ -89,8 +89,8 @@ def test_each_dashboard_is_a_json_file_and_a_config_map_the_grafana_sidecar_file
         assert metadata["labels"]["grafana_dashboard"] == "1"
         assert metadata["labels"]["release"] == "kube-prometheus-stack"
         assert metadata["annotations"] == {"grafana_folder": "aegis"}
-        (data,) = config_map.content["data"].values()
-        assert json.loads(data) == json.loads(render(file))
+        (data,) = yaml.safe_load(render(config_map))["data"].values()
+        assert data == render(file).decode()
     assert len(documents) == 2 * len(boards) + 1
 
 
@@ -101,7 +101,7 @@ def test_config_maps_survive_yaml_and_fit_the_kubectl_apply_annotation(default_i
                 rendered = render(document)
                 assert len(rendered) < KUBECTL_ANNOTATION_LIMIT, document.path
                 loaded = yaml.safe_load(rendered)
-                assert loaded["data"] == document.content["data"]
+                assert loaded["data"] == {key: json_text(text) for key, text in document.content["data"].items()}
 
 
 def test_plain_prometheus_output_keeps_the_json_files_and_drops_the_config_maps(default_inventory: Inventory) -> None:

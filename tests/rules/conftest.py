@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory, System
 from obsbundle.render import render
-from obsbundle.rules import rule_documents
-from obsbundle.rules.config import DEFAULT_CONFIG
-from obsbundle.settings import Settings
+from obsbundle.rules import generate_rules
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -34,7 +33,7 @@ def rule_tree(tmp_path_factory: pytest.TempPathFactory, rule_systems: dict[str, 
     """Every system's rule documents written to `<tmp>/<system>/…`, as generate.py lays them out."""
     root = tmp_path_factory.mktemp("rules")
     for system in rule_systems.values():
-        for document in rule_documents(system, Settings(), DEFAULT_CONFIG):
+        for document in generate_rules(system, DEFAULT_CONFIG):
             target = root / system.name / document.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(render(document))

@@ -13,6 +13,7 @@ import yaml
 
 from obsbundle import naming
 from obsbundle.bundle import system_documents
+from obsbundle.config import DEFAULT_CONFIG, build_config
 from obsbundle.durations import format_duration
 from obsbundle.model import Inventory, System
 from obsbundle.render import render
@@ -31,11 +32,12 @@ SEVERITIES = {"critical", "warning", "info"}
 
 
 def _alerts(system: System) -> list[Alert]:
-    return [alert for group in rule_groups(system) for alert in group.alerts]
+    return [alert for group in rule_groups(system, DEFAULT_CONFIG.rules) for alert in group.alerts]
 
 
 def _recordings(system: System) -> list[Recording]:
-    return [rule for group in rule_groups(system) for rule in group.rules if isinstance(rule, Recording)]
+    groups = rule_groups(system, DEFAULT_CONFIG.rules)
+    return [rule for group in groups for rule in group.rules if isinstance(rule, Recording)]
 
 
 def test_every_recorded_series_named_in_the_naming_contract_is_recorded(default_inventory: Inventory) -> None:
@@ -67,7 +69,7 @@ def test_per_service_recordings_carry_system_namespace_and_service(default_inven
 def test_recording_rules_read_only_their_own_system_recorded_series(default_inventory: Inventory) -> None:
     """Two systems in one Prometheus must not mix: every recorded series a rule reads is selected by system."""
     for system in default_inventory.systems:
-        for group in rule_groups(system):
+        for group in rule_groups(system, DEFAULT_CONFIG.rules):
             for rule in group.rules:
                 for match in re.finditer(r"\b([a-z_]+:[a-z_0-9]+:[a-z_0-9]+)\{([^}]*)\}", rule.expr):
                     assert f'system="{system.name}"' in match.group(2), f"{group.name}: {match.group(0)}"
@@ -143,8 +145,8 @@ def test_every_alert_links_its_runbook_and_the_panel_that_explains_it(rule_syste
 
 def test_every_prometheus_rule_object_is_valid_against_the_operator_crd(rule_systems: dict[str, System]) -> None:
     for system in rule_systems.values():
-        for component, groups in component_groups(system):
-            obj = prometheus_rule(system, Settings(), component, groups)
+        for component, groups in component_groups(system, DEFAULT_CONFIG.rules):
+            obj = prometheus_rule(system, Settings(), component, [group.to_dict() for group in groups])
             assert validation_errors(obj) == [], f"{system.name}-{component}"
             assert obj["metadata"]["namespace"] == system.monitoring.namespace
             assert system.monitoring.selector_labels.items() <= obj["metadata"]["labels"].items()
@@ -153,12 +155,13 @@ def test_every_prometheus_rule_object_is_valid_against_the_operator_crd(rule_sys
 def test_the_written_prometheus_rules_and_rule_files_hold_the_groups_they_were_built_from(
     rule_systems: dict[str, System],
 ) -> None:
-    """Each group is rendered once and spliced into its PrometheusRule and its plain file."""
+    """Each group is rendered once, for its PrometheusRule and its plain file."""
     for system in rule_systems.values():
-        documents = {document.path: document for document in system_documents(system, Settings())}
-        for component, groups in component_groups(system):
+        documents = {document.path: document for document in system_documents(system, DEFAULT_CONFIG)}
+        for component, groups in component_groups(system, DEFAULT_CONFIG.rules):
             written = yaml.safe_load(render(documents[f"{system.name}-{component}-prometheusrule.yaml"]))
-            assert written == prometheus_rule(system, Settings(), component, groups), f"{system.name}-{component}"
+            expected = prometheus_rule(system, Settings(), component, [group.to_dict() for group in groups])
+            assert written == expected, f"{system.name}-{component}"
             for group in groups:
                 plain = yaml.safe_load(render(documents[f"prometheus/rules/{rule_file_name(group.name)}"]))
                 assert plain == {"groups": [group.to_dict()]}
@@ -166,7 +169,7 @@ def test_the_written_prometheus_rules_and_rule_files_hold_the_groups_they_were_b
 
 def test_group_names_are_unique_and_intervals_are_sensible(rule_systems: dict[str, System]) -> None:
     for system in rule_systems.values():
-        groups = rule_groups(system)
+        groups = rule_groups(system, DEFAULT_CONFIG.rules)
         names = [group.name for group in groups]
         assert len(names) == len(set(names))
         for group in groups:
@@ -216,8 +219,8 @@ def test_test_files_load_the_rule_files_next_to_them_in_evaluation_order(rule_tr
 def test_plain_rule_files_tests_and_runbooks_are_written_in_both_formats(
     shipyard: System, output_format: OutputFormat
 ) -> None:
-    paths = {document.path for document in system_documents(shipyard, Settings(output_format=output_format))}
-    group_names = [group.name for group in rule_groups(shipyard)]
+    paths = {document.path for document in system_documents(shipyard, build_config(output_format))}
+    group_names = [group.name for group in rule_groups(shipyard, DEFAULT_CONFIG.rules)]
     assert {f"prometheus/rules/{name}.rules.yaml" for name in group_names} <= paths
     assert "runbooks/SloErrorBudgetBurn.md" in paths
     has_objects = any(path.endswith("-prometheusrule.yaml") for path in paths)

@@ -11,18 +11,17 @@ import random
 
 import pytest
 
+from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.render import render
-from obsbundle.rules import rule_documents
-from obsbundle.rules.config import DEFAULT_CONFIG
-from obsbundle.settings import Settings
+from obsbundle.rules import generate_rules
 from tests.rules.conftest import FIXTURES, GOLDEN
 
 
 def _files(system: System) -> dict[str, bytes]:
-    return {document.path: render(document) for document in rule_documents(system, Settings(), DEFAULT_CONFIG)}
+    return {document.path: render(document) for document in generate_rules(system, DEFAULT_CONFIG)}
 
 
 @pytest.fixture(scope="module")
