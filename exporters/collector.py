@@ -163,9 +163,9 @@ class PoolQueueCollector(Collector):
             log.info("source %s (%s) is answering again", source.name, source.kind)
 
     def _families(self, results: Sequence[SourceResult]) -> list[Metric]:
-        up = GaugeMetricFamily(f.UP.name, f.UP.help, labels=("source", *f.UP.labels))
+        up = GaugeMetricFamily(f.UP.name, f.UP.help, labels=(f.SOURCE_LABEL, *f.UP.labels))
         duration = GaugeMetricFamily(
-            f.SCRAPE_DURATION.name, f.SCRAPE_DURATION.help, labels=("source", *f.SCRAPE_DURATION.labels)
+            f.SCRAPE_DURATION.name, f.SCRAPE_DURATION.help, labels=(f.SOURCE_LABEL, *f.SCRAPE_DURATION.labels)
         )
         by_family: dict[Family, list[tuple[tuple[str, ...], float]]] = {}
         for result in results:
@@ -182,7 +182,7 @@ class PoolQueueCollector(Collector):
                 continue
             samples.sort(key=lambda sample: sample[0])
             metric: Metric
-            labels = ("source", *family.labels)
+            labels = (f.SOURCE_LABEL, *family.labels)
             if family.kind == "counter":
                 counter = CounterMetricFamily(family.name, family.help, labels=labels)
                 for values, value in samples:

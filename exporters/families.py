@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 SOURCE_LABEL = "source"
+"""The label the collector puts first on every family: the name of the source it was read from."""
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,6 @@ class Family:
     help: str
     labels: tuple[str, ...]
     """Label names after `source`, which every family has."""
-
-    @property
-    def exposed_name(self) -> str:
-        return f"{self.name}_total" if self.kind == "counter" else self.name
 
 
 @dataclass(frozen=True, slots=True)
