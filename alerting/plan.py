@@ -61,7 +61,7 @@ def equals(name: str, value: str) -> Matcher:
     return Matcher(name, "=", value)
 
 
-def any_of(name: str, values: tuple[str, ...]) -> Matcher:
+def matches_any(name: str, values: tuple[str, ...]) -> Matcher:
     """`name=~"a|b|c"`, each value matched literally (Alertmanager anchors the regex)."""
     return Matcher(name, "=~", "|".join(_regex_literal(value) for value in values))
 
@@ -187,7 +187,7 @@ def inhibit_rules() -> tuple[InhibitRule, ...]:
     rules.extend(
         InhibitRule(
             (equals(naming.WINDOW_LABEL, faster), _has(naming.SLO_LABEL)),
-            (any_of(naming.WINDOW_LABEL, windows[position + 1 :]),),
+            (matches_any(naming.WINDOW_LABEL, windows[position + 1 :]),),
             slo_identity,
         )
         for position, faster in enumerate(windows[:-1])

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from obsbundle import naming
 from obsbundle.model import Datastore, Instrumentation, NodePool, Queue, Service, Slo, System
 from obsbundle.promql import any_of, quote, selector
+from obsbundle.rules.alert_labels import recorded_service_labels
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.sli import REQUEST_METRICS as SLI_METRICS
+from obsbundle.rules.sli import REQUEST_METRICS, target_labels
 
 CLUSTER_MATCHER = 'cluster=~"$cluster"'
 NAMESPACE_MATCHER = 'namespace=~"$namespace"'
@@ -54,22 +55,10 @@ def rate(series: str) -> str:
     return f"rate({series}[{RATE_INTERVAL}])"
 
 
-def system_labels(system: System) -> dict[str, str]:
+def recorded_system_labels(system: System) -> dict[str, str]:
+    """Labels that keep recorded series to one system (a service's add namespace and service:
+    `recorded_service_labels`)."""
     return {naming.SYSTEM_LABEL: system.name}
-
-
-def recorded_service_labels(system: System, service: Service) -> dict[str, str]:
-    """Labels of one service's recorded series: system, namespace, service."""
-    return {
-        naming.SYSTEM_LABEL: system.name,
-        naming.NAMESPACE_LABEL: service.namespace,
-        naming.SERVICE_LABEL: service.name,
-    }
-
-
-def target_labels(service: Service) -> dict[str, str]:
-    """Labels the monitors put on a service's scraped series: namespace and service."""
-    return {naming.NAMESPACE_LABEL: service.namespace, naming.SERVICE_LABEL: service.name}
 
 
 def pod_matcher(workload: str) -> str:
@@ -110,18 +99,18 @@ def latency_buckets(system: System, service: Service) -> str:
 
 def system_request_rates(system: System) -> str:
     """Request rate of every service of the system in the chosen namespaces."""
-    recorded = sel(naming.SERVICE_REQUESTS_RATE, system_labels(system), NAMESPACE_MATCHER)
+    recorded = sel(naming.SERVICE_REQUESTS_RATE, recorded_system_labels(system), NAMESPACE_MATCHER)
     return f"sum by (service) ({recorded})"
 
 
 def system_error_ratios(system: System) -> str:
-    recorded = sel(naming.SERVICE_ERROR_RATIO, system_labels(system), NAMESPACE_MATCHER)
+    recorded = sel(naming.SERVICE_ERROR_RATIO, recorded_system_labels(system), NAMESPACE_MATCHER)
     return f"max by (service) ({recorded})"
 
 
 def system_latency(system: System, quantile: str) -> str:
     quantile_matcher = f"quantile={quote(quantile)}"
-    recorded = sel(naming.SERVICE_LATENCY_QUANTILE, system_labels(system), NAMESPACE_MATCHER, quantile_matcher)
+    recorded = sel(naming.SERVICE_LATENCY_QUANTILE, recorded_system_labels(system), NAMESPACE_MATCHER, quantile_matcher)
     return f"max by (service) ({recorded})"
 
 
@@ -129,8 +118,9 @@ def system_latency(system: System, quantile: str) -> str:
 
 
 @dataclass(frozen=True)
-class RequestMetrics:
-    """Where a client library puts request counts and latencies, and which labels break them down.
+class EndpointMetrics:
+    """Where a client library puts request counts and latencies, and which labels break them down
+    by endpoint.
 
     Metric names and the server-error matcher are the rules' (`obsbundle.rules.sli`), so a panel
     counts errors exactly as the alerts and SLOs do; the breakdown labels are the dashboards' own.
@@ -160,38 +150,38 @@ _BREAKDOWN: dict[Instrumentation, tuple[str, str, str]] = {
     Instrumentation.GRPC_SPRING: ("statusCode", "method", "exported_service"),
 }
 
-REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
-    instrumentation: RequestMetrics(
+ENDPOINT_METRICS: dict[Instrumentation, EndpointMetrics] = {
+    instrumentation: EndpointMetrics(
         metrics.requests, f"{metrics.duration}_bucket", metrics.duration_labels, metrics.error_matcher,
         *_BREAKDOWN[instrumentation],
     )
-    for instrumentation, metrics in SLI_METRICS.items()
+    for instrumentation, metrics in REQUEST_METRICS.items()
 }
 
 
-def request_metrics(service: Service) -> RequestMetrics | None:
+def endpoint_metrics(service: Service) -> EndpointMetrics | None:
     """The raw request metrics of a service, or None when its instrumentation is custom."""
     if service.metrics is None or not service.has_http_api:
         return None
-    return REQUEST_METRICS.get(service.metrics.instrumentation)
+    return ENDPOINT_METRICS.get(service.metrics.instrumentation)
 
 
-def requests_by_route(service: Service, metrics: RequestMetrics) -> str:
+def requests_by_route(service: Service, metrics: EndpointMetrics) -> str:
     counter = sel(metrics.requests, target_labels(service))
     return f"sum by ({metrics.method_label}, {metrics.route_label}) ({rate(counter)})"
 
 
-def errors_by_route(service: Service, metrics: RequestMetrics) -> str:
+def errors_by_route(service: Service, metrics: EndpointMetrics) -> str:
     counter = sel(metrics.requests, target_labels(service), metrics.errors)
     return f"sum by ({metrics.method_label}, {metrics.route_label}, {metrics.status_label}) ({rate(counter)})"
 
 
-def requests_by_status(service: Service, metrics: RequestMetrics) -> str:
+def requests_by_status(service: Service, metrics: EndpointMetrics) -> str:
     counter = sel(metrics.requests, target_labels(service))
     return f"sum by ({metrics.status_label}) ({rate(counter)})"
 
 
-def latency_by_route(service: Service, metrics: RequestMetrics, quantile: float) -> str:
+def latency_by_route(service: Service, metrics: EndpointMetrics, quantile: float) -> str:
     buckets = sel(metrics.buckets, {**target_labels(service), **metrics.bucket_labels})
     return f"histogram_quantile({quantile}, sum by (le, {metrics.route_label}) ({rate(buckets)}))"
 
@@ -306,7 +296,7 @@ def restarts_by_namespace_pod(exporters: RuleConfig, window: str = "1h") -> str:
 
 
 def pool_labels(system: System, pool: NodePool | None = None) -> dict[str, str]:
-    labels = system_labels(system)
+    labels = recorded_system_labels(system)
     if pool is not None:
         labels[naming.NODE_POOL_LABEL] = pool.name
     return labels
@@ -321,7 +311,7 @@ def pool_series(metric: str, system: System, pool: NodePool | None = None) -> st
     if pool is not None:
         return sel(metric, pool_labels(system, pool))
     names = [known.name for known in system.node_pools]
-    return sel(metric, system_labels(system), f"{naming.NODE_POOL_LABEL}=~{any_of(names)}")
+    return sel(metric, recorded_system_labels(system), f"{naming.NODE_POOL_LABEL}=~{any_of(names)}")
 
 
 def membership(system: System, pool: NodePool | None = None) -> str:
@@ -570,7 +560,7 @@ def kafka_consumed(queues: Sequence[Queue]) -> str:
 
 
 def slo_labels(system: System, service: Service | None = None, slo: Slo | None = None) -> dict[str, str]:
-    labels = recorded_service_labels(system, service) if service is not None else system_labels(system)
+    labels = recorded_service_labels(system, service) if service is not None else recorded_system_labels(system)
     if slo is not None:
         labels[naming.SLO_LABEL] = slo.name
     return labels
@@ -600,7 +590,7 @@ def slo_group_selector(metric: str, system: System, window_seconds: int) -> str:
     """`metric` for the SLOs of one window length: the system's whole set when all share it."""
     group = slo_ids(system, window_seconds)
     if len(group) == len(slo_ids(system)):
-        return sel(metric, system_labels(system))
+        return sel(metric, recorded_system_labels(system))
     return " or ".join(sel(metric, slo_labels(system, service, slo)) for service, slo in group)
 
 
@@ -643,7 +633,7 @@ def rollouts(exporters: RuleConfig, window: str = RATE_INTERVAL) -> str:
 
 
 def firing_alerts(system: System, *raw: str) -> str:
-    return sel("ALERTS", system_labels(system), 'alertstate="firing"', *raw)
+    return sel("ALERTS", recorded_system_labels(system), 'alertstate="firing"', *raw)
 
 
 def firing_alerts_by(system: System, labels: Sequence[str], *raw: str) -> str:

@@ -43,7 +43,7 @@ def service_dashboard(
 ) -> dict[str, Any]:
     """The service's dashboard; `alerts` are the rules' alerts about it, listed with their runbooks."""
     rows: list[Row] = []
-    if q.request_metrics(service) is not None:
+    if q.endpoint_metrics(service) is not None:
         rows.append(Row("Requests, errors, duration", red_panels(system, service, linked=True)))
         rows.append(Row("By endpoint", endpoint_panels(system, service)))
     if service.kind in (WorkloadKind.API, WorkloadKind.WORKER):
@@ -145,7 +145,7 @@ def red_panels(system: System, service: Service, *, linked: bool, width: int = 6
 
 def endpoint_panels(system: System, service: Service) -> list[Any]:
     """Breakdowns the rules do not record: by method and endpoint, by status, the latency heatmap."""
-    metrics = q.request_metrics(service)
+    metrics = q.endpoint_metrics(service)
     assert metrics is not None, "only services with request metrics have endpoint panels"
     method, route, status = (f"{{{{{label}}}}}" for label in (metrics.method_label, metrics.route_label,
                                                                   metrics.status_label))

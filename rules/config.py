@@ -3,8 +3,8 @@
 Every threshold that has no inventory field of its own lives here, so that no rule carries a
 literal. Defaults follow the fleet's stated alerts (FLEET.md: node CPU and memory above 90 % for
 5 minutes, disk above 85 %, all critical) and the job names kube-prometheus-stack and
-kube-prometheus both give the standard exporters. Generators receive a `RuleConfig`;
-`DEFAULT_CONFIG` is what `generate.py` uses.
+kube-prometheus both give the standard exporters. Generators receive a `RuleConfig`, the rules'
+section of `obsbundle.config.Config`; `RuleConfig()` is what `generate.py` uses.
 """
 
 from __future__ import annotations
@@ -117,5 +117,3 @@ class RuleConfig:
     15m): long enough to ride out a rollout or a rescheduled pod. Nothing it mutes fires on missing
     data meanwhile (the pool alerts guard against an absent kube-state-metrics), so none pages first."""
 
-
-DEFAULT_CONFIG = RuleConfig()

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from obsbundle.dashboards.queries import REQUEST_METRICS, RequestMetrics
+from obsbundle.dashboards.queries import ENDPOINT_METRICS, EndpointMetrics
 from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
 from obsbundle.monitors.workloads import EXPORTED_KINDS
@@ -351,12 +351,12 @@ class FleetSeries:
         target = {"job": f"{service.namespace}/{service.name}", "namespace": service.namespace,
                   "service": service.name, "pod": pod.name, "instance": f"{pod.name}:8000"}
         self.out.gauge("up", target, 1)
-        metrics = REQUEST_METRICS.get(service.metrics.instrumentation)
+        metrics = ENDPOINT_METRICS.get(service.metrics.instrumentation)
         if service.has_http_api and metrics is not None:
             self._requests(system, service, pod, target, metrics)
 
     def _requests(self, system: System, service: Service, pod: Pod, target: dict[str, str],
-                  metrics: RequestMetrics) -> None:
+                  metrics: EndpointMetrics) -> None:
         """Request counters and latency histograms in the shape of the service's instrumentation."""
         instrumentation = service.metrics.instrumentation if service.metrics else Instrumentation.CUSTOM
         incident_service = next(s for s in system.services if s.has_http_api and s.metrics is not None)
@@ -393,7 +393,7 @@ class FleetSeries:
             if not timer:
                 self._histogram(metrics, base, buckets, rate, mean_latency)
 
-    def _histogram(self, metrics: RequestMetrics, labels: Mapping[str, str], buckets: Sequence[float],
+    def _histogram(self, metrics: EndpointMetrics, labels: Mapping[str, str], buckets: Sequence[float],
                    rate: Signal, mean_latency: Signal) -> None:
         """Buckets, sum and count of exponentially distributed durations arriving at `rate`."""
         for bound in (*buckets, math.inf):
