@@ -21,32 +21,25 @@ from obsbundle.links import PanelId
 from obsbundle.model import Service, System, WorkloadKind
 from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import recorded_service_labels, service_subject
+from obsbundle.rules.cases import red as cases
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import (
     Alert,
     AlertDoc,
-    Case,
-    Inputs,
-    InputSeries,
     Recording,
     RuleGroup,
     RunbookCheck,
-    UnitTest,
 )
-from obsbundle.rules.input_series import close_to, counter
 from obsbundle.rules.sli import (
     RequestMetrics,
     duration_buckets_rate,
     errors_rate,
     request_metrics,
     requests_rate,
-    target_labels,
 )
 from obsbundle.rules.templating import Description, ValueFormat
 
 QUANTILES = ("0.5", "0.95", "0.99")
-TEST_MINUTES = 10
-REQUESTS_PER_MINUTE = 600
 
 HIGH_LATENCY = AlertDoc(
     name="ApiHighLatency",
@@ -124,50 +117,10 @@ def red_recordings(system: System, service: Service, metrics: RequestMetrics) ->
     return rules
 
 
-def traffic(service: Service, metrics: RequestMetrics, *, errors_per_minute: float, bucket: int | None) -> Inputs:
-    """Requests at 600 a minute, `errors_per_minute` of them failing, all in histogram bucket `bucket`
-    (an index into the service's boundaries, len() for +Inf; None: no histogram)."""
-    assert service.metrics is not None
-    labels = target_labels(service)
-    ok = REQUESTS_PER_MINUTE - errors_per_minute
-    inputs = [
-        counter(metrics.requests, {**labels, **metrics.ok_labels}, ok, TEST_MINUTES),
-        counter(metrics.requests, {**labels, **metrics.error_labels}, errors_per_minute, TEST_MINUTES),
-    ]
-    if bucket is not None:
-        boundaries = [*(repr(float(b)) for b in service.metrics.buckets), "+Inf"]
-        histogram = {**labels, **metrics.duration_labels}
-        for index, le in enumerate(boundaries):
-            per_minute = REQUESTS_PER_MINUTE if index >= bucket else 0
-            inputs.append(counter(f"{metrics.duration}_bucket", {**histogram, "le": le}, per_minute, TEST_MINUTES))
-        if f"{metrics.duration}_count" != metrics.requests:  # Micrometer's requests are the histogram's count
-            inputs.append(counter(f"{metrics.duration}_count", histogram, REQUESTS_PER_MINUTE, TEST_MINUTES))
-    return _unique(inputs)
-
-
-def _unique(inputs: list[InputSeries]) -> Inputs:
-    return tuple({item.series: item for item in inputs}.values())
-
-
-def _p95_in_bucket(service: Service, index: int) -> float:
-    """P95 that histogram_quantile reports when every request falls in bucket `index` (len() is +Inf,
-    for which it reports the largest finite boundary)."""
-    assert service.metrics is not None
-    boundaries = service.metrics.buckets
-    if index == len(boundaries):
-        return boundaries[-1]
-    lower = boundaries[index - 1] if index > 0 else 0.0
-    upper = boundaries[index]
-    return lower + (upper - lower) * (0.95 * REQUESTS_PER_MINUTE / REQUESTS_PER_MINUTE)
-
-
 def _latency_alert(system: System, index: int, service: Service, metrics: RequestMetrics, config: RuleConfig) -> Alert:
     assert service.latency_alert is not None and service.metrics is not None
     threshold_s = Decimal(parse_duration_ms(service.latency_alert)) / 1000
-    p95s = [_p95_in_bucket(service, i) for i in range(len(service.metrics.buckets) + 1)]
-    slow = [i for i, value in enumerate(p95s) if value > threshold_s]
-    fast = [i for i, value in enumerate(p95s) if value <= threshold_s]
-    if not slow:
+    if service.metrics.buckets[-1] <= threshold_s:
         raise InputError(
             [
                 Problem(
@@ -193,13 +146,7 @@ def _latency_alert(system: System, index: int, service: Service, metrics: Reques
         ),
         panel=PanelId.SERVICE_LATENCY,
         for_=config.api_for,
-        case=Case(
-            firing=traffic(service, metrics, errors_per_minute=0, bucket=slow[0]),
-            quiet=traffic(service, metrics, errors_per_minute=0, bucket=fast[-1] if fast else None),
-            labels={**labels, "quantile": "0.95"},
-            value=p95s[slow[0]],
-            eval_time=f"{TEST_MINUTES}m",
-        ),
+        case=cases.latency(service, metrics, threshold_s, labels),
         threshold=f"P95 > {service.latency_alert} for {config.api_for}",
         checks=(RunbookCheck("P95 over the last 5 minutes", p95, "promql"),),
     )
@@ -210,7 +157,6 @@ def _error_ratio_alert(system: System, service: Service, metrics: RequestMetrics
     labels = recorded_service_labels(system, service)
     ratio = selector(naming.SERVICE_ERROR_RATIO, labels)
     threshold = service.error_rate_alert
-    firing_share = min(2 * threshold, (1 + threshold) / 2)
     return service_subject(system, service).alert(
         HIGH_ERROR_RATIO,
         expr=f"{ratio} > {format(threshold.normalize(), 'f')}",
@@ -222,13 +168,7 @@ def _error_ratio_alert(system: System, service: Service, metrics: RequestMetrics
         ),
         panel=PanelId.SERVICE_ERROR_RATIO,
         for_=config.api_for,
-        case=Case(
-            firing=traffic(service, metrics, errors_per_minute=float(firing_share) * REQUESTS_PER_MINUTE, bucket=None),
-            quiet=traffic(service, metrics, errors_per_minute=float(threshold / 2) * REQUESTS_PER_MINUTE, bucket=None),
-            labels=labels,
-            value=float(firing_share),
-            eval_time=f"{TEST_MINUTES}m",
-        ),
+        case=cases.error_ratio(service, metrics, labels),
         threshold=f"> {float(threshold) * 100:g}% for {config.api_for}",
         checks=(RunbookCheck("Error ratio over the last 5 minutes", ratio, "promql"),),
     )
@@ -250,13 +190,7 @@ def _error_rate_alert(system: System, service: Service, metrics: RequestMetrics,
         ),
         panel=PanelId.SERVICE_ERROR_RATIO,
         for_=config.api_for,
-        case=Case(
-            firing=traffic(service, metrics, errors_per_minute=float(threshold * 2 * 60), bucket=None),
-            quiet=traffic(service, metrics, errors_per_minute=float(threshold / 2 * 60), bucket=None),
-            labels=labels,
-            value=float(threshold * 2),
-            eval_time=f"{TEST_MINUTES}m",
-        ),
+        case=cases.error_rate(service, metrics, labels),
         threshold=f"> {format(threshold.normalize(), 'f')}/s for {config.api_for}",
         checks=(RunbookCheck("Server errors per second over the last 5 minutes", rate, "promql"),),
     )
@@ -279,31 +213,7 @@ def red_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
                 group_name(system, service),
                 config.interval,
                 tuple(rules),
-                tests=(recorded_test(system, service, metrics),),
+                tests=(cases.recorded_test(service, metrics, recorded_service_labels(system, service)),),
             )
         )
     return groups
-
-
-def recorded_test(system: System, service: Service, metrics: RequestMetrics) -> UnitTest:
-    """What the RED recordings hold for known traffic: rates, ratio and the P95, with their labels."""
-    assert service.metrics is not None
-    slowest = len(service.metrics.buckets) - 1
-    labels = recorded_service_labels(system, service)
-    errors = REQUESTS_PER_MINUTE / 10
-    checks = (
-        close_to(naming.SERVICE_REQUESTS_RATE, labels, REQUESTS_PER_MINUTE / 60, TEST_MINUTES),
-        close_to(naming.SERVICE_ERRORS_RATE, labels, errors / 60, TEST_MINUTES),
-        close_to(naming.SERVICE_ERROR_RATIO, labels, errors / REQUESTS_PER_MINUTE, TEST_MINUTES),
-        close_to(
-            naming.SERVICE_LATENCY_QUANTILE,
-            {**labels, "quantile": "0.95"},
-            _p95_in_bucket(service, slowest),
-            TEST_MINUTES,
-        ),
-    )
-    return UnitTest(
-        f"{service.name}: the RED recordings hold its request rate, errors, error ratio and P95",
-        traffic(service, metrics, errors_per_minute=errors, bucket=slowest),
-        sample_checks=checks,
-    )
