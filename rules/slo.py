@@ -266,6 +266,14 @@ def _bad_events_wording(slo: Slo) -> str:
             return "were bad"
 
 
+def _subject(system: System, item: ServiceSlo, **variables: str) -> AlertSubject:
+    """An SLO's alerts: its service's labels and the SLO's, linked to the service's dashboard with
+    the template `variables` given."""
+    labels = {**service_labels(system, item.service), naming.SLO_LABEL: item.slo.name}
+    entity = f"{item.service.name} / {item.slo.name}"
+    return AlertSubject(system, labels, entity, Board.SERVICE, item.service.name, variables)
+
+
 def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleConfig) -> Alert:
     """The tier's alert for one SLO: long and short windows above factor × budget, enough bad events."""
     slo, service = item.slo, item.service
@@ -288,15 +296,7 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
         f"{spent} of the {slo.window} budget burns every {tier.long_window} at this rate.",
         ValueFormat.PERCENT,
     )
-    subject = AlertSubject(
-        system,
-        {**service_labels(system, service), naming.SLO_LABEL: slo.name, naming.WINDOW_LABEL: tier.window_pair},
-        f"{service.name} / {slo.name} ({tier.window_pair})",
-        Board.SERVICE,
-        service.name,
-        variables={"slo": slo.name},
-    )
-    return subject.alert(
+    return _subject(system, item, slo=slo.name).alert(
         BURN,
         expr=expr,
         severity=tier.severity,
@@ -304,6 +304,8 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
         panel=PanelId.SERVICE_SLO_BURN_RATE,
         for_=format_duration(tier_for_seconds(tier, config)),
         case=None,
+        extra_labels={naming.WINDOW_LABEL: tier.window_pair},
+        entity=f"{service.name} / {slo.name} ({tier.window_pair})",
         threshold=(
             f"error ratio > {percent_text(tier_threshold(tier, slo))} ({factor} × {budget_text(slo)}) over "
             f"{tier.long_window} and {tier.short_window}, ≥ {guard} bad events over {tier.long_window}"
@@ -320,14 +322,7 @@ def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
     good = selector(naming.SLO_GOOD_EVENTS, labels)
     total = selector(naming.SLO_TOTAL_EVENTS, labels)
     sli_good, sli_total = sli_event_queries(item.service, item.slo)
-    subject = AlertSubject(
-        system,
-        {**service_labels(system, item.service), naming.SLO_LABEL: item.slo.name},
-        f"{item.service.name} / {item.slo.name}",
-        Board.SERVICE,
-        item.service.name,
-    )
-    return subject.alert(
+    return _subject(system, item).alert(
         SLI_ABSENT,
         expr=f"absent({good})\nor absent({total})",
         severity="warning",
