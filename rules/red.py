@@ -117,7 +117,9 @@ def red_recordings(system: System, service: Service, metrics: RequestMetrics) ->
     return rules
 
 
-def _latency_alert(system: System, index: int, service: Service, metrics: RequestMetrics, config: RuleConfig) -> Alert:
+def _latency_threshold(system: System, index: int, service: Service) -> Decimal:
+    """The service's `latency_alert` in seconds; refused at or above the histogram's largest
+    boundary, which is the most histogram_quantile ever reports."""
     assert service.latency_alert is not None and service.metrics is not None
     threshold_s = Decimal(parse_duration_ms(service.latency_alert)) / 1000
     if service.metrics.buckets[-1] <= threshold_s:
@@ -134,6 +136,11 @@ def _latency_alert(system: System, index: int, service: Service, metrics: Reques
                 )
             ]
         )
+    return threshold_s
+
+
+def _latency_alert(system: System, index: int, service: Service, metrics: RequestMetrics, config: RuleConfig) -> Alert:
+    threshold_s = _latency_threshold(system, index, service)
     labels = recorded_service_labels(system, service)
     p95 = selector(naming.SERVICE_LATENCY_QUANTILE, {**labels, "quantile": "0.95"})
     threshold = format(threshold_s.normalize(), "f")

@@ -312,10 +312,11 @@ class _Builder:
             ),
         )
 
-    def cronjob_missed(self, service_index: int) -> Alert:
+    def _schedule_interval(self, service_index: int) -> int:
+        """The longest gap between two runs of the CronJob's schedule, in seconds."""
         assert self.service.schedule is not None
         try:
-            interval = max_interval_seconds(self.service.schedule)
+            return max_interval_seconds(self.service.schedule)
         except CronError as error:
             raise InputError(
                 [
@@ -326,6 +327,9 @@ class _Builder:
                     )
                 ]
             ) from None
+
+    def cronjob_missed(self, service_index: int) -> Alert:
+        interval = self._schedule_interval(service_index)
         allowed = interval + min(self.config.cronjob_grace_seconds, interval)
         cronjob = {"cronjob": self.service.name}
         last_success = self.ksm_series("kube_cronjob_status_last_successful_time", **cronjob)
