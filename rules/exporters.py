@@ -222,7 +222,7 @@ def exporters_read(groups: Iterable[RuleGroup]) -> Callable[[str], frozenset[Pro
     return lambda expr: frozenset().union(*(of_metric(name) for name in metrics_read(expr)))
 
 
-def _labelled(alert: Alert, providers: frozenset[Provider]) -> Alert:
+def _with_exporter_label(alert: Alert, providers: frozenset[Provider]) -> Alert:
     if not providers:
         return alert
     return replace(alert, labels={**alert.labels, naming.EXPORTER_LABEL: naming.exporter_label_value(providers)})
@@ -266,7 +266,7 @@ def watch_exporters(system: System, config: RuleConfig, components: ComponentGro
         if not isinstance(rule, Alert):
             return rule
         providers = read(rule.expr)
-        alert = _labelled(rule, providers)
+        alert = _with_exporter_label(rule, providers)
         for provider in providers:
             readers.setdefault(provider, []).append(alert)
         return alert

@@ -394,7 +394,7 @@ class _PoolAlerts:
             ),
         )
 
-    def _labelled(self) -> str:
+    def _while_pool_label_published(self) -> str:
         """True while kube-state-metrics reports a node with the pool label: missing data, or a
         kube-state-metrics that does not publish the label (NodePoolLabelMissing), is not a missing
         pool. The other pool alerts need members to fire, so they hold their fire without it."""
@@ -404,7 +404,7 @@ class _PoolAlerts:
         ready = selector(naming.POOL_NODES_READY, self.recorded)
         return self.subject.alert(
             POOL_DOWN,
-            expr=f"(max({ready}) or on () vector(0)) == 0\n{self._labelled()}",
+            expr=f"(max({ready}) or on () vector(0)) == 0\n{self._while_pool_label_published()}",
             severity="critical",
             description=Description(
                 f"No node of pool {self.pool.name} is ready ({self.pool.min_nodes} expected at least)."
@@ -426,7 +426,7 @@ class _PoolAlerts:
         nodes = selector(naming.POOL_NODES, self.recorded)
         return self.subject.alert(
             POOL_BELOW_MIN,
-            expr=f"(max({nodes}) or on () vector(0)) < {self.pool.min_nodes}\n{self._labelled()}",
+            expr=f"(max({nodes}) or on () vector(0)) < {self.pool.min_nodes}\n{self._while_pool_label_published()}",
             severity="warning",
             description=Description(
                 f"Pool {self.pool.name} has {{value}} nodes; its minimum is {self.pool.min_nodes}."
