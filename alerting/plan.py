@@ -7,7 +7,6 @@ plain Alertmanager config and the AlertmanagerConfig object cannot route differe
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +20,7 @@ from obsbundle.alerting.policy import (
     ticket_receiver,
 )
 from obsbundle.model import Datastore, Owner, Service, System
+from obsbundle.promql import regex_literal
 from obsbundle.providers import Provider
 from obsbundle.slo_math import BURN_TIERS
 
@@ -63,12 +63,7 @@ def equals(name: str, value: str) -> Matcher:
 
 def matches_any(name: str, values: tuple[str, ...]) -> Matcher:
     """`name=~"a|b|c"`, each value matched literally (Alertmanager anchors the regex)."""
-    return Matcher(name, "=~", "|".join(_regex_literal(value) for value in values))
-
-
-def _regex_literal(value: str) -> str:
-    # RE2 metacharacters only; `-` needs no escape outside a class, and windows are full of them.
-    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", value)
+    return Matcher(name, "=~", "|".join(regex_literal(value) for value in values))
 
 
 @dataclass(frozen=True)

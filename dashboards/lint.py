@@ -58,7 +58,9 @@ COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase"})
 
 
 @dataclass(frozen=True)
-class Problem:
+class LintFinding:
+    """One broken convention of one dashboard (an inventory mistake is an `obsbundle.errors.Problem`)."""
+
     rule: str
     where: str
     message: str
@@ -67,9 +69,9 @@ class Problem:
         return f"{self.rule}: {self.where}: {self.message}"
 
 
-def lint(dashboard: Mapping[str, Any]) -> list[Problem]:
+def lint(dashboard: Mapping[str, Any]) -> list[LintFinding]:
     """Every convention the dashboard breaks; an empty list means it keeps them all."""
-    problems: list[Problem] = []
+    problems: list[LintFinding] = []
     for rule in DASHBOARD_RULES:
         problems.extend(rule(dashboard))
     return problems
@@ -82,73 +84,73 @@ def _variables(dashboard: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list(dashboard.get("templating", {}).get("list", []))
 
 
-def template_datasource_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def template_datasource_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     found = [v for v in _variables(dashboard) if v["type"] == "datasource"]
     where = dashboard["title"]
     if len(found) != 1:
-        yield Problem("template-datasource-rule", where, f"has {len(found)} datasource variables, wants one")
+        yield LintFinding("template-datasource-rule", where, f"has {len(found)} datasource variables, wants one")
         return
     variable = found[0]
     if variable["name"] != DATASOURCE_VARIABLE or variable.get("label") != "Data source":
-        yield Problem("template-datasource-rule", where, "the datasource variable must be `datasource`, "
+        yield LintFinding("template-datasource-rule", where, "the datasource variable must be `datasource`, "
                       f"labelled 'Data source' (is {variable['name']}, {variable.get('label')!r})")
     if variable.get("query") != "prometheus":
-        yield Problem("template-datasource-rule", where, "the datasource variable must list Prometheus datasources")
+        yield LintFinding("template-datasource-rule", where, "the datasource variable must list Prometheus datasources")
 
 
-def template_on_time_change_reload_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def template_on_time_change_reload_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     for variable in _variables(dashboard):
         if variable["type"] == "query" and variable.get("refresh") != 2:
-            yield Problem("template-on-time-change-reload-rule", dashboard["title"],
+            yield LintFinding("template-on-time-change-reload-rule", dashboard["title"],
                           f"variable {variable['name']} must refresh on time range change (2)")
 
 
-def template_label_promql_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def template_label_promql_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     for variable in _variables(dashboard):
         if variable["type"] == "query" and not LABEL_VALUES.match(variable.get("query", "")):
-            yield Problem("template-label-promql-rule", dashboard["title"],
+            yield LintFinding("template-label-promql-rule", dashboard["title"],
                           f"variable {variable['name']} must be label_values(<selector>, <label>)")
 
 
-def template_required_variables_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def template_required_variables_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     """`cluster` everywhere; `namespace` wherever a query uses it (kubernetes-mixin)."""
     names = {variable["name"] for variable in _variables(dashboard)}
     used = set().union(*(referenced(target["expr"]) for _, target in targets(dashboard)))
     if CLUSTER_VARIABLE not in names:
-        yield Problem("template-required-variables-rule", dashboard["title"], "has no `cluster` variable")
+        yield LintFinding("template-required-variables-rule", dashboard["title"], "has no `cluster` variable")
     if NAMESPACE_VARIABLE in used and NAMESPACE_VARIABLE not in names:
-        yield Problem("template-required-variables-rule", dashboard["title"],
+        yield LintFinding("template-required-variables-rule", dashboard["title"],
                       "queries use $namespace but the dashboard has no `namespace` variable")
 
 
-def template_unused_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def template_unused_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     used = set().union(
         *(referenced(target["expr"]) for _, target in targets(dashboard)),
         *(referenced(variable.get("query", "")) for variable in _variables(dashboard)),
     )
     for variable in _variables(dashboard):
         if variable["type"] != "datasource" and variable["name"] not in used:
-            yield Problem("template-unused-rule", dashboard["title"], f"variable {variable['name']} is never used")
+            yield LintFinding("template-unused-rule", dashboard["title"], f"variable {variable['name']} is never used")
 
 
-def uneditable_dashboard_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def uneditable_dashboard_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     if dashboard.get("editable") is not False:
-        yield Problem("uneditable-dashboard-rule", dashboard["title"],
+        yield LintFinding("uneditable-dashboard-rule", dashboard["title"],
                       "generated dashboards must not be editable: the next generation would overwrite the edits")
 
 
-def dashboard_identity_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def dashboard_identity_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     """A stable uid Grafana accepts, tags to find it by, links to its siblings, no database id."""
     where = dashboard["title"]
     uid = dashboard.get("uid") or ""
     if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
-        yield Problem("dashboard-identity-rule", where, f"uid {uid!r} is not 1–40 letters, digits, '-' or '_'")
+        yield LintFinding("dashboard-identity-rule", where, f"uid {uid!r} is not 1–40 letters, digits, '-' or '_'")
     if not dashboard.get("tags"):
-        yield Problem("dashboard-identity-rule", where, "has no tags")
+        yield LintFinding("dashboard-identity-rule", where, "has no tags")
     if not dashboard.get("links"):
-        yield Problem("dashboard-identity-rule", where, "links to no other dashboard")
+        yield LintFinding("dashboard-identity-rule", where, "links to no other dashboard")
     if dashboard.get("id") is not None:
-        yield Problem("dashboard-identity-rule", where, "has a database id: provisioning must assign it")
+        yield LintFinding("dashboard-identity-rule", where, "has a database id: provisioning must assign it")
 
 
 # --- panel rules ----------------------------------------------------------------------------------
@@ -163,25 +165,25 @@ def _uses_datasource_variable(reference: Any) -> bool:
     return uid in (f"${DATASOURCE_VARIABLE}", f"${{{DATASOURCE_VARIABLE}}}")
 
 
-def panel_rules(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def panel_rules(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     """panel-datasource, panel-title-description, panel-units and panel-no-targets rules."""
     for panel in panels(dashboard):
         kind, where = panel.get("type"), _where(dashboard, panel)
         if kind == "row":
             continue
         if not panel.get("title") or not panel.get("description"):
-            yield Problem("panel-title-description-rule", where, "needs a title and a description")
+            yield LintFinding("panel-title-description-rule", where, "needs a title and a description")
         if kind in NO_QUERY_PANELS:
             continue
         if kind not in QUERY_PANELS:
-            yield Problem("panel-type-rule", where, f"panel type {kind!r} is not one of the house style's")
+            yield LintFinding("panel-type-rule", where, f"panel type {kind!r} is not one of the house style's")
         if not panel.get("targets"):
-            yield Problem("panel-no-targets-rule", where, "has no queries")
+            yield LintFinding("panel-no-targets-rule", where, "has no queries")
         if not _uses_datasource_variable(panel.get("datasource")):
-            yield Problem("panel-datasource-rule", where, "must use the $datasource variable")
+            yield LintFinding("panel-datasource-rule", where, "must use the $datasource variable")
         unit = _unit(panel)
         if unit not in VALID_UNITS:
-            yield Problem("panel-units-rule", where, f"has no or an invalid unit: {unit!r}")
+            yield LintFinding("panel-units-rule", where, f"has no or an invalid unit: {unit!r}")
 
 
 def _unit(panel: Mapping[str, Any]) -> str | None:
@@ -192,23 +194,23 @@ def _unit(panel: Mapping[str, Any]) -> str | None:
     return str(unit) if unit else None
 
 
-def panel_id_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def panel_id_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     """Unique ids; below FIRST_FREE_ID only the PanelIds that alerts link to."""
     seen: set[int] = set()
     known = {int(member) for member in PanelId}
     for panel in panels(dashboard):
         panel_id, where = panel.get("id"), _where(dashboard, panel)
         if not isinstance(panel_id, int):
-            yield Problem("panel-id-rule", where, "has no id")
+            yield LintFinding("panel-id-rule", where, "has no id")
             continue
         if panel_id in seen:
-            yield Problem("panel-id-rule", where, f"id {panel_id} is used twice")
+            yield LintFinding("panel-id-rule", where, f"id {panel_id} is used twice")
         seen.add(panel_id)
         if panel_id < FIRST_FREE_ID and panel_id not in known:
-            yield Problem("panel-id-rule", where, f"id {panel_id} is below {FIRST_FREE_ID} but no PanelId")
+            yield LintFinding("panel-id-rule", where, f"id {panel_id} is below {FIRST_FREE_ID} but no PanelId")
 
 
-def grid_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def grid_rule(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     """Panels fit the 24-column grid and do not overlap.
 
     A collapsed row's panels take space only once the row is opened, so they are checked among
@@ -221,17 +223,17 @@ def grid_rule(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
             yield from _no_overlap(dashboard, row.get("panels", []))
 
 
-def _no_overlap(dashboard: Mapping[str, Any], placed: Sequence[Mapping[str, Any]]) -> Iterator[Problem]:
+def _no_overlap(dashboard: Mapping[str, Any], placed: Sequence[Mapping[str, Any]]) -> Iterator[LintFinding]:
     taken: dict[tuple[int, int], str] = {}
     for panel in placed:
         grid, where = panel.get("gridPos") or {}, _where(dashboard, panel)
         x, y, w, h = (grid.get(key, -1) for key in ("x", "y", "w", "h"))
         if min(x, y) < 0 or w < 1 or h < 1 or x + w > FULL_WIDTH:
-            yield Problem("grid-rule", where, f"does not fit the grid: {grid}")
+            yield LintFinding("grid-rule", where, f"does not fit the grid: {grid}")
             continue
         for cell in ((column, row) for column in range(x, x + w) for row in range(y, y + h)):
             if cell in taken:
-                yield Problem("grid-rule", where, f"overlaps {taken[cell]}")
+                yield LintFinding("grid-rule", where, f"overlaps {taken[cell]}")
                 break
             taken[cell] = where
 
@@ -239,29 +241,29 @@ def _no_overlap(dashboard: Mapping[str, Any], placed: Sequence[Mapping[str, Any]
 # --- target rules ---------------------------------------------------------------------------------
 
 
-def target_rules(dashboard: Mapping[str, Any]) -> Iterator[Problem]:
+def target_rules(dashboard: Mapping[str, Any]) -> Iterator[LintFinding]:
     """target-datasource, target-rate-interval, target-counter-agg and target-required-matchers rules."""
     for panel, target in targets(dashboard):
         where = f"{_where(dashboard, panel)} / {target.get('refId')}"
         if not _uses_datasource_variable(target.get("datasource")):
-            yield Problem("target-datasource-rule", where, "must use the $datasource variable")
+            yield LintFinding("target-datasource-rule", where, "must use the $datasource variable")
         try:
             selectors = list(parse_selectors(target["expr"]))
         except ValueError as error:
-            yield Problem("target-promql-rule", where, str(error))
+            yield LintFinding("target-promql-rule", where, str(error))
             continue
         for found in selectors:
             if found.range is not None and found.function in RATE_FUNCTIONS and found.range != RATE_INTERVAL:
-                yield Problem("target-rate-interval-rule", where,
+                yield LintFinding("target-rate-interval-rule", where,
                               f"{found.function}() over [{found.range}] must use [{RATE_INTERVAL}]")
             if found.metric.endswith("_total") and (found.range is None or found.function not in COUNTER_FUNCTIONS):
-                yield Problem("target-counter-agg-rule", where,
+                yield LintFinding("target-counter-agg-rule", where,
                               f"counter {found.metric} must be read through rate, irate or increase")
             if CLUSTER_MATCHER not in found.matchers:
-                yield Problem("target-required-matchers-rule", where, f"{found.metric} lacks {CLUSTER_MATCHER}")
+                yield LintFinding("target-required-matchers-rule", where, f"{found.metric} lacks {CLUSTER_MATCHER}")
 
 
-DASHBOARD_RULES: Sequence[Callable[[Mapping[str, Any]], Iterator[Problem]]] = (
+DASHBOARD_RULES: Sequence[Callable[[Mapping[str, Any]], Iterator[LintFinding]]] = (
     template_datasource_rule,
     template_on_time_change_reload_rule,
     template_label_promql_rule,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from obsbundle.dashboards.panels import DATASOURCE, DATASOURCE_VARIABLE
-from obsbundle.promql import quote, selector
+from obsbundle.promql import quote, regex_literal, selector
 from obsbundle.rules.config import RuleConfig
 
 CLUSTER_VARIABLE = "cluster"
@@ -57,7 +57,7 @@ def cluster_variable(cluster: str, exporters: RuleConfig) -> dict[str, Any]:
 
 def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict[str, Any]:
     """`namespace`: the system's namespaces; All selects exactly them, not the whole cluster."""
-    alternatives = "|".join(_regex_literal(name) for name in sorted(set(namespaces)))
+    alternatives = "|".join(regex_literal(name) for name in sorted(set(namespaces)))
     literal = quote(alternatives)
     pods = selector("kube_pod_info", exporters.kube_state_metrics, 'cluster=~"$cluster"', f"namespace=~{literal}")
     return _query_variable(
@@ -70,11 +70,6 @@ def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict
         current=None,
         multi=True,
     )
-
-
-def _regex_literal(value: str) -> str:
-    """`value` as a regex that matches only itself (RE2 metacharacters escaped)."""
-    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", value)
 
 
 def _query_variable(

@@ -34,7 +34,7 @@ from obsbundle.model import System
 from obsbundle.promql import selector
 from obsbundle.render import render
 from obsbundle.rules import generate_rules
-from obsbundle.stacks import PROFILES, Exporter, InstanceFrom, Node, Stack, target_labels
+from obsbundle.stacks import PROFILES, Exporter, InstanceFrom, Node, Stack, exporter_target_labels
 from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
@@ -88,7 +88,7 @@ def _render(name: str, labels: dict[str, str], value: float) -> str:
 def stand_in_exposition(stack: Stack) -> str:
     """kube-state-metrics' fixture series of node1 and its pods, as this machine's node: the node
     in pool POOL, and the fixture's node-exporter pod renamed to the stack's."""
-    exporter = target_labels(stack, Exporter.NODE_EXPORTER, HOST)
+    exporter = exporter_target_labels(stack, Exporter.NODE_EXPORTER, HOST)
     daemonset = str(PROFILES[stack][Exporter.NODE_EXPORTER].pod_prefix)
     text = "".join((KSM_FIXTURES / name).read_text() for name in ("node-role-allowlist.prom", "pods.prom"))
     samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
@@ -168,7 +168,7 @@ def node_pool_rule_files(system: System, folder: Path) -> list[str]:
 def node_exporter_labels(stack: Stack, port: int) -> dict[str, str]:
     """The stack's target labels for node-exporter on this machine; an `instance` made of the host
     IP is this exporter's real address."""
-    labels = target_labels(stack, Exporter.NODE_EXPORTER, HOST)
+    labels = exporter_target_labels(stack, Exporter.NODE_EXPORTER, HOST)
     if PROFILES[stack][Exporter.NODE_EXPORTER].instance_from is InstanceFrom.HOST_IP:
         labels["instance"] = f"127.0.0.1:{port}"
     return labels
@@ -180,7 +180,7 @@ def prometheus(
 ) -> Iterator[tuple[PrometheusServer, System]]:
     ksm_port, stack = kube_state_metrics
     system = live_system(stack, tmp_path)
-    ksm_labels = target_labels(stack, Exporter.KUBE_STATE_METRICS, HOST)
+    ksm_labels = exporter_target_labels(stack, Exporter.KUBE_STATE_METRICS, HOST)
     ksm_labels["instance"] = f"127.0.0.1:{ksm_port}"
     config = {
         "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},

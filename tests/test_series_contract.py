@@ -1,7 +1,7 @@
 """Every series the generated rules and dashboards read exists in what real exporters expose.
 
 Under each stack profile, the exposition fixtures of the standard exporters are given the target
-labels that stack's Prometheus adds (stacks.target_labels, for the nodes of the kube-state-metrics
+labels that stack's Prometheus adds (stacks.exporter_target_labels, for the nodes of the kube-state-metrics
 fixture), each service's instrumentation fixture the labels its generated monitor adds, and every
 target its `up`. Every vector selector of every generated rule and every dashboard query, for the
 default fleet and the test systems, must then select at least one of those series from the
@@ -32,7 +32,7 @@ from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workl
 from obsbundle.providers import Provider, markdown_table, source_of
 from obsbundle.rules import rule_groups
 from obsbundle.settings import Settings
-from obsbundle.stacks import PROFILES, Exporter, Node, Stack, target_labels, workload_target_labels
+from obsbundle.stacks import PROFILES, Exporter, Node, Stack, exporter_target_labels, workload_target_labels
 from tests.support.exposition import (
     ANY,
     INSTRUMENTATION_FIXTURES,
@@ -97,7 +97,7 @@ def stack_series(stack: Stack, system: System) -> dict[Provider, list[Series]]:
         on = nodes()[:1] if exporter is Exporter.KUBE_STATE_METRICS else nodes()
         exposed = [_configured(one, system) for one in entities(exporter.value)]
         for node in on:
-            labels = target_labels(stack, exporter, node)
+            labels = exporter_target_labels(stack, exporter, node)
             scraped.setdefault(Provider(exporter.value), []).extend(
                 instantiate(one, labels, honor_labels=target.honor_labels) for one in exposed
             )
@@ -279,8 +279,8 @@ def test_a_selector_with_a_wrong_label_value_is_reported_with_the_real_series_ne
 
 def test_node_exporter_instance_is_the_host_address_under_the_helm_chart_and_the_node_name_under_jsonnet() -> None:
     node = nodes()[0]
-    helm = target_labels(Stack.KUBE_PROMETHEUS_STACK, Exporter.NODE_EXPORTER, node)
-    jsonnet = target_labels(Stack.KUBE_PROMETHEUS, Exporter.NODE_EXPORTER, node)
+    helm = exporter_target_labels(Stack.KUBE_PROMETHEUS_STACK, Exporter.NODE_EXPORTER, node)
+    jsonnet = exporter_target_labels(Stack.KUBE_PROMETHEUS, Exporter.NODE_EXPORTER, node)
     assert (helm["instance"], jsonnet["instance"]) == (f"{node.host_ip}:9100", node.name)
 
 

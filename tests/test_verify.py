@@ -1,7 +1,7 @@
 """`generate.py --verify URL` against a real Prometheus 2.42.
 
 Prometheus scrapes a real prometheus-node-exporter with the target labels kube-prometheus-stack
-gives it (obsbundle.stacks.target_labels), and a kube-state-metrics stand-in: a local HTTP server
+gives it (obsbundle.stacks.exporter_target_labels), and a kube-state-metrics stand-in: a local HTTP server
 serving the committed kube-state-metrics fixtures (tests/fixtures/exposition/kube-state-metrics/,
 copied from that project's tests) with their node2 renamed to this machine, scraped with
 honor_labels as both stacks scrape it. One Prometheus sees the chart's default allowlist (no pool
@@ -27,7 +27,7 @@ import bcrypt
 import pytest
 import requests
 
-from obsbundle.stacks import Exporter, Node, Stack, exporter_pod, target_labels
+from obsbundle.stacks import Exporter, Node, Stack, exporter_pod, exporter_target_labels
 from tests.conftest import FIXTURES, REPO
 from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
 from tests.support.prometheus import PrometheusServer, start_prometheus
@@ -145,11 +145,11 @@ def _cluster(
     workdir: Path, node: Node, node_exporter: str, allowlist: str, auth: tuple[str, str] | None
 ) -> Iterator[Cluster]:
     ksm = serve(kube_state_metrics_exposition(allowlist, node))
-    ksm_labels = target_labels(STACK, Exporter.KUBE_STATE_METRICS, node)
+    ksm_labels = exporter_target_labels(STACK, Exporter.KUBE_STATE_METRICS, node)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
-            scrape_config("node-exporter", node_exporter, target_labels(STACK, Exporter.NODE_EXPORTER, node)),
+            scrape_config("node-exporter", node_exporter, exporter_target_labels(STACK, Exporter.NODE_EXPORTER, node)),
             # honor_labels: the series' own namespace, pod and node win, as on both stacks.
             scrape_config("kube-state-metrics", ksm.address, ksm_labels, honor_labels=True),
         ],

@@ -12,7 +12,7 @@ from obsbundle.providers import Provider
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertCheck, Case, ExpectedAlert, Inputs, UnitTest, merge_inputs
 from obsbundle.rules.input_series import constant
-from obsbundle.stacks import Exporter, Node, target_labels
+from obsbundle.stacks import Exporter, Node, exporter_target_labels
 
 TEST_MINUTES = 25
 TEST_NODE = Node(name="worker-a1b2c", host_ip="10.0.1.21")
@@ -42,7 +42,7 @@ def _argocd_app_labels(system: System) -> dict[str, str]:
 
 def _scraped(system: System, exporter: Exporter, value: int) -> Inputs:
     """`up` of the exporter's target on TEST_NODE, with the labels the system's stack gives it."""
-    return (constant("up", target_labels(system.monitoring.stack, exporter, TEST_NODE), value, TEST_MINUTES),)
+    return (constant("up", exporter_target_labels(system.monitoring.stack, exporter, TEST_NODE), value, TEST_MINUTES),)
 
 
 def present(system: System, provider: Provider) -> Inputs:

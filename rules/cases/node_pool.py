@@ -16,7 +16,7 @@ from obsbundle.promql import selector
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertCheck, Case, Inputs, SampleCheck, UnitTest, merge_inputs
 from obsbundle.rules.input_series import constant, counter
-from obsbundle.stacks import PROFILES, Exporter, Node, target_labels
+from obsbundle.stacks import PROFILES, Exporter, Node, exporter_target_labels
 
 UNPOOLED_NODE = "unpooled-1"
 """A node without the pool label in every test: kube-state-metrics reports nodes outside pools too.
@@ -75,7 +75,7 @@ class PoolInputs:
         self.system, self.config, self.pool, self.minutes = system, config, pool, minutes
         self.allowlisted = allowlisted
         self.stack = system.monitoring.stack
-        self.ksm_target = target_labels(self.stack, Exporter.KUBE_STATE_METRICS, node_host(UNPOOLED_NODE))
+        self.ksm_target = exporter_target_labels(self.stack, Exporter.KUBE_STATE_METRICS, node_host(UNPOOLED_NODE))
 
     def ksm(self, metric: str, labels: Mapping[str, str], value: float) -> Inputs:
         return (constant(metric, {**self.ksm_target, **labels}, value, self.minutes),)
@@ -90,7 +90,7 @@ class PoolInputs:
     def exporter(self, node: str, state: NodeState) -> Inputs:
         """The node-exporter pod on `node`: its kube_pod_info, its target's `up`, and its series."""
         host = node_host(node)
-        target = target_labels(self.stack, Exporter.NODE_EXPORTER, host)
+        target = exporter_target_labels(self.stack, Exporter.NODE_EXPORTER, host)
         pod_info = {
             "namespace": target["namespace"],
             "pod": target["pod"],
@@ -304,7 +304,7 @@ def membership_test(system: System, config: RuleConfig) -> UnitTest:
         node = node_names(pool, 1)[0]
         labels = {**system_only, "node": node, naming.NODE_POOL_LABEL: pool.name}
         members.append((selector(naming.NODE_POOL_MEMBERSHIP, labels), 1.0))
-        target = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
+        target = exporter_target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
         pod = {**labels, "namespace": target["namespace"], "pod": target["pod"]}
         pods.append((selector(naming.NODE_EXPORTER_PODS, pod), 1.0))
     return UnitTest(

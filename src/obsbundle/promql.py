@@ -17,6 +17,13 @@ def quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def regex_literal(value: str) -> str:
+    """`value` as an RE2 regex that matches only itself: its metacharacters escaped, nothing else
+    (`-` needs no escape outside a class, and names are full of them), so the regex stays readable
+    where people read it (Alertmanager matchers, Grafana's allValue)."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", value)
+
+
 def any_of(values: Iterable[str]) -> str:
     """An `=~` matcher value that matches exactly these values (sorted, regex-escaped, quoted)."""
     return quote("|".join(re.escape(value) for value in sorted(set(values))))

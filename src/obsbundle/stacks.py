@@ -233,7 +233,9 @@ def exporter_pod(stack: Stack, exporter: Exporter, node: Node) -> str | None:
     return f"{target.pod_prefix}-{hashlib.sha256(node.name.encode()).hexdigest()[:5]}"
 
 
-def target_labels(stack: Stack, exporter: Exporter, node: Node, *, pod_ip: str = "10.244.0.10") -> dict[str, str]:
+def exporter_target_labels(
+    stack: Stack, exporter: Exporter, node: Node, *, pod_ip: str = "10.244.0.10"
+) -> dict[str, str]:
     """Every label `stack` puts on a series scraped from `exporter`'s target on `node`."""
     target = PROFILES[stack][exporter]
     match target.instance_from:

@@ -18,7 +18,7 @@ from obsbundle.providers import Provider
 from obsbundle.render import render
 from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.definitions import Alert
-from obsbundle.stacks import Exporter, Node, Stack, target_labels
+from obsbundle.stacks import Exporter, Node, Stack, exporter_target_labels
 from tests.support import promtool
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ def test_each_exporter_absence_selector_matches_that_exporters_targets_and_no_ot
     systems: dict[str, System], stack: Stack
 ) -> None:
     node = Node(name="worker-a1b2c", host_ip="10.0.1.21")
-    targets = {exporter: target_labels(stack, exporter, node) for exporter in Exporter}
+    targets = {exporter: exporter_target_labels(stack, exporter, node) for exporter in Exporter}
     absences = {alert.name: alert for alert in _alerts(systems["shipyard"]) if alert.name in ABSENCE_NAMES}
     for exporter in Exporter:
         alert = absences[naming.EXPORTER_ABSENT_ALERTS[Provider(exporter.value)]]

@@ -3,7 +3,7 @@
 kube-prometheus-stack leaves node-exporter's `instance` at `<host IP>:9100`; kube-prometheus
 relabels it to the node's name. Both reach a node through kube-state-metrics' `kube_pod_info` on
 (namespace, pod), and so must the generated rules. The inputs here come from
-`obsbundle.stacks.target_labels` and from kube-state-metrics' own exposition
+`obsbundle.stacks.exporter_target_labels` and from kube-state-metrics' own exposition
 (tests/fixtures/exposition/kube-state-metrics/), never from the generator's own test inputs.
 """
 
@@ -27,7 +27,7 @@ from obsbundle.render import render
 from obsbundle.rules import generate_rules
 from obsbundle.rules.cases.node_pool import PoolInputs, healthy_size
 from obsbundle.rules.node_pool import label_allowlist_flag, label_allowlist_helm
-from obsbundle.stacks import Exporter, Node, Stack, target_labels
+from obsbundle.stacks import Exporter, Node, Stack, exporter_target_labels
 from tests.support import promtool
 
 KSM_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exposition" / "kube-state-metrics"
@@ -64,7 +64,7 @@ def fixture_series(file: str, metric: str) -> list[dict[str, str]]:
 def scraped(stack: Stack, own: dict[str, str]) -> dict[str, str]:
     """A kube-state-metrics series as the stack stores it: honorLabels, so its own labels win.
     Empty labels are dropped, as Prometheus drops them."""
-    labels = {**target_labels(stack, Exporter.KUBE_STATE_METRICS, KSM_NODE), **own}
+    labels = {**exporter_target_labels(stack, Exporter.KUBE_STATE_METRICS, KSM_NODE), **own}
     return {name: value for name, value in labels.items() if value}
 
 
@@ -84,7 +84,7 @@ def run_promtool_test(folder: Path, rule_files: list[Path], test: dict[str, Any]
 
 def full_cpu_inputs(stack: Stack, pool: str, pool_label: str) -> list[dict[str, str]]:
     """One node of `pool` whose only CPU never idles, as node-exporter and kube-state-metrics report it."""
-    exporter = target_labels(stack, Exporter.NODE_EXPORTER, NODE)
+    exporter = exporter_target_labels(stack, Exporter.NODE_EXPORTER, NODE)
     daemonset_pod = next(labels for labels in fixture_series("pods.prom", "kube_pod_info")
                          if labels["created_by_kind"] == "DaemonSet")
     pod_info = {**daemonset_pod, "namespace": exporter["namespace"], "pod": exporter["pod"],

@@ -32,7 +32,7 @@ from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
 from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
-from obsbundle.stacks import Exporter, target_labels
+from obsbundle.stacks import Exporter, exporter_target_labels
 from tests.support import promtool
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
@@ -242,7 +242,7 @@ class FleetSeries:
         ksm = {"job": "kube-state-metrics", "node": node}
         # node-exporter's series as the system's stack labels them; the rules and panels reach the
         # node through the pod's kube_pod_info, never through `instance`.
-        exporter = target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
+        exporter = exporter_target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
         cpus = int(pool.vcpu or 2)
         memory = float(pool.memory_gib or 4) * 2**30
         disk = float(pool.disk_gib or 50) * 2**30
