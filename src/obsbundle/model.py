@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from prometheus_client import Histogram
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from obsbundle.durations import parse_duration, parse_duration_ms
 from obsbundle.stacks import Stack
@@ -47,16 +47,57 @@ def _check_cron(value: str) -> str:
     return value
 
 
-Duration = Annotated[str, AfterValidator(_check_duration)]
+# The JSON Schema spells out for editors what the validators above accept: the grammar of
+# `obsbundle.durations` (starts with a digit, units in order, not zero) and the cron check. The
+# validators stay the loader's checks, for their messages name the fix.
+_UNITS_UP_TO_SECONDS = r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?"
+_DURATION_PATTERN = rf"^(?=\d)(?=.*[1-9]){_UNITS_UP_TO_SECONDS}(?:(?:\d*000|0{{1,2}})ms)?$"
+_FINE_DURATION_PATTERN = rf"^(?=\d)(?=.*[1-9]){_UNITS_UP_TO_SECONDS}(?:\d+ms)?$"
+_CRON_PATTERN = r"^\s*(?:\S+(?:\s+\S+){4}|@\S+)\s*$"
+
+
+def decimal_json_schema(*, below_one: bool) -> dict[str, object]:
+    """JSON Schema of a Decimal threshold the loader takes as a number or as text: above 0, and
+    below 1 when `below_one` (a share). The text's pattern holds the same range, for a quoted
+    `"0.8"` loads and `"80"` or `"80%"` does not."""
+    fraction = r"0*\.\d*[1-9]\d*"
+    text = fraction if below_one else rf"(?:{fraction}|0*[1-9]\d*(?:\.\d*)?)"
+    number: dict[str, object] = {"type": "number", "exclusiveMinimum": 0}
+    if below_one:
+        number["exclusiveMaximum"] = 1
+    return {"anyOf": [number, {"type": "string", "pattern": rf"^\s*\+?{text}\s*$"}]}
+
+
+Duration = Annotated[
+    str, AfterValidator(_check_duration), WithJsonSchema({"type": "string", "pattern": _DURATION_PATTERN})
+]
 """A Prometheus duration such as `30s`, `5m`, `1h30m`, `30d`."""
 
-FineDuration = Annotated[str, AfterValidator(_check_fine_duration)]
+FineDuration = Annotated[
+    str, AfterValidator(_check_fine_duration), WithJsonSchema({"type": "string", "pattern": _FINE_DURATION_PATTERN})
+]
 """A duration that may have milliseconds, for latency thresholds such as `250ms`."""
 
 Name = Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]
 """A Kubernetes DNS label: lower case letters, digits and '-'."""
 
-CronSchedule = Annotated[str, AfterValidator(_check_cron)]
+CronSchedule = Annotated[str, AfterValidator(_check_cron), WithJsonSchema({"type": "string", "pattern": _CRON_PATTERN})]
+
+# Above 1, not 0: the loader takes an objective of 1 or less for a fraction written where a
+# percentage belongs (0.999), and says so.
+_PERCENT_TEXT = r"^\s*\+?(?:0*(?:[2-9]|[1-9]\d)(?:\.\d*)?|0*1\.\d*[1-9]\d*)\s*$"
+Percent = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 1, "exclusiveMaximum": 100},
+                {"type": "string", "pattern": _PERCENT_TEXT},
+            ]
+        }
+    ),
+]
+"""A percentage above 1 and below 100, such as `99.9`; `Slo` checks the range with its own messages."""
 
 
 class Frozen(BaseModel):
@@ -320,7 +361,7 @@ class Slo(Frozen):
         default=None,
         description="availability, latency or custom; defaults to latency when a threshold is given.",
     )
-    objective: Decimal = Field(description="Percent of good events, strictly between 0 and 100.")
+    objective: Percent = Field(description="Percent of good events, strictly between 0 and 100.")
     window: Duration = "30d"
     threshold: FineDuration | None = Field(default=None, description="Latency SLOs: the slowest good request.")
     good_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of good events.")

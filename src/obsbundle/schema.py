@@ -5,16 +5,33 @@ from __future__ import annotations
 import json
 import types
 import typing
+from decimal import Decimal
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
-from obsbundle.model import System
+from obsbundle.model import System, decimal_json_schema
+
+
+class _InventorySchema(GenerateJsonSchema):
+    """Pydantic's schema, with the loader's range on the text form of Decimal thresholds.
+
+    Pydantic gives a Decimal's number form its bounds but lets any decimal text through, so that
+    `max_connections_alert: "80"` would pass an editor and fail the loader.
+    """
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        bounds = (schema.get("gt"), schema.get("lt"), schema.get("ge"), schema.get("le"))
+        if bounds in ((Decimal(0), None, None, None), (Decimal(0), Decimal(1), None, None)):
+            return decimal_json_schema(below_one=bounds[1] == 1)
+        return super().decimal_schema(schema)
 
 
 def inventory_json_schema() -> str:
     """JSON Schema of one inventory document, as deterministic JSON text."""
-    schema = System.model_json_schema(by_alias=True)
+    schema = System.model_json_schema(by_alias=True, schema_generator=_InventorySchema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://obsbundle.dev/schema/inventory-v1.json"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
