@@ -85,7 +85,32 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
     ),
     "page alert that can never fire": (
         _set("services.0.slos.0.objective", 90),
-        ["services[0].slos[0].objective", "the page alert can never fire", "raise the objective above"],
+        [
+            "services[0].slos[0].objective",
+            "the page alert can never fire: at 90 % over 28d it needs an error ratio of 13.44 × 0.1 ≥ 1",
+            # 20d gives 0.02 × 480 h / 1 h × 0.1 = 0.96 < 1, 21d gives 1.008; 100 − 100 / 13.44 = 92.5595…
+            "shorten the window to 20d or less, or raise the objective above 92.56",
+        ],
+    ),
+    "objective written as a fraction": (
+        _set("services.0.slos.0.objective", 0.999),
+        ["services[0].slos[0].objective", "is in percent, not a fraction: write 99.9 for 0.999", "got 0.999"],
+    ),
+    "objective with a percent sign": (
+        _set("services.0.slos.0.objective", "99.9%"),
+        ["services[0].slos[0].objective", "without '%'", "write 99.9", "got '99.9%'"],
+    ),
+    "max_connections_alert written as a percentage": (
+        _set("datastores.0.max_connections_alert", 80),
+        ["datastores[0].max_connections_alert", "is a share of 1, not a percentage: write 0.8 for 80 %", "got 80"],
+    ),
+    "latency threshold without a unit": (
+        _append("services.0.slos", {"name": "latency", "objective": 99, "threshold": 300}),
+        ["services[0].slos[1].threshold", "a duration needs a unit", "ms, s, m, h, d, w or y", "got 300"],
+    ),
+    "SLO window without a unit": (
+        _set("services.0.slos.0.window", 30),
+        ["services[0].slos[0].window", "write e.g. 30d", "d (whole days, 1d to 90d)", "got 30"],
     ),
     "latency threshold that is not a bucket boundary": (
         _append("services.0.slos", {"name": "latency", "objective": 99, "threshold": "300ms"}),
@@ -198,11 +223,115 @@ def test_two_files_defining_the_same_system_are_an_error(tmp_path: Path, capsys:
     )
 
 
-def test_a_jsonnet_error_is_reported_with_its_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_jsonnet_error_is_reported_with_its_file_and_the_location_jsonnet_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.jsonnet"
-    broken.write_text("{ name: std.nosuchfunction() }")
+    broken.write_text("{\n  name: std.nosuchfunction(),\n}")
     assert main(["--inventory", str(broken), "--out", str(tmp_path / "out")]) == 2
-    assert f"error: {broken}: (top level): Jsonnet error:" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"error: {broken}: (top level): Jsonnet error: RUNTIME ERROR: field does not exist: nosuchfunction "
+        f"(at {broken}:2:9-27)\n"
+    )
+
+
+def test_a_jsonnet_syntax_error_keeps_the_location_in_its_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.jsonnet"
+    broken.write_text("{ name: + }")
+    assert main(["--inventory", str(broken), "--out", str(tmp_path / "out")]) == 2
+    assert f"error: {broken}: (top level): Jsonnet error: STATIC ERROR: {broken}:1:11: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "(top level): the file is empty: write one System mapping, apiVersion: obsbundle/v1, kind: System"),
+        ("# nothing yet\n", "(top level): the file is empty"),
+        ("- name: shop\n- name: other\n", "(top level): is a list of 2, but a file holds one System mapping"),
+        (
+            "apiVersion: obsbundle/v1\n---\nkind: System\n",
+            "(top level): holds more than one YAML document (another starts at line 2): one system per file: "
+            "split it into files of their own",
+        ),
+    ],
+    ids=["empty", "only a comment", "a list", "two documents"],
+)
+def test_a_file_that_is_not_one_system_mapping_says_what_it_is(
+    text: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text)
+    assert main(["--inventory", str(broken), "--out", str(tmp_path / "out")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: {broken}: {expected}"), stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _several_mistakes() -> dict[str, Any]:
+    """The shop with mistakes of every sort, each of which used to hide the ones after it."""
+    data = copy.deepcopy(BASE)
+    data["owner"]["slack_channel"] = "shop-alerts"  # a field the model refuses
+    data["services"][0]["metrics"]["interval"] = 30  # a field of a service that then does not validate
+    data["services"][1]["slos"] = [{"name": "availability", "objective": "99.9%"}]  # an SLO refused
+    data["services"][1]["node_pool"] = "gpu"  # a cross-reference of the service whose SLO was refused
+    data["services"][2]["node_pool"] = "gpu"  # a cross-reference of a valid service
+    data["services"][3]["name"] = "checkout"  # a duplicate of the service that does not validate
+    data["datastores"][0]["max_connections_alert"] = 80
+    return data
+
+
+SEVERAL_MISTAKES = [
+    "owner.slack_channel: has the wrong form",
+    "services[0].metrics.interval: a duration needs a unit",
+    "services[1].slos[0].objective: must be a plain number of percent",
+    "services[1].node_pool: 'gpu' is not a defined node pool",
+    "services[2].node_pool: 'gpu' is not a defined node pool",
+    "services[3].name: duplicate service name 'checkout' (also at services[0])",
+    "datastores[0].max_connections_alert: is a share of 1, not a percentage: write 0.8 for 80 %",
+]
+
+
+def test_every_mistake_of_a_file_is_reported_in_one_run(
+    tmp_path: Path, previous_output: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(_several_mistakes(), sort_keys=False))
+    before = _tree_digest(previous_output)
+    capsys.readouterr()
+
+    assert main(["--inventory", str(broken), "--out", str(previous_output)]) == 2
+
+    lines = capsys.readouterr().err.strip().splitlines()
+    for expected in SEVERAL_MISTAKES:
+        assert sum(line.startswith(f"error: {broken}: {expected}") for line in lines) == 1, (expected, lines)
+    assert len(lines) == len(SEVERAL_MISTAKES), lines
+    assert _tree_digest(previous_output) == before
+
+
+def test_the_mistakes_of_every_file_are_reported_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "inventory"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(yaml.safe_dump(_several_mistakes(), sort_keys=False))
+    other = copy.deepcopy(BASE)
+    other["name"] = "other"
+    other["services"][0]["slos"][0]["objective"] = 90
+    (folder / "b.yaml").write_text(yaml.safe_dump(other, sort_keys=False))
+
+    assert main(["--inventory", str(folder), "--out", str(tmp_path / "out")]) == 2
+
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in lines if line.startswith(f"error: {folder / 'b.yaml'}: ")] == [
+        f"error: {folder / 'b.yaml'}: services[0].slos[0].objective: the page alert can never fire: at 90 % over "
+        "28d it needs an error ratio of 13.44 × 0.1 ≥ 1: shorten the window to 20d or less, or raise the objective "
+        "above 92.56"
+    ]
+    assert len([line for line in lines if line.startswith(f"error: {folder / 'a.yaml'}: ")]) == len(SEVERAL_MISTAKES)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_inventory_path_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
@@ -10,14 +12,19 @@ from obsbundle.errors import KeyPath, Problem, format_key_path
 from obsbundle.model import (
     HISTOGRAM_SETTING,
     Broker,
+    Datastore,
     DatastoreKind,
     Instrumentation,
     Metrics,
+    NodePool,
     Owner,
+    Queue,
+    Service,
     SliKind,
+    Slo,
     System,
 )
-from obsbundle.slo_math import fastest_page_factor, format_factor
+from obsbundle.slo_math import BURN_TIERS, fastest_page_factor, format_factor
 
 # Which datastore kind can hold which broker's queues.
 _BROKER_STORE: dict[Broker, DatastoreKind] = {
@@ -28,27 +35,76 @@ _BROKER_STORE: dict[Broker, DatastoreKind] = {
 }
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The sections of one System that validated, each entry with its index in the file.
+
+    A file with a broken entry still gets its cross-references checked on the entries that
+    validated; names of the broken ones count as defined, so that a typo in one datastore does
+    not make every service that uses it an error too.
+    """
+
+    owner: Owner | None
+    node_pools: tuple[tuple[int, NodePool], ...]
+    # Each service with the file's indexes of the SLOs it kept.
+    services: tuple[tuple[int, Service, tuple[int, ...]], ...]
+    datastores: tuple[tuple[int, Datastore], ...]
+    queues: tuple[tuple[int, Queue], ...]
+    # Section → index and name of its entries that did not validate; None when a nameless one is among them.
+    unparsed: Mapping[str, tuple[tuple[int, str], ...] | None] = field(default_factory=dict)
+
+    def names(self, section: str, kept: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Index and name of every entry of a section that has a name, validated or not, in file order."""
+        return sorted([*kept, *(self.unparsed.get(section) or ())])
+
+    @classmethod
+    def of(cls, system: System) -> Parts:
+        return cls(
+            owner=system.owner,
+            node_pools=tuple(enumerate(system.node_pools)),
+            services=tuple(
+                (index, service, tuple(range(len(service.slos)))) for index, service in enumerate(system.services)
+            ),
+            datastores=tuple(enumerate(system.datastores)),
+            queues=tuple(enumerate(system.queues)),
+        )
+
+
 def check_system(system: System, file: str) -> list[Problem]:
     """Every cross-reference and consistency problem of one system, in file order."""
-    return [Problem(file, path, message) for path, message in _problems(system)]
+    return check_parts(Parts.of(system), file)
 
 
-def _problems(system: System) -> Iterator[tuple[KeyPath, str]]:
-    yield from _duplicates("node_pools", (pool.name for pool in system.node_pools), "node pool")
-    yield from _duplicates("services", (service.name for service in system.services), "service")
-    yield from _duplicates("datastores", (store.name for store in system.datastores), "datastore")
-    yield from _duplicates("queues", (queue.name for queue in system.queues), "queue")
+def check_parts(parts: Parts, file: str) -> list[Problem]:
+    """The problems `check_system` finds, among the entries of a file that validated."""
+    return [Problem(file, path, message) for path, message in _problems(parts)]
 
-    pools = {pool.name for pool in system.node_pools}
-    stores = {store.name: store for store in system.datastores}
-    services = {service.name for service in system.services}
 
-    for index, service in enumerate(system.services):
+def _problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
+    sections: tuple[tuple[str, Iterable[tuple[int, str]], str], ...] = (
+        ("node_pools", ((i, pool.name) for i, pool in parts.node_pools), "node pool"),
+        ("services", ((i, service.name) for i, service, _ in parts.services), "service"),
+        ("datastores", ((i, store.name) for i, store in parts.datastores), "datastore"),
+        ("queues", ((i, queue.name) for i, queue in parts.queues), "queue"),
+    )
+    for section, kept, what in sections:
+        yield from _duplicates(section, parts.names(section, kept), what)
+
+    pools = {pool.name for _, pool in parts.node_pools}
+    stores = {store.name: store for _, store in parts.datastores}
+    services = {service.name for _, service, _ in parts.services}
+
+    def undefined(name: str, defined: Iterable[str], section: str) -> bool:
+        if section in parts.unparsed and parts.unparsed[section] is None:
+            return False  # a broken entry without a name might be the one meant
+        return name not in defined and name not in {broken for _, broken in parts.unparsed.get(section) or ()}
+
+    for index, service, slo_positions in parts.services:
         at: KeyPath = ("services", index)
-        if service.node_pool is not None and service.node_pool not in pools:
+        if service.node_pool is not None and undefined(service.node_pool, pools, "node_pools"):
             yield (*at, "node_pool"), _undefined("node pool", service.node_pool, pools, "node_pools")
         for position, store_name in enumerate(service.datastores):
-            if store_name not in stores:
+            if undefined(store_name, stores, "datastores"):
                 yield (*at, "datastores", position), _undefined("datastore", store_name, set(stores), "datastores")
         if service.autoscaling and service.replicas is not None and not (
             service.autoscaling.min <= service.replicas <= service.autoscaling.max
@@ -57,45 +113,40 @@ def _problems(system: System) -> Iterator[tuple[KeyPath, str]]:
                 f"{service.replicas} is outside autoscaling min..max "
                 f"({service.autoscaling.min}..{service.autoscaling.max}): make them agree"
             )
-        yield from _duplicates((*at, "slos"), (slo.name for slo in service.slos), "SLO")
-        for position in range(len(service.slos)):
-            yield from _slo_problems(system, index, position)
+        yield from _duplicates(
+            (*at, "slos"), zip(slo_positions, (slo.name for slo in service.slos), strict=True), "SLO"
+        )
+        for slo, position in zip(service.slos, slo_positions, strict=True):
+            yield from _slo_problems(service, slo, (*at, "slos", position), index)
 
-    for index, datastore in enumerate(system.datastores):
-        if datastore.node_pool is not None and datastore.node_pool not in pools:
+    for index, datastore in parts.datastores:
+        if datastore.node_pool is not None and undefined(datastore.node_pool, pools, "node_pools"):
             yield ("datastores", index, "node_pool"), _undefined(
                 "node pool", datastore.node_pool, pools, "node_pools"
             )
 
-    for index, queue in enumerate(system.queues):
+    for index, queue in parts.queues:
         at = ("queues", index)
         backing = stores.get(queue.datastore)
         if backing is None:
-            yield (*at, "datastore"), _undefined("datastore", queue.datastore, set(stores), "datastores")
+            if undefined(queue.datastore, stores, "datastores"):
+                yield (*at, "datastore"), _undefined("datastore", queue.datastore, set(stores), "datastores")
         elif _BROKER_STORE[queue.broker] is not backing.kind:
             yield (*at, "broker"), (
                 f"'{queue.broker.value}' does not match datastore '{backing.name}', which is "
                 f"{backing.kind.value}: point datastore at a {_BROKER_STORE[queue.broker].value} datastore"
             )
         for position, consumer in enumerate(queue.consumers):
-            if consumer not in services:
+            if undefined(consumer, services, "services"):
                 yield (*at, "consumers", position), _undefined("service", consumer, services, "services")
 
-    yield from _team_channels(system)
+    yield from _team_channels(parts)
 
 
-def _slo_problems(system: System, service_index: int, slo_index: int) -> Iterator[tuple[KeyPath, str]]:
-    service = system.services[service_index]
-    slo = service.slos[slo_index]
-    at: KeyPath = ("services", service_index, "slos", slo_index)
+def _slo_problems(service: Service, slo: Slo, at: KeyPath, service_index: int) -> Iterator[tuple[KeyPath, str]]:
     factor = fastest_page_factor(slo.window_seconds)
     if factor * Fraction(slo.error_budget) >= 1:
-        lowest = Decimal(100) - Decimal(100) * Decimal(factor.denominator) / Decimal(factor.numerator)
-        yield (*at, "objective"), (
-            f"the page alert can never fire: at {slo.objective} % over {slo.window} it needs an error "
-            f"ratio of {format_factor(factor)} × {slo.error_budget.normalize()} ≥ 1: "
-            f"raise the objective above {lowest.quantize(Decimal('0.01'))} or lengthen the window"
-        )
+        yield (*at, "objective"), _never_fires(slo, factor)
     metrics = service.metrics
     threshold = slo.threshold_seconds
     if slo.kind is SliKind.LATENCY and metrics is not None and threshold is not None:
@@ -112,6 +163,28 @@ def _slo_problems(system: System, service_index: int, slo_index: int) -> Iterato
             )
     if slo.kind is SliKind.AVAILABILITY and metrics is not None and metrics.instrumentation is Instrumentation.CUSTOM:
         yield (*at, "sli"), "a custom-instrumented service needs sli: custom with good_query and total_query"
+
+
+def _never_fires(slo: Slo, factor: Fraction) -> str:
+    """Why the fastest page cannot fire, and the two ways out: a shorter window or a higher objective.
+
+    The page fires when the error ratio can exceed factor × budget, which needs that product
+    below 1. The factor grows with the window (budget_spent × window / long window), so the
+    longest window that works is the one just under long window / (budget_spent × budget),
+    and the lowest objective is the one just above 100 − 100 / factor.
+    """
+    tier = BURN_TIERS[0]
+    budget = Fraction(slo.error_budget)
+    lowest = Fraction(100) - Fraction(100) / factor
+    # Rounded up, so that any objective above the number shown can fire.
+    shown = Decimal(math.ceil(lowest * 100)) / 100
+    longest_days = math.ceil(tier.long_window_s / (tier.budget_spent * budget) / 86400) - 1
+    shorten = f"shorten the window to {longest_days}d or less, or " if longest_days >= 1 else ""
+    return (
+        f"the page alert can never fire: at {slo.objective} % over {slo.window} it needs an error "
+        f"ratio of {format_factor(factor)} × {slo.error_budget.normalize()} ≥ 1: "
+        f"{shorten}raise the objective above {shown.normalize():f}"
+    )
 
 
 # Beyond this many boundaries (Micrometer publishes 68) the message names the two around the threshold.
@@ -133,14 +206,14 @@ def _describe_buckets(metrics: Metrics, threshold: Decimal) -> str:
     return f"{listed}: the defaults of {metrics.instrumentation.value}"
 
 
-def _team_channels(system: System) -> Iterator[tuple[KeyPath, str]]:
+def _team_channels(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
     """One team, one set of channels: routing goes by team, so two answers would be ambiguous."""
-    first: dict[str, tuple[KeyPath, tuple[str, str | None]]] = {
-        system.owner.team: (("owner",), (system.owner.slack_channel, system.owner.oncall_channel))
-    }
+    first: dict[str, tuple[KeyPath, tuple[str, str | None]]] = {}
+    if parts.owner is not None:
+        first[parts.owner.team] = (("owner",), (parts.owner.slack_channel, parts.owner.oncall_channel))
     owned: list[tuple[KeyPath, Owner | None]] = [
-        *((("services", index, "owner"), service.owner) for index, service in enumerate(system.services)),
-        *((("datastores", index, "owner"), store.owner) for index, store in enumerate(system.datastores)),
+        *((("services", index, "owner"), service.owner) for index, service, _ in parts.services),
+        *((("datastores", index, "owner"), store.owner) for index, store in parts.datastores),
     ]
     for at, owner in owned:
         if owner is None:
@@ -155,10 +228,12 @@ def _team_channels(system: System) -> Iterator[tuple[KeyPath, str]]:
             )
 
 
-def _duplicates(at: str | KeyPath, names: Iterable[str], what: str) -> Iterator[tuple[KeyPath, str]]:
+def _duplicates(
+    at: str | KeyPath, names: Iterable[tuple[int, str]], what: str
+) -> Iterator[tuple[KeyPath, str]]:
     prefix: KeyPath = (at,) if isinstance(at, str) else at
     seen: dict[str, int] = {}
-    for index, name in enumerate(names):
+    for index, name in names:
         if name in seen:
             yield (*prefix, index, "name"), (
                 f"duplicate {what} name '{name}' (also at {format_key_path((*prefix, seen[name]))}): "

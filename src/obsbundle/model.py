@@ -383,6 +383,10 @@ class Slo(Frozen):
             raise ValueError(
                 "must be between 0 and 100, exclusive: write 99.9 for a 99.9 % objective"
             )
+        if objective <= 1:
+            # A fraction where a percentage belongs: an objective of 1 % or less is never what was meant.
+            example = f"{(objective * 100).normalize():f} for {objective}" if objective < 1 else "99.9 for 0.999"
+            raise ValueError(f"is in percent, not a fraction: write {example}")
         return objective
 
     @field_validator("window")
