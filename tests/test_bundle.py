@@ -22,7 +22,7 @@ from obsbundle.documents import Document
 from obsbundle.errors import InputError, Problem
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory, System
-from obsbundle.writer import MARKER
+from obsbundle.writer import MARKER, Drift
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -95,9 +95,9 @@ def test_check_in_worker_processes_names_changed_missing_and_extra_files(
     for jobs in (1, 2):
         stale, generated = stale_output(large_inventory, DEFAULT_CONFIG, out, jobs=jobs)
         assert stale == [
-            "bench/dashboards/bench-service-svc-0010.json",
-            "bench/hand-made.yaml",
-            "bench/svc-0007-servicemonitor.yaml",
+            ("bench/dashboards/bench-service-svc-0010.json", Drift.MISSING),
+            ("bench/hand-made.yaml", Drift.EXTRA),
+            ("bench/svc-0007-servicemonitor.yaml", Drift.STALE),
         ]
         assert generated == count
     assert _digest(out) == before, "--check writes nothing"

@@ -34,7 +34,7 @@ from obsbundle.monitors import generate_monitors
 from obsbundle.render import render
 from obsbundle.rules import ComponentGroups, alerting_components, rule_documents
 from obsbundle.settings import OutputFormat
-from obsbundle.writer import Staging, is_stale, present_files, write_file
+from obsbundle.writer import Drift, Staging, drift, present_files, write_file
 
 Generator = Callable[[System, Config], Iterable[Document]]
 
@@ -94,7 +94,7 @@ class Placed:
     path: str
     kubernetes: bool
     data: bytes | None = None
-    stale: bool = False
+    drift: Drift | None = None
 
 
 def system_documents(system: System, config: Config) -> list[Document]:
@@ -144,14 +144,16 @@ def write_output(inventory: Inventory, config: Config, out: Path, *, jobs: int =
     return sum(len(files) for files in placed.values())
 
 
-def stale_output(inventory: Inventory, config: Config, out: Path, *, jobs: int = 1) -> tuple[list[str], int]:
-    """Paths under `out` that differ from the inventory's output (changed, missing, or no longer
-    generated), and the number of files generated."""
+def stale_output(
+    inventory: Inventory, config: Config, out: Path, *, jobs: int = 1
+) -> tuple[list[tuple[str, Drift]], int]:
+    """The paths under `out` that differ from the inventory's output, sorted, each with how (stale,
+    missing, or extra: no longer generated), and the number of files generated."""
     placed = _produce(inventory, config, CompareWith(out), jobs)
-    generated = {f"{system}/{file.path}": file.stale for system, files in placed.items() for file in files}
-    stale = [path for path, differs in generated.items() if differs]
-    stale.extend(path for path in present_files(out) if path not in generated)
-    return sorted(stale), len(generated)
+    generated = {f"{system}/{file.path}": file.drift for system, files in placed.items() for file in files}
+    differing = [(path, how) for path, how in generated.items() if how is not None]
+    differing.extend((path, Drift.EXTRA) for path in present_files(out) if path not in generated)
+    return sorted(differing), len(generated)
 
 
 def _produce(inventory: Inventory, config: Config, destination: Destination, jobs: int) -> dict[str, list[Placed]]:
@@ -200,7 +202,7 @@ def _deliver(system_name: str, document: Document, *, destination: Destination) 
             write_file(staging, relative, data)
             return Placed(document.path, document.kubernetes)
         case CompareWith(out):
-            return Placed(document.path, document.kubernetes, stale=is_stale(out, relative, data))
+            return Placed(document.path, document.kubernetes, drift=drift(out, relative, data))
         case Keep():
             return Placed(document.path, document.kubernetes, data)
 

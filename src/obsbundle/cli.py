@@ -120,11 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verify:
             return _verify(inventory, config, args)
         if args.check:
-            stale, count = stale_output(inventory, config, args.out, jobs=args.jobs)
-            if stale:
-                print(f"{args.out} is out of date; run generate.py to update these files:", file=sys.stderr)
-                for path in stale:
-                    print(f"  {path}", file=sys.stderr)
+            differing, count = stale_output(inventory, config, args.out, jobs=args.jobs)
+            if differing:
+                print(
+                    f"{args.out} is out of date; run generate.py to update these files "
+                    "(stale: differs, missing: not there, extra: no longer generated):",
+                    file=sys.stderr,
+                )
+                for path, how in differing:
+                    print(f"  {how:<8} {path}", file=sys.stderr)
                 return EXIT_STALE
             print(f"{args.out} is up to date ({count} files)")
             return EXIT_OK

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
@@ -70,12 +71,23 @@ def write_tree(files: Mapping[str, bytes], out: Path) -> None:
         staging.commit()
 
 
-def is_stale(out: Path, relative: str, data: bytes) -> bool:
-    """Whether `out/relative` is missing or holds other bytes than `data`."""
+class Drift(StrEnum):
+    """How a file of the output folder differs from what generation writes."""
+
+    STALE = "stale"
+    """It is there with other bytes."""
+    MISSING = "missing"
+    """It would be written and is not there."""
+    EXTRA = "extra"
+    """It is there and no longer generated."""
+
+
+def drift(out: Path, relative: str, data: bytes) -> Drift | None:
+    """How `out/relative` differs from `data`: STALE, MISSING, or None when it holds those bytes."""
     try:
-        return (out / relative).read_bytes() != data
+        return None if (out / relative).read_bytes() == data else Drift.STALE
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return True
+        return Drift.MISSING
 
 
 def present_files(out: Path) -> set[str]:
