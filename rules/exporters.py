@@ -21,12 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-import promql_parser
-
 from obsbundle import naming
 from obsbundle.links import Board, PanelId
 from obsbundle.model import System
-from obsbundle.promql import selector
+from obsbundle.promql import selector, vector_selectors
 from obsbundle.providers import Provider, source_of
 from obsbundle.rules.alert_labels import AlertSubject, owner_labels
 from obsbundle.rules.cases import exporters as cases
@@ -186,16 +184,11 @@ def _argocd_apps(system: System) -> str:
 
 def metrics_read(expr: str) -> frozenset[str]:
     """The metric names of every vector selector in a PromQL expression."""
-    names: set[str] = set()
-
-    def visit(node: promql_parser.Expr) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            name = node.name or next((m.value for m in node.matchers.matchers if m.name == "__name__"), None)
-            if name:
-                names.add(name)
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return frozenset(names)
+    names = (
+        node.name or next((m.value for m in node.matchers.matchers if m.name == "__name__"), None)
+        for node in vector_selectors(expr)
+    )
+    return frozenset(name for name in names if name)
 
 
 def exporters_read(groups: Iterable[RuleGroup]) -> Callable[[str], frozenset[Provider]]:

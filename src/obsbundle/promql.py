@@ -7,6 +7,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
+import promql_parser
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -43,3 +45,16 @@ def selector(metric: str, labels: Mapping[str, str], *raw: str) -> str:
     parts = [f"{name}={quote(value)}" for name, value in labels.items()]
     parts.extend(raw)
     return metric + "{" + ",".join(parts) + "}"
+
+
+def vector_selectors(expr: str) -> list[promql_parser.VectorSelector]:
+    """Every vector selector of a PromQL expression (those inside range vectors and subqueries
+    too), in the order the parser walks them. Raises ValueError on PromQL that does not parse."""
+    found: list[promql_parser.VectorSelector] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found

@@ -123,8 +123,25 @@ class Node:
 
 _KPS_RELEASE = "kube-prometheus-stack"
 # Both stacks copy `__metrics_path__` into `metrics_path`: the kubelet serves both paths on one port.
-_CADVISOR_PATH = {"metrics_path": "/metrics/cadvisor"}
-_KUBELET_PATH = {"metrics_path": "/metrics"}
+_CADVISOR_PATH = "/metrics/cadvisor"
+_KUBELET_PATH = "/metrics"
+
+
+def _kubelet(service: str, metrics_path: str) -> ScrapeTarget:
+    """One of the kubelet's two endpoints: both stacks scrape them alike, through a Service of
+    their own naming, and tell them apart by `metrics_path` alone."""
+    return ScrapeTarget(
+        job="kubelet",
+        namespace="kube-system",
+        service=service,
+        endpoint="https-metrics",
+        container=None,
+        port=10250,
+        instance_from=InstanceFrom.HOST_IP,
+        honor_labels=True,
+        static={"metrics_path": metrics_path},
+    )
+
 
 PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
     Stack.KUBE_PROMETHEUS_STACK: {
@@ -149,28 +166,8 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
             honor_labels=True,
             pod_prefix=f"{_KPS_RELEASE}-kube-state-metrics",
         ),
-        Exporter.CADVISOR: ScrapeTarget(
-            job="kubelet",
-            namespace="kube-system",
-            service=f"{_KPS_RELEASE}-kubelet",
-            endpoint="https-metrics",
-            container=None,
-            port=10250,
-            instance_from=InstanceFrom.HOST_IP,
-            honor_labels=True,
-            static=_CADVISOR_PATH,
-        ),
-        Exporter.KUBELET: ScrapeTarget(
-            job="kubelet",
-            namespace="kube-system",
-            service=f"{_KPS_RELEASE}-kubelet",
-            endpoint="https-metrics",
-            container=None,
-            port=10250,
-            instance_from=InstanceFrom.HOST_IP,
-            honor_labels=True,
-            static=_KUBELET_PATH,
-        ),
+        Exporter.CADVISOR: _kubelet(f"{_KPS_RELEASE}-kubelet", _CADVISOR_PATH),
+        Exporter.KUBELET: _kubelet(f"{_KPS_RELEASE}-kubelet", _KUBELET_PATH),
     },
     Stack.KUBE_PROMETHEUS: {
         Exporter.NODE_EXPORTER: ScrapeTarget(
@@ -195,28 +192,8 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
             drop=frozenset({"pod", "service", "endpoint", "namespace"}),
             pod_prefix="kube-state-metrics",
         ),
-        Exporter.CADVISOR: ScrapeTarget(
-            job="kubelet",
-            namespace="kube-system",
-            service="kubelet",
-            endpoint="https-metrics",
-            container=None,
-            port=10250,
-            instance_from=InstanceFrom.HOST_IP,
-            honor_labels=True,
-            static=_CADVISOR_PATH,
-        ),
-        Exporter.KUBELET: ScrapeTarget(
-            job="kubelet",
-            namespace="kube-system",
-            service="kubelet",
-            endpoint="https-metrics",
-            container=None,
-            port=10250,
-            instance_from=InstanceFrom.HOST_IP,
-            honor_labels=True,
-            static=_KUBELET_PATH,
-        ),
+        Exporter.CADVISOR: _kubelet("kubelet", _CADVISOR_PATH),
+        Exporter.KUBELET: _kubelet("kubelet", _KUBELET_PATH),
     },
 }
 

@@ -41,7 +41,7 @@ from obsbundle.dashboards.variables import referenced
 from obsbundle.dashboards.walk import expressions
 from obsbundle.durations import parse_duration
 from obsbundle.model import Inventory, MonitorKind, Service, System
-from obsbundle.promql import quote
+from obsbundle.promql import quote, vector_selectors
 from obsbundle.providers import Provider, Source, source_of
 from obsbundle.rules import alert_groups
 from obsbundle.rules.definitions import Recording
@@ -138,14 +138,7 @@ def selectors_of(expr: str) -> list[Selector]:
     """Every vector selector in `expr` (those inside range vectors and subqueries too), in order,
     without matchers whose value holds a Grafana variable. Raises ValueError on PromQL that does
     not parse."""
-    found: list[Selector] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            found.append(_selector(node))
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return found
+    return [_selector(node) for node in vector_selectors(expr)]
 
 
 def _selector(node: promql_parser.VectorSelector) -> Selector:

@@ -26,6 +26,7 @@ import promql_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from obsbundle.model import Instrumentation
+from obsbundle.promql import vector_selectors
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exposition"
 
@@ -204,14 +205,7 @@ def _selector(node: promql_parser.VectorSelector) -> Selector:
 
 def selectors(expr: str) -> list[Selector]:
     """Every vector selector of a PromQL expression, in the order the parser walks them."""
-    found: list[Selector] = []
-
-    def visit(node: object) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            found.append(_selector(node))
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return found
+    return [_selector(node) for node in vector_selectors(expr)]
 
 
 # --- the label shape of an expression's result ---------------------------------------------------
