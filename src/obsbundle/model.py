@@ -141,6 +141,11 @@ class MonitoringSettings(Frozen):
         description="The stack that deploys Prometheus and the standard exporters; it decides the target "
         "labels the generated tests give their series (the rules' selectors hold under both).",
     )
+    blackbox_exporter: str = Field(
+        default="prometheus-blackbox-exporter.monitoring.svc:9115",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$",
+        description="host:port of the blackbox_exporter that the generated Probes (dependencies) go through.",
+    )
     runbook_url: str = Field(
         default="https://runbooks.example.com/{system}/{alert}",
         description="Pattern of runbook links; {system} and {alert} are replaced.",
@@ -433,6 +438,18 @@ class Slo(Frozen):
         return (Decimal(parse_duration_ms(self.threshold)) / 1000).normalize()
 
 
+class Controller(StrEnum):
+    """The Kubernetes controller that runs a long-running workload; decides which
+    kube-state-metrics (or Argo Rollouts) series describe its replicas and rollouts."""
+
+    DEPLOYMENT = "deployment"
+    STATEFULSET = "statefulset"
+    DAEMONSET = "daemonset"
+    ROLLOUT = "rollout"
+    """An Argo Rollouts `Rollout`: no `kube_deployment_*` series; the Rollouts controller's own
+    `rollout_info*` series describe it."""
+
+
 class WorkloadKind(StrEnum):
     API = "api"
     WORKER = "worker"
@@ -446,6 +463,11 @@ class Service(Frozen):
     name: Name
     namespace: Name
     kind: WorkloadKind = WorkloadKind.API
+    controller: Controller | None = Field(
+        default=None,
+        description="api and worker: what runs it, deployment (default), statefulset, daemonset or rollout "
+        "(Argo Rollouts); not for jobs and cronjobs.",
+    )
     description: str = ""
     node_pool: Name | None = None
     replicas: int | None = Field(default=None, ge=0)
@@ -495,7 +517,18 @@ class Service(Frozen):
             raise ValueError(f"schedule is only for cronjobs, but kind is {self.kind.value}")
         if self.slos and self.metrics is None:
             raise ValueError("SLOs need metrics: add a metrics section or remove the slos")
+        if self.controller is not None and self.kind not in (WorkloadKind.API, WorkloadKind.WORKER):
+            raise ValueError(
+                f"controller is only for api and worker services; a {self.kind.value} is run by its own controller"
+            )
         return self
+
+    @property
+    def workload_controller(self) -> Controller | None:
+        """The controller of a long-running service (deployment unless the inventory says), None for jobs."""
+        if self.kind not in (WorkloadKind.API, WorkloadKind.WORKER):
+            return None
+        return self.controller or Controller.DEPLOYMENT
 
     @property
     def labels_selector(self) -> dict[str, str]:
@@ -512,6 +545,50 @@ class DatastoreKind(StrEnum):
     RABBITMQ = "rabbitmq"
     KAFKA = "kafka"
     SQLITE = "sqlite"
+
+
+class ExporterEndpoint(Frozen):
+    """Where a datastore's standard exporter is scraped: postgres_exporter, redis_exporter,
+    RabbitMQ's own rabbitmq_prometheus plugin, or kafka_exporter. The generated ServiceMonitor
+    (or PodMonitor) labels every series of it `service=<datastore name>`."""
+
+    port: str | int = Field(
+        default="metrics",
+        description="Port name of the exporter's Service (a container port name or number with monitor: pod).",
+    )
+    path: str = Field(default="/metrics", pattern=r"^/[^\s]*$")
+    interval: Duration = "30s"
+    scrape_timeout: Duration = "10s"
+    monitor: MonitorKind = MonitorKind.SERVICE
+    selector: dict[str, str] | None = Field(
+        default=None,
+        description="Labels that select the exporter's Service (or pods); default {app: <datastore name>}.",
+    )
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_is_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
+        if labels is not None:
+            if not labels:
+                raise ValueError("must select on at least one label, e.g. {app: redis-exporter}")
+            for key, value in labels.items():
+                if not re.match(_K8S_LABEL_KEY, key) or not re.match(_K8S_LABEL_VALUE, value):
+                    raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
+        return labels
+
+    @model_validator(mode="after")
+    def _port_fits_the_monitor(self) -> ExporterEndpoint:
+        if parse_duration(self.scrape_timeout) > parse_duration(self.interval):
+            raise ValueError(
+                f"scrape_timeout ({self.scrape_timeout}) is longer than interval ({self.interval}); "
+                "Prometheus rejects such a target: shorten the timeout"
+            )
+        if self.monitor is MonitorKind.SERVICE and isinstance(self.port, int):
+            raise ValueError(
+                f"port {self.port} is a number, but a ServiceMonitor selects a Service port by name: "
+                "name the Service port, or set monitor: pod to scrape the container port"
+            )
+        return self
 
 
 class Datastore(Frozen):
@@ -531,6 +608,33 @@ class Datastore(Frozen):
     owner: Owner | None = Field(
         default=None, description="Who answers its alerts, when not the system's owner (a service's own database)."
     )
+    statefulset: Name | None = Field(
+        default=None,
+        description="The StatefulSet that runs it, watched for replicas and rollouts; none for an embedded "
+        "store (SQLite).",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Pods of its StatefulSet. Postgres with more than one streams to replicas, whose lag is "
+        "watched; Redis with more than one replicates.",
+    )
+    metrics: ExporterEndpoint | None = Field(
+        default=None,
+        description="Its standard exporter (postgres_exporter, redis_exporter, rabbitmq_prometheus, "
+        "kafka_exporter), for health alerts beyond connections and queues.",
+    )
+    cache_hit_target: Percent | None = Field(
+        default=None, description="Redis: the keyspace hit ratio to stay above, in percent (e.g. 70)."
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_the_kind(self) -> Datastore:
+        if self.cache_hit_target is not None and self.kind is not DatastoreKind.REDIS:
+            raise ValueError(f"cache_hit_target is only for redis, but kind is {self.kind.value}")
+        if self.kind is DatastoreKind.SQLITE and (self.statefulset or self.metrics):
+            raise ValueError("sqlite lives inside its service's pods: it has no statefulset or exporter of its own")
+        return self
 
     @property
     def source(self) -> str:
@@ -561,10 +665,61 @@ class Queue(Frozen):
         return self
 
 
+class ControlPlane(StrEnum):
+    MANAGED = "managed"
+    """Run by the cloud (EKS, GKE, AKS): its components are not scraped and not alerted on."""
+    SELF_MANAGED = "self-managed"
+    """kubeadm and the like: the apiserver, etcd, scheduler and controller-manager are watched."""
+
+
+class PlatformWorkload(Frozen):
+    """A cluster component outside the inventory's services (node-exporter, CoreDNS, ArgoCD's
+    parts, Prometheus itself), watched for replicas and rollouts like a service."""
+
+    name: Name
+    namespace: Name
+    controller: Controller = Controller.DEPLOYMENT
+    description: str = ""
+    node_pool: Name | None = None
+    volumes: tuple[Name, ...] = Field(default=(), description="PersistentVolumeClaims to watch for filling up.")
+
+
 class Platform(Frozen):
     """Cluster add-ons the system relies on and that have alerts of their own."""
 
     argocd_namespace: Name | None = Field(default=None, description="Watch ArgoCD applications.")
+    control_plane: ControlPlane = Field(
+        default=ControlPlane.MANAGED,
+        description="self-managed (kubeadm): watch the apiserver, etcd, scheduler, controller-manager and "
+        "client certificates; managed (EKS, GKE, AKS): leave them to the provider.",
+    )
+    cert_manager_namespace: Name | None = Field(
+        default=None, description="Watch cert-manager's certificates (from its controller's metrics)."
+    )
+    argo_rollouts_namespace: Name | None = Field(
+        default=None, description="Namespace of the Argo Rollouts controller, whose metrics describe Rollouts."
+    )
+    workloads: tuple[PlatformWorkload, ...] = Field(
+        default=(), description="Cluster components to watch like services: node-exporter, CoreDNS, ArgoCD…"
+    )
+
+
+class Dependency(Frozen):
+    """An endpoint outside the system's own workloads that it needs: a third-party API, or a public
+    host of the system itself, probed through blackbox_exporter."""
+
+    name: Name
+    url: str = Field(pattern=r"^https?://[^\s]+$", description="What the prober requests.")
+    module: str = Field(
+        default="http_2xx",
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        description="blackbox_exporter module the probe uses (http_2xx in its default config).",
+    )
+    interval: Duration = "60s"
+    latency_alert: FineDuration = Field(default="5s", description="Warn when probes stay slower than this.")
+    used_by: tuple[Name, ...] = Field(default=(), description="Services that call it; their dashboards show it.")
+    owner: Owner | None = Field(default=None, description="Who answers its alerts, when not the system's owner.")
+    description: str = ""
 
 
 class System(Frozen):
@@ -583,10 +738,11 @@ class System(Frozen):
     services: tuple[Service, ...] = ()
     datastores: tuple[Datastore, ...] = ()
     queues: tuple[Queue, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    def owner_of(self, entity: Service | Datastore) -> Owner:
+    def owner_of(self, entity: Service | Datastore | Dependency) -> Owner:
         return entity.owner or self.owner
 
     def node_pool(self, name: str) -> NodePool:
