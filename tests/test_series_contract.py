@@ -28,8 +28,9 @@ from obsbundle.dashboards.variables import opening_values
 from obsbundle.dashboards.walk import expressions
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
+from obsbundle.monitors.datastores import datastore_monitor, exported_datastores
 from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workload_monitor
-from obsbundle.providers import Provider, markdown_table, source_of
+from obsbundle.providers import DATASTORE_EXPORTERS, Provider, markdown_table, source_of
 from obsbundle.rules import rule_groups
 from obsbundle.settings import Settings
 from obsbundle.stacks import PROFILES, Exporter, Node, Stack, exporter_target_labels, workload_target_labels
@@ -140,8 +141,8 @@ def _with_inventory_buckets(
 
 
 def monitored_series(system: System) -> dict[Provider, list[Series]]:
-    """Each service's instrumentation and the pool & queue exporter, with the labels of the monitors
-    obsbundle generates for them."""
+    """Each service's instrumentation, each datastore's standard exporter and the pool & queue
+    exporter, with the labels of the monitors obsbundle generates for them."""
     settings = Settings()
     scraped: dict[Provider, list[Series]] = {Provider.SERVICE: [], Provider.PROMETHEUS: []}
     targets: list[tuple[Provider, Sequence[Series], dict[str, Any]]] = []
@@ -152,6 +153,9 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
             monitor = workload_monitor(system, service, settings)
             exposed = _with_inventory_buckets(entities(folder), folder, service.metrics.histogram_buckets)
             targets.append((Provider.SERVICE, exposed, monitor))
+    for store in exported_datastores(system):
+        provider = DATASTORE_EXPORTERS[store.kind]
+        targets.append((provider, entities(provider.value), datastore_monitor(system, store, settings)))
     if needs_exporter(system):
         exporter = exporter_monitor(system, settings)
         targets.append((Provider.POOL_QUEUE_EXPORTER, entities("obsbundle-exporter"), exporter))

@@ -9,11 +9,11 @@ with a colon are recording rules' outputs and have no provider.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from obsbundle.model import Instrumentation
+from obsbundle.model import DatastoreKind, Instrumentation
 
 
 class Provider(StrEnum):
@@ -28,10 +28,26 @@ class Provider(StrEnum):
     KUBELET = "kubelet"
     """The kubelet's own /metrics."""
     KAFKA_EXPORTER = "kafka-exporter"
+    POSTGRES_EXPORTER = "postgres-exporter"
+    """prometheus-community/postgres_exporter, scraped by a generated datastore monitor."""
+    REDIS_EXPORTER = "redis-exporter"
+    """oliver006/redis_exporter, scraped by a generated datastore monitor."""
+    RABBITMQ = "rabbitmq"
+    """RabbitMQ's own rabbitmq_prometheus plugin, scraped by a generated datastore monitor."""
     ARGOCD = "argocd"
     POOL_QUEUE_EXPORTER = "obsbundle-exporter"
     SERVICE = "service"
     """The service's own instrumentation (rules/sli.py has each instrumentation's names)."""
+
+
+DATASTORE_EXPORTERS: Mapping[DatastoreKind, Provider] = {
+    DatastoreKind.POSTGRES: Provider.POSTGRES_EXPORTER,
+    DatastoreKind.REDIS: Provider.REDIS_EXPORTER,
+    DatastoreKind.RABBITMQ: Provider.RABBITMQ,
+    DatastoreKind.KAFKA: Provider.KAFKA_EXPORTER,
+}
+"""The standard exporter behind a datastore's `metrics` (monitors/datastores.py), by its kind: its
+series carry the datastore's namespace and `service=<datastore name>`."""
 
 
 @dataclass(frozen=True)
