@@ -69,7 +69,7 @@ def _receiver(system: System, receiver: Receiver, options: AlertingOptions) -> d
             return {"name": name, "webhook_configs": [{"url": url, "send_resolved": False}]}
         case SlackReceiver():
             config = {
-                "api_url_file": options.slack_url_file(receiver.team),
+                "api_url_file": options.slack_url_file(system, receiver.team),
                 "channel": receiver.channel,
                 **slack_message(system, receiver, inline=False),
             }

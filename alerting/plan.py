@@ -19,7 +19,7 @@ from obsbundle.alerting.policy import (
     page_receiver,
     ticket_receiver,
 )
-from obsbundle.model import Datastore, Owner, Service, System
+from obsbundle.model import Datastore, Dependency, Owner, Service, System
 from obsbundle.promql import regex_literal
 from obsbundle.providers import Provider
 from obsbundle.slo_math import BURN_TIERS
@@ -124,7 +124,7 @@ class RoutingPlan:
 def teams(system: System) -> tuple[Owner, ...]:
     """Every owner of the system, one per team, sorted by team (checks.py: one team, one set of channels)."""
     owners: dict[str, Owner] = {system.owner.team: system.owner}
-    entities: list[Service | Datastore] = [*system.services, *system.datastores]
+    entities: list[Service | Datastore | Dependency] = [*system.services, *system.datastores, *system.dependencies]
     for entity in entities:
         owner = system.owner_of(entity)
         owners.setdefault(owner.team, owner)
@@ -134,10 +134,13 @@ def teams(system: System) -> tuple[Owner, ...]:
 def routing_plan(system: System, options: AlertingOptions) -> RoutingPlan:
     """Receivers, routes and inhibition rules of one system, in a stable order."""
     owners = teams(system)
-    receivers: list[Receiver] = [
-        NullReceiver(NULL_RECEIVER),
-        WebhookReceiver(WATCHDOG_RECEIVER, options.watchdog_url_of(system)),
-    ]
+    heartbeat = options.watchdog_url_of(system)
+    # Without a switch Watchdog still gets its own receiver and route, so that it never falls
+    # through to a team's channel; the generator tells the user it reaches no one.
+    watchdog: Receiver = (
+        NullReceiver(WATCHDOG_RECEIVER) if heartbeat is None else WebhookReceiver(WATCHDOG_RECEIVER, heartbeat)
+    )
+    receivers: list[Receiver] = [NullReceiver(NULL_RECEIVER), watchdog]
     for owner in owners:
         receivers.append(
             SlackReceiver(page_receiver(owner.team), owner.team, owner.page_channel, True, owner.oncall_mention)

@@ -85,17 +85,30 @@ class AlertingOptions:
     ticket: Timing = TICKET_TIMING
     info: Timing = INFO_TIMING
     watchdog: Timing = WATCHDOG_TIMING
-    secrets_dir: str = SLACK_SECRETS_DIR
-    """Folder under which each team's webhook URL is read from `slack-<team>/url`."""
-    watchdog_url: str = "https://deadmans-switch.example.com/ping/{system}"
-    """Heartbeat URL of the dead man's switch ({system} is replaced). Alertmanager 0.25 has no
-    `url_file` for webhooks, so the plain config carries this URL: use a switch whose URL is not
-    a credential. The Operator variant reads it from a Secret instead."""
+    secrets_dir: str | None = None
+    """Folder under which each team's webhook URL is read from `slack-<team>/url`; None: the
+    inventory's `monitoring.alertmanager_secrets_dir` (tests point it at a temporary folder)."""
+    watchdog_url: str | None = None
+    """Heartbeat URL of the dead man's switch ({system} is replaced); None: the inventory's
+    `monitoring.deadmans_switch_url`. Alertmanager 0.25 has no `url_file` for webhooks, so the
+    plain config carries this URL: use a switch whose URL is not a credential. The Operator
+    variant reads it from a Secret instead."""
     group_by: tuple[str, ...] = field(default=("alertname", "system", "service"))
 
-    def slack_url_file(self, team: str) -> str:
-        return f"{self.secrets_dir.rstrip('/')}/{slack_secret_name(team)}/{SECRET_KEY}"
+    def slack_url_file(self, system: System, team: str) -> str:
+        folder = self.secrets_dir or system.monitoring.alertmanager_secrets_dir
+        return f"{folder.rstrip('/')}/{slack_secret_name(team)}/{SECRET_KEY}"
 
-    def watchdog_url_of(self, system: System) -> str:
-        return self.watchdog_url.replace("{system}", system.name)
+    def watchdog_url_of(self, system: System) -> str | None:
+        """The system's heartbeat URL, or None when it has no dead man's switch."""
+        url = self.watchdog_url or system.monitoring.deadmans_switch_url
+        return None if url is None else url.replace("{system}", system.name)
 
+
+def no_deadmans_switch_notice(system: System) -> str:
+    """What the user is told when Watchdog has nowhere to go: an unwatched Alertmanager fails silently."""
+    return (
+        f"{system.name}: no dead man's switch: set monitoring.deadmans_switch_url to a heartbeat URL "
+        "(Healthchecks.io, Dead Man's Snitch, a PagerDuty or Opsgenie heartbeat); until then Watchdog "
+        "reaches no one and a dead Prometheus or Alertmanager goes unnoticed"
+    )

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from obsbundle.alerting.policy import no_deadmans_switch_notice
 from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, stale_output, write_output
 from obsbundle.config import Config, build_config
 from obsbundle.errors import InputError
@@ -139,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     systems = ", ".join(system.name for system in inventory.systems)
     print(f"wrote {count} files for {systems} to {args.out}")
+    for system in inventory.systems:
+        if config.alerting.watchdog_url_of(system) is None:
+            print(f"note: {no_deadmans_switch_notice(system)}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -141,6 +141,18 @@ class MonitoringSettings(Frozen):
         description="The stack that deploys Prometheus and the standard exporters; it decides the target "
         "labels the generated tests give their series (the rules' selectors hold under both).",
     )
+    deadmans_switch_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Heartbeat URL of the dead man's switch that Watchdog pings every 5 minutes ({system} is "
+        "replaced), e.g. a Healthchecks.io check. Unset: Watchdog reaches no one, and generate.py says so.",
+    )
+    alertmanager_secrets_dir: str = Field(
+        default="/etc/alertmanager/secrets",
+        pattern=r"^/[^\s]*$",
+        description="Folder alertmanager.yaml reads each team's Slack webhook URL from (slack-<team>/url): "
+        "where Prometheus Operator mounts the Alertmanager's spec.secrets.",
+    )
     blackbox_exporter: str = Field(
         default="prometheus-blackbox-exporter.monitoring.svc:9115",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$",
@@ -719,6 +731,12 @@ class Dependency(Frozen):
     latency_alert: FineDuration = Field(default="5s", description="Warn when probes stay slower than this.")
     used_by: tuple[Name, ...] = Field(default=(), description="Services that call it; their dashboards show it.")
     owner: Owner | None = Field(default=None, description="Who answers its alerts, when not the system's owner.")
+    public_entry: bool = Field(
+        default=False,
+        description="The system's own public entry point (its Ingress or load balancer), not a third party's API: "
+        "when it fails every user is cut off and the owner can act, so its failure and an imminent certificate "
+        "expiry page (critical) where a third party's only warn.",
+    )
     description: str = ""
 
 

@@ -84,11 +84,12 @@ POOL_NODES = "node_pool:kube_node_info:count"
 # Service alerts: `namespace`, `service`, and `node_pool` when the service runs on a known pool
 #   (so that a pool that is down can inhibit them).
 # Node and pool alerts: `node_pool`. SLO alerts: `service`, `slo`, `window` (e.g. `1h-5m`).
-# Datastore alerts: `datastore`. Queue alerts: `queue`.
+# Datastore alerts: `datastore`. Queue alerts: `queue`. External endpoints' alerts: `dependency`.
 # Alerts computed from an exporter's series: `exporter` = the providers they read, sorted and
 #   comma-joined (`kube-state-metrics,node-exporter`); the pool & queue exporter's are
 #   EXPORTER_LABEL_VALUE. The exporter's absence alert (EXPORTER_ABSENT_ALERTS) inhibits them.
 DATASTORE_LABEL = "datastore"
+DEPENDENCY_LABEL = "dependency"
 QUEUE_LABEL = "queue"
 EXPORTER_LABEL = "exporter"
 EXPORTER_LABEL_VALUE = Provider.POOL_QUEUE_EXPORTER.value

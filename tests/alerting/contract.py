@@ -99,6 +99,10 @@ def owner_of_alert(system: System, labels: Mapping[str, str]) -> Owner:
     datastore_name = labels.get(naming.DATASTORE_LABEL, "")
     if datastore_name in datastores:
         return system.owner_of(datastores[datastore_name])
+    dependencies = {dependency.name: dependency for dependency in system.dependencies}
+    dependency_name = labels.get(naming.DEPENDENCY_LABEL, "")
+    if dependency_name in dependencies:
+        return system.owner_of(dependencies[dependency_name])
     return system.owner
 
 
@@ -109,11 +113,11 @@ def expected_destination(system: System, labels: Mapping[str, str], secrets_dir:
     they share one (they are the ones who can drain it); a datastore's to its own owner when it
     names one (a service's private database); everything else to the system's owner.
     Critical alerts go to the owner's page channel with its mention, the rest to its team channel;
-    info reaches no one and Watchdog only the dead man's switch. Slack is always posted with the
-    owning team's own webhook.
+    info reaches no one and Watchdog only the dead man's switch (no one when there is none). Slack
+    is always posted with the owning team's own webhook.
     """
     if labels.get("alertname") == naming.ALERT_WATCHDOG:
-        return WATCHDOG
+        return WATCHDOG if system.monitoring.deadmans_switch_url else NOWHERE
     severity = labels.get(naming.SEVERITY_LABEL)
     if severity == "info":
         return NOWHERE

@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from obsbundle.alerting.generate import CONFIG_FILE as CONFIG
+from obsbundle.alerting.generate import alerting_documents
+from obsbundle.alerting.policy import AlertingOptions
+from obsbundle.alerting.slack import templates_file
+from obsbundle.cli import main
 from obsbundle.model import System
+from obsbundle.settings import Settings
 from tests.alerting.conftest import TEMPLATES
 from tests.support import amtool
 
@@ -80,17 +87,49 @@ def test_slack_webhook_urls_are_read_only_from_mounted_secret_files(
 
 
 @pytest.mark.parametrize("system", FLEET)
-def test_watchdog_goes_to_a_webhook_that_never_hears_about_resolution_and_never_to_slack(
+def test_without_a_dead_mans_switch_watchdog_has_a_receiver_of_its_own_that_sends_nowhere(
     configs: dict[str, dict[str, Any]], system: str
 ) -> None:
+    # The fleet's documents name no dead man's switch: no made-up URL may stand in for one, and
+    # Watchdog must still never fall through to a team's Slack channel.
     config = configs[system]
     watchdog_route = config["route"]["routes"][0]
     assert watchdog_route["matchers"] == ['alertname="Watchdog"']
+    assert "routes" not in watchdog_route
+    receiver = next(r for r in config["receivers"] if r["name"] == watchdog_route["receiver"])
+    assert receiver == {"name": "deadmans-switch"}
+
+
+def test_a_configured_dead_mans_switch_gets_watchdog_with_its_system_and_never_hears_of_resolution(
+    fleet_systems: dict[str, System], tmp_path: Path
+) -> None:
+    system = fleet_systems["ecoeco"]
+    monitoring = system.monitoring.model_copy(
+        update={"deadmans_switch_url": "https://hc-ping.com/{system}", "alertmanager_secrets_dir": "/run/am"}
+    )
+    configured = system.model_copy(update={"monitoring": monitoring})
+    [document] = [d for d in alerting_documents(configured, Settings(), AlertingOptions()) if d.path == CONFIG]
+    config = document.content
+    watchdog_route = config["route"]["routes"][0]
     receiver = next(r for r in config["receivers"] if r["name"] == watchdog_route["receiver"])
     assert "slack_configs" not in receiver
-    [webhook] = receiver["webhook_configs"]
-    assert webhook["send_resolved"] is False
-    assert "routes" not in watchdog_route
+    assert receiver["webhook_configs"] == [{"url": "https://hc-ping.com/ecoeco", "send_resolved": False}]
+    slack_files = {c["api_url_file"] for r in config["receivers"] for c in r.get("slack_configs", [])}
+    assert slack_files == {"/run/am/slack-ecoeco-backend/url", "/run/am/slack-ecoeco-platform/url"}
+    path = tmp_path / "alertmanager.yaml"
+    path.write_text(yaml.safe_dump(config))
+    (tmp_path / Path(TEMPLATES).name).write_text(templates_file())
+    result = amtool.check_config([path])
+    assert result.ok, result.output
+
+
+def test_generate_says_when_a_system_has_no_dead_mans_switch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--out", str(tmp_path / "out")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "dead man's switch" in line]
+    assert [note.split(":")[1].strip() for note in notes] == ["aegis", "ecoeco", "logpilot"]
+    assert all("monitoring.deadmans_switch_url" in note for note in notes)
 
 
 @pytest.mark.parametrize("system", FLEET)
