@@ -44,12 +44,19 @@ class PanelId(IntEnum):
     SERVICE_JOBS = 10
     SERVICE_SLO_BUDGET = 11
     SERVICE_SLO_BURN_RATE = 12
+    SERVICE_CPU_THROTTLING = 18
+    SERVICE_CONTAINERS = 19
+    """Containers waiting (image pulls, config errors) and OOM-killed."""
     # node pool dashboard (one per pool)
     POOL_NODES_READY = 20
     POOL_CPU = 21
     POOL_MEMORY = 22
     POOL_DISK = 23
     POOL_NETWORK = 24
+    POOL_CLOCK = 25
+    POOL_PRESSURE = 26
+    POOL_INODES = 27
+    POOL_VOLUMES = 28
     # database dashboard
     DB_CONNECTIONS = 30
     DB_WAITING = 31
@@ -58,11 +65,35 @@ class PanelId(IntEnum):
     DB_PGBOUNCER_MAXWAIT = 34
     DB_EXPORTER_UP = 35
     DB_VOLUME_USAGE = 36
+    # database dashboard: datastore health from the standard exporters (postgres_exporter, redis_exporter)
+    DB_DATASTORE_EXPORTER_UP = 110
+    DB_POSTGRES_UP = 111
+    DB_DEADLOCKS = 112
+    DB_ROLLBACKS = 113
+    DB_CACHE_HIT = 114
+    DB_DEAD_TUPLES = 115
+    DB_XID_AGE = 116
+    DB_REPLICATION_LAG = 117
+    DB_REDIS_UP = 118
+    DB_REDIS_MEMORY = 119
+    DB_REDIS_HIT_RATIO = 120
+    DB_REDIS_EVICTIONS = 121
+    DB_REDIS_CLIENTS = 122
+    """Connected clients and rejected connections."""
+    DB_REDIS_REPLICATION = 123
     # queues dashboard
     QUEUE_BACKLOG = 40
     QUEUE_OLDEST_AGE = 41
     QUEUE_CONSUMERS = 42
     QUEUE_KAFKA_LAG = 43
+    # queues dashboard: broker health (rabbitmq_prometheus, kafka_exporter)
+    QUEUE_RABBITMQ_NODES = 90
+    QUEUE_RABBITMQ_ALARMS = 91
+    QUEUE_RABBITMQ_MEMORY = 92
+    QUEUE_RABBITMQ_FDS = 93
+    QUEUE_RABBITMQ_UNROUTABLE = 94
+    QUEUE_KAFKA_BROKERS = 95
+    QUEUE_KAFKA_PARTITIONS = 96
     # slo dashboard
     SLO_BUDGET = 50
     SLO_BURN_RATE = 51
@@ -72,6 +103,10 @@ class PanelId(IntEnum):
     # overview
     OVERVIEW_ALERTS = 70
     OVERVIEW_NODES = 71
+    # external dependencies: a row on the dashboard of each service that uses one
+    DEPENDENCY_SUCCESS = 80
+    DEPENDENCY_DURATION = 81
+    DEPENDENCY_CERTIFICATE = 82
 
 
 def dashboard_uid(system: System | str, board: Board, entity: str | None = None) -> str:
