@@ -22,6 +22,7 @@ from obsbundle.documents import Document, Format, SharedBlock
 from obsbundle.labels import object_labels
 from obsbundle.model import System
 from obsbundle.rules.argocd import argocd_groups
+from obsbundle.rules.brokers import broker_groups
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.exporters import watch_exporters
@@ -54,6 +55,7 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("volumes", volume_groups),
     ("postgres", postgres_groups),
     ("queues", queue_groups),
+    ("brokers", broker_groups),
     ("argocd", argocd_groups),
     ("targets", target_groups),
 )

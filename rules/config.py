@@ -107,6 +107,24 @@ class RuleConfig:
     queue_age_for: str = "5m"
     kafka_lag_for: str = "10m"
 
+    # --- brokers (RabbitMQ's rabbitmq_prometheus, kafka_exporter; rules/brokers.py) -----------------
+    # Thresholds from rabbitmq/cluster-operator@9035e765:observability/prometheus/rules/rabbitmq/ and
+    # strimzi/strimzi-kafka-operator@0c1a1fba:packaging/examples/metrics/prometheus-install/prometheus-rules.yaml.
+    rabbitmq_node_down_for: str = "5m"
+    rabbitmq_alarm_window: str = "5m"
+    """An alarm counts while it was raised at any scrape of this window (the operator's `max_over_time`):
+    a broker that flaps around its watermark stays one alert."""
+    rabbitmq_fd_share: Decimal = Decimal("0.8")
+    rabbitmq_fd_for: str = "10m"
+    rabbitmq_unroutable_window: str = "5m"
+    kafka_brokers_missing_for: str = "5m"
+    kafka_under_replicated_for: str = "10m"
+    """Longer than Strimzi's 10s: a broker's rolling restart leaves partitions under-replicated for
+    the minutes it takes to catch up, and that is no fault."""
+    kafka_offline_for: str = "2m"
+    """Two of kafka_exporter's metadata refreshes (30s by default) at a 30s scrape: a leader election
+    in progress is not an outage."""
+
     # --- platform and targets ---------------------------------------------------------------------------
     argocd_for: str = "15m"
     target_down_for: str = "5m"

@@ -16,6 +16,7 @@ Label sets are only ever what the components print: nothing here writes a series
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import secrets
@@ -358,18 +359,48 @@ def redis_exporter(server: RedisServer) -> Iterator[Live]:
     single_keys = ",".join(f"db0={name}" for name in [*REDIS_LISTS, REDIS_MISSING_LIST])
     flags = [f"--redis.addr=redis://127.0.0.1:{server.port}", f"--web.listen-address=127.0.0.1:{port}",
              f"--check-single-keys={single_keys}", "--check-keys=db0=sc*"]
-    with _temp_dir("obsbundle-expo-redis-exporter-") as root:
+    replica_port = free_port()
+    replica_flags = ["--redis.addr=redis://127.0.0.1:{replica}", f"--web.listen-address=127.0.0.1:{replica_port}"]
+    with (_temp_dir("obsbundle-expo-redis-exporter-") as root, redis_server(server.password) as replica,
+          _temp_dir("obsbundle-expo-redis-exporter-replica-") as replica_root):
         # The password through the environment (REDIS_PASSWORD), never on the command line.
         process = ManagedProcess("redis-exporter", [binary, *flags], root, env={"REDIS_PASSWORD": server.password})
+        _replicate(replica, server)
+        replica_process = ManagedProcess(
+            "redis-exporter-replica", [binary, *(flag.format(replica=replica.port) for flag in replica_flags)],
+            replica_root, env={"REDIS_PASSWORD": server.password},
+        )
         url = f"http://127.0.0.1:{port}/metrics"
-        with _running(process, lambda: _answers(url), f"redis_exporter on port {port}"):
+        replica_url = f"http://127.0.0.1:{replica_port}/metrics"
+        with (_running(process, lambda: _answers(url), f"redis_exporter on port {port}"),
+              _running(replica_process, lambda: _answers(replica_url), f"redis_exporter on port {replica_port}")):
+            package = f"{binary} (Debian prometheus-redis-exporter {debian_version('prometheus-redis-exporter')})"
             shown = " ".join(flags).replace(str(server.port), "<redis port>").replace(f":{port}", ":<free port>")
-            source = (f"{binary} (Debian prometheus-redis-exporter {debian_version('prometheus-redis-exporter')})"
-                      f" {shown}, REDIS_PASSWORD in the environment; against redis-server {_redis_version(server)}"
-                      f" holding lists {', '.join(f'{k} ({v} items)' for k, v in REDIS_LISTS.items())} and no"
+            source = (f"{package} {shown}, REDIS_PASSWORD in the environment; against redis-server"
+                      f" {_redis_version(server)} holding lists"
+                      f" {', '.join(f'{k} ({v} items)' for k, v in REDIS_LISTS.items())} and no"
                       f" key {REDIS_MISSING_LIST}; GET /metrics")
-            yield Live(lambda: [Exposition("redis-exporter", "check-keys", source, version,
-                                           redis_exporter, _get(url))])
+            shown_replica = " ".join(replica_flags).format(replica="<replica port>").replace(
+                f":{replica_port}", ":<free port>")
+            replica_source = (f"{package} {shown_replica}, REDIS_PASSWORD in the environment; against a redis-server"
+                              f" {_redis_version(replica)} replica (replicaof, link up) of the check-keys capture's"
+                              " server; GET /metrics")
+            yield Live(lambda: [
+                Exposition("redis-exporter", "check-keys", source, version, redis_exporter, _get(url)),
+                Exposition("redis-exporter", "replica", replica_source, version, redis_exporter, _get(replica_url)),
+            ])
+
+
+def _replicate(replica: RedisServer, master: RedisServer) -> None:
+    """Make `replica` a replica of `master` and wait until its link to the master is up."""
+    client = replica.client()
+    client.config_set("masterauth", master.password)
+    client.replicaof("127.0.0.1", master.port)
+
+    def linked() -> bool:
+        return client.info("replication").get("master_link_status") == "up"
+
+    wait_until(linked, 20, f"Redis replica on port {replica.port} linked to port {master.port}")
 
 
 BLACKBOX_CONFIG = """\
@@ -418,25 +449,48 @@ def blackbox_exporter() -> Iterator[Live]:
             yield Live(scrape)
 
 
+POSTGRES_EXPORTER_QUERIES = REPO / "deploy" / "postgres-exporter" / "queries.yaml"
+"""The queries that give postgres_exporter 0.11 the later collectors' table, replication and
+wraparound series (the datastore-health rules read them)."""
+VACUUM_TABLE = "accounts"
+"""A table of the `app` database with dead rows (rows deleted, not yet vacuumed)."""
+
+
 @contextmanager
 def postgres_exporter(server: PostgresServer, keys: Secrets) -> Iterator[Live]:
-    """prometheus-postgres-exporter with its default collectors, as the pg_monitor role."""
+    """prometheus-postgres-exporter as the pg_monitor role: with its default collectors, and with
+    deploy/postgres-exporter/queries.yaml against the `app` database, which holds a table with dead rows."""
     binary = require_binary("prometheus-postgres-exporter", "prometheus-postgres-exporter")
     version = binary_version(binary)
-    port = free_port()
-    dsn = "postgresql://{user}:{password}@127.0.0.1:{port}/postgres?sslmode=disable"
-    with _temp_dir("obsbundle-expo-postgres-exporter-") as root:
-        env = {"DATA_SOURCE_NAME": dsn.format(user=MONITOR, password=keys.passwords["monitor"], port=server.port)}
-        process = ManagedProcess("postgres-exporter", [binary, f"--web.listen-address=127.0.0.1:{port}"], root, env)
-        url = f"http://127.0.0.1:{port}/metrics"
-        with _running(process, lambda: _answers(url), f"postgres_exporter on port {port}"):
-            shown_dsn = dsn.format(user=MONITOR, password="***", port="<port>")
-            source = (f"{binary} (Debian prometheus-postgres-exporter"
-                      f" {debian_version('prometheus-postgres-exporter')}), default collectors,"
-                      f" --web.listen-address=127.0.0.1:<free port>, DATA_SOURCE_NAME={shown_dsn} (role in"
-                      f" pg_monitor); against PostgreSQL {_postgres_version(server)}; GET /metrics")
-            yield Live(lambda: [Exposition("postgres-exporter", "default", source, version,
-                                           postgres_exporter, _get(url))])
+    server.execute(f"CREATE TABLE IF NOT EXISTS {VACUUM_TABLE} (id int)", dbname=APP)
+    server.execute(f"INSERT INTO {VACUUM_TABLE} SELECT generate_series(1, 100)", dbname=APP)
+    server.execute(f"DELETE FROM {VACUUM_TABLE} WHERE id <= 40", dbname=APP)
+    dsn = "postgresql://{user}:{password}@127.0.0.1:{port}/{dbname}?sslmode=disable"
+    package = f"{binary} (Debian prometheus-postgres-exporter {debian_version('prometheus-postgres-exporter')})"
+    against = f"against PostgreSQL {_postgres_version(server)}; GET /metrics"
+    with ExitStack() as stack:
+        urls: list[str] = []
+        for dbname, flags in (("postgres", []), (APP, [f"--extend.query-path={POSTGRES_EXPORTER_QUERIES}"])):
+            port = free_port()
+            root = stack.enter_context(_temp_dir("obsbundle-expo-postgres-exporter-"))
+            env = {"DATA_SOURCE_NAME": dsn.format(user=MONITOR, password=keys.passwords["monitor"], port=server.port,
+                                                  dbname=dbname)}
+            process = ManagedProcess("postgres-exporter", [binary, f"--web.listen-address=127.0.0.1:{port}", *flags],
+                                     root, env)
+            urls.append(f"http://127.0.0.1:{port}/metrics")
+            stack.enter_context(_running(process, functools.partial(_answers, urls[-1]),
+                                         f"postgres_exporter on port {port}"))
+        shown = {dbname: dsn.format(user=MONITOR, password="***", port="<port>", dbname=dbname)
+                 for dbname in ("postgres", APP)}
+        default = (f"{package}, default collectors, --web.listen-address=127.0.0.1:<free port>,"
+                   f" DATA_SOURCE_NAME={shown['postgres']} (role in pg_monitor); {against}")
+        queries = (f"{package}, default collectors and --extend.query-path=deploy/postgres-exporter/queries.yaml,"
+                   f" --web.listen-address=127.0.0.1:<free port>, DATA_SOURCE_NAME={shown[APP]} (role in pg_monitor;"
+                   f" database {APP} holds table {VACUUM_TABLE} with 40 of 100 rows deleted); {against}")
+        yield Live(lambda: [
+            Exposition("postgres-exporter", "default", default, version, postgres_exporter, _get(urls[0])),
+            Exposition("postgres-exporter", "queries", queries, version, postgres_exporter, _get(urls[1])),
+        ])
 
 
 @contextmanager
