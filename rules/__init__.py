@@ -25,6 +25,7 @@ from obsbundle.rules.argocd import argocd_groups
 from obsbundle.rules.brokers import broker_groups
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, RuleGroup
+from obsbundle.rules.dependencies import dependency_groups
 from obsbundle.rules.exporters import watch_exporters
 from obsbundle.rules.node_pool import node_pool_groups
 from obsbundle.rules.postgres import postgres_groups
@@ -57,6 +58,7 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("queues", queue_groups),
     ("brokers", broker_groups),
     ("argocd", argocd_groups),
+    ("dependencies", dependency_groups),
     ("targets", target_groups),
 )
 """Each component's groups go into one PrometheusRule named `<system>-<component>`."""

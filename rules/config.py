@@ -125,6 +125,24 @@ class RuleConfig:
     """Two of kafka_exporter's metadata refreshes (30s by default) at a 30s scrape: a leader election
     in progress is not an outage."""
 
+    # --- external dependencies (blackbox_exporter probes) -----------------------------------------
+    dependency_down_for: str = "5m"
+    """Five failed probes in a row at the default 60 s interval: one lost packet or a single 5xx
+    never alerts (blackbox-exporter-mixin waits 1m, awesome-prometheus-alerts not at all; both page)."""
+    dependency_slow_for: str = "10m"
+    certificate_warning_days: int = 21
+    """blackbox-exporter-mixin's `probeSslExpireDaysThreshold` (adinhodovic/blackbox-exporter-mixin@
+    ebfda88, config.libsonnet): cert-manager and Let's Encrypt renew 30 days before expiry (ACM 60),
+    so 21 days left means renewal has been failing for over a week."""
+    certificate_critical_days: int = 3
+    """awesome-prometheus-alerts' critical tier for blackbox certificates (under 3 days): a weekend
+    away from an outage."""
+    certificate_for: str = "1h"
+    """Certificates are renewed days ahead: an hour's wait costs nothing and keeps an endpoint whose
+    servers serve two certificates (a rotation under way) from flapping."""
+    dependency_absent_for: str = "15m"
+    """As `exporter_absent_for`: a probe without results for this long is not a rollout blip."""
+
     # --- platform and targets ---------------------------------------------------------------------------
     argocd_for: str = "15m"
     target_down_for: str = "5m"

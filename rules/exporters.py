@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from obsbundle import naming
 from obsbundle.links import Board, PanelId
 from obsbundle.model import System
-from obsbundle.promql import selector, vector_selectors
+from obsbundle.promql import regex_literal, selector, vector_selectors
 from obsbundle.providers import Provider, source_of
 from obsbundle.rules.alert_labels import AlertSubject, owner_labels
 from obsbundle.rules.cases import exporters as cases
@@ -173,7 +173,35 @@ _WATCHES: dict[Provider, _Watch] = {
         "ArgoCD's application controller",
         lambda system, config: _argocd_apps(system),
     ),
+    # Probe targets are blackbox_exporter's: while it is down every one of them fails its scrape and
+    # the probe_* series go stale, so the dependency alerts see nothing. Its absence is that no probe
+    # target of the system answers (a Probe's job is `probe/<namespace>/<name>`, stacks.py).
+    Provider.BLACKBOX_EXPORTER: _Watch(
+        _doc(
+            Provider.BLACKBOX_EXPORTER,
+            "Prometheus gets no probe result from blackbox_exporter.",
+            "No probe target of the system answers: blackbox_exporter is down or unreachable, or it refuses "
+            "every probe (\"Unknown module\": its configuration lacks the generated modules). The dependency "
+            "alerts cannot fire meanwhile, and Alertmanager mutes them.",
+            (
+                "`kubectl get pods -A -l app.kubernetes.io/name=prometheus-blackbox-exporter`: is it running? "
+                "Its address is the inventory's `monitoring.blackbox_exporter`.",
+                _targets_page("probe/<namespace>/<dependency>") + " `Unknown module` means its configuration "
+                "lacks the modules in blackbox/blackbox.yml (chart values: blackbox/helm-values.yaml).",
+                "No target at all: are the Probes applied (`kubectl get probes -A`) and does Prometheus's "
+                "`probeSelector` select them (kube-prometheus-stack: the `release` label)?",
+            ),
+        ),
+        "blackbox_exporter",
+        lambda system, config: _probe_targets(system),
+    ),
 }
+
+
+def _probe_targets(system: System) -> str:
+    """`up` of the system's Probe targets that answer."""
+    jobs = f'job=~"probe/{regex_literal(system.monitoring.namespace)}/.+"'
+    return f"{selector('up', {naming.SYSTEM_LABEL: system.name}, jobs)} == 1"
 
 
 def _argocd_apps(system: System) -> str:

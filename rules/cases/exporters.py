@@ -8,11 +8,13 @@ import promql_parser
 
 from obsbundle import naming
 from obsbundle.model import System
+from obsbundle.monitors.probes import probe
 from obsbundle.providers import Provider
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertCheck, Case, ExpectedAlert, Inputs, UnitTest, merge_inputs
 from obsbundle.rules.input_series import constant
-from obsbundle.stacks import Exporter, Node, exporter_target_labels
+from obsbundle.settings import Settings
+from obsbundle.stacks import Exporter, Node, exporter_target_labels, probe_target_labels
 
 TEST_MINUTES = 25
 TEST_NODE = Node(name="worker-a1b2c", host_ip="10.0.1.21")
@@ -54,11 +56,21 @@ def present(system: System, provider: Provider) -> Inputs:
             return (constant("kafka_brokers", {}, 3, TEST_MINUTES),)
         case Provider.ARGOCD:
             return (constant("argocd_app_info", _argocd_app_labels(system), 1, TEST_MINUTES),)
+        case Provider.BLACKBOX_EXPORTER:
+            return (constant("up", _probe_target(system), 1, TEST_MINUTES),)
     raise AssertionError(f"no absence alert watches {provider}")
+
+
+def _probe_target(system: System) -> dict[str, str]:
+    """The labels of the first dependency's Probe target: blackbox_exporter's targets are the Probes'."""
+    first = min(system.dependencies, key=lambda dependency: dependency.name)
+    return probe_target_labels(probe(system, first, Settings()))
 
 
 def _down(system: System, provider: Provider) -> Inputs:
     """An exporter that is there but fails its scrapes; nothing where the series just vanishes."""
+    if provider is Provider.BLACKBOX_EXPORTER:
+        return (constant("up", _probe_target(system), 0, TEST_MINUTES),)
     return _scraped(system, _SCRAPED[provider], 0) if provider in _SCRAPED else ()
 
 

@@ -31,6 +31,7 @@ from obsbundle.documents import Document, Format
 from obsbundle.errors import InputError, Problem
 from obsbundle.model import Inventory, System
 from obsbundle.monitors import generate_monitors
+from obsbundle.monitors.probes import generate_probes
 from obsbundle.render import render
 from obsbundle.rules import ComponentGroups, alerting_components, rule_documents
 from obsbundle.settings import OutputFormat
@@ -38,7 +39,7 @@ from obsbundle.writer import Drift, Staging, drift, present_files, write_file
 
 Generator = Callable[[System, Config], Iterable[Document]]
 
-GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_alerting)
+GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_probes, generate_alerting)
 """The generators that need nothing but (system, config); the rules and the dashboards, which
 share the system's rule groups, are the bundle's own tasks (`_rules_task`, `_dashboards_task`)."""
 

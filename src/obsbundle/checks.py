@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from obsbundle.durations import parse_duration, parse_duration_ms
 from obsbundle.errors import KeyPath, Problem, format_key_path
 from obsbundle.model import (
     HISTOGRAM_SETTING,
     Broker,
     Datastore,
     DatastoreKind,
+    Dependency,
     Instrumentation,
     Metrics,
     NodePool,
@@ -24,6 +26,7 @@ from obsbundle.model import (
     Slo,
     System,
 )
+from obsbundle.monitors.probes import MODULES
 from obsbundle.slo_math import BURN_TIERS, fastest_page_factor, format_factor
 
 # Which datastore kind can hold which broker's queues.
@@ -50,6 +53,7 @@ class Parts:
     services: tuple[tuple[int, Service, tuple[int, ...]], ...]
     datastores: tuple[tuple[int, Datastore], ...]
     queues: tuple[tuple[int, Queue], ...]
+    dependencies: tuple[tuple[int, Dependency], ...] = ()
     # Section → index and name of its entries that did not validate; None when a nameless one is among them.
     unparsed: Mapping[str, tuple[tuple[int, str], ...] | None] = field(default_factory=dict)
 
@@ -67,6 +71,7 @@ class Parts:
             ),
             datastores=tuple(enumerate(system.datastores)),
             queues=tuple(enumerate(system.queues)),
+            dependencies=tuple(enumerate(system.dependencies)),
         )
 
 
@@ -86,6 +91,7 @@ def _problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
         ("services", ((i, service.name) for i, service, _ in parts.services), "service"),
         ("datastores", ((i, store.name) for i, store in parts.datastores), "datastore"),
         ("queues", ((i, queue.name) for i, queue in parts.queues), "queue"),
+        ("dependencies", ((i, dependency.name) for i, dependency in parts.dependencies), "dependency"),
     )
     for section, kept, what in sections:
         yield from _duplicates(section, parts.names(section, kept), what)
@@ -140,7 +146,36 @@ def _problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
             if undefined(consumer, services, "services"):
                 yield (*at, "consumers", position), _undefined("service", consumer, services, "services")
 
+    for index, dependency in parts.dependencies:
+        yield from _dependency_problems(dependency, ("dependencies", index), lambda name: undefined(
+            name, services, "services"
+        ), services)
+
     yield from _team_channels(parts)
+
+
+def _dependency_problems(
+    dependency: Dependency, at: KeyPath, undefined: Callable[[str], bool], services: set[str]
+) -> Iterator[tuple[KeyPath, str]]:
+    for position, user in enumerate(dependency.used_by):
+        if undefined(user):
+            yield (*at, "used_by", position), _undefined("service", user, services, "services")
+    if dependency.module not in MODULES:
+        # blackbox_exporter answers a probe of a module it lacks with 400 "Unknown module" and stores
+        # nothing: the dependency's alerts could never fire. Only modules obsbundle writes into
+        # blackbox/blackbox.yml are sure to exist.
+        yield (*at, "module"), (
+            f"'{dependency.module}' is not a module obsbundle writes into blackbox_exporter's configuration "
+            f"(known: {', '.join(sorted(MODULES))}); blackbox_exporter refuses a probe of a module it lacks "
+            "(400 \"Unknown module\"), so the probe would store no series and its alerts could never fire: "
+            "use one of those, or add the module to MODULES in monitors/probes.py"
+        )
+    if 2 * parse_duration_ms(dependency.latency_alert) > 1000 * parse_duration(dependency.interval):
+        yield (*at, "latency_alert"), (
+            f"{dependency.latency_alert} is more than half the interval ({dependency.interval}): a probe slower "
+            "than latency_alert needs up to twice that to finish within its scrape timeout, which cannot exceed "
+            "the interval: lower latency_alert or raise interval"
+        )
 
 
 def _slo_problems(service: Service, slo: Slo, at: KeyPath, service_index: int) -> Iterator[tuple[KeyPath, str]]:
@@ -214,6 +249,7 @@ def _team_channels(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
     owned: list[tuple[KeyPath, Owner | None]] = [
         *((("services", index, "owner"), service.owner) for index, service, _ in parts.services),
         *((("datastores", index, "owner"), store.owner) for index, store in parts.datastores),
+        *((("dependencies", index, "owner"), dependency.owner) for index, dependency in parts.dependencies),
     ]
     for at, owner in owned:
         if owner is None:

@@ -35,6 +35,8 @@ class Provider(StrEnum):
     RABBITMQ = "rabbitmq"
     """RabbitMQ's own rabbitmq_prometheus plugin, scraped by a generated datastore monitor."""
     ARGOCD = "argocd"
+    BLACKBOX_EXPORTER = "blackbox-exporter"
+    """prometheus/blackbox_exporter, through the generated Probes (monitors/probes.py)."""
     POOL_QUEUE_EXPORTER = "obsbundle-exporter"
     SERVICE = "service"
     """The service's own instrumentation (rules/sli.py has each instrumentation's names)."""
@@ -102,6 +104,11 @@ CATALOGUE: Sequence[Entry] = (
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
     _prefix("argocd_", Provider.ARGOCD, "the application controller's metrics endpoint scraped (port 8082)"),
+    _prefix(
+        "probe_",
+        Provider.BLACKBOX_EXPORTER,
+        "the modules the Probes name (blackbox/blackbox.yml, or the chart values in blackbox/helm-values.yaml)",
+    ),
     _prefix("poolq_", Provider.POOL_QUEUE_EXPORTER, "a source per datastore in the exporter's config"),
     _prefix(
         "poolq_pg_statements_",

@@ -51,7 +51,11 @@ in namespace `monitoring`, kube-prometheus' own namespace):
   `<namespace>/<name>` or the pod's `jobLabel` label for a PodMonitor; `endpoint` is the port's name);
   pkg/kubelet/controller.go (the kubelet Endpoints: port `https-metrics` 10250 on each node's
   InternalIP, target kind Node, labels `k8s-app` and `app.kubernetes.io/name` = `kubelet`);
-  jsonnet/prometheus-operator/prometheus-operator.libsonnet (`--kubelet-service=kube-system/kubelet`).
+  jsonnet/prometheus-operator/prometheus-operator.libsonnet (`--kubelet-service=kube-system/kubelet`);
+  pkg/prometheus/promcfg.go (`generateProbeConfig`: a Probe's job is `probe/<namespace>/<name>`, or
+  its `jobName`; each static target becomes the `target` parameter and `instance`, the prober's URL
+  the address; the static labels are added, with `namespace` = the Probe's namespace unless they set
+  it) and pkg/prometheus/testdata/ProbeStaticTargetsConfigGenerationWithJobName.golden.
 """
 
 from __future__ import annotations
@@ -268,3 +272,17 @@ def workload_target_labels(monitor: Mapping[str, Any]) -> dict[str, str | None]:
         else:
             raise ValueError(f"{metadata['name']}: relabelling {relabeling} is not a fixed replacement")
     return labels
+
+
+def probe_target_labels(probe: Mapping[str, Any]) -> dict[str, str]:
+    """The labels Prometheus Operator gives the series of a Probe's (first) static target: `job`
+    (`probe/<namespace>/<name>`, or the Probe's `jobName`), `instance` (the target URL),
+    `namespace` and the static labels. The same on both stacks: neither relabels Probes."""
+    metadata, spec = probe["metadata"], probe["spec"]
+    static = spec["targets"]["staticConfig"]
+    return {
+        "job": spec.get("jobName") or f"probe/{metadata['namespace']}/{metadata['name']}",
+        "instance": static["static"][0],
+        "namespace": metadata["namespace"],
+        **static.get("labels", {}),
+    }
