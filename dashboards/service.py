@@ -12,6 +12,7 @@ from obsbundle.dashboards import queries as q
 from obsbundle.dashboards.alerts import AlertRow, alerts_panel
 from obsbundle.dashboards.common import board_link, runbook_index, sibling_links, tags, variables
 from obsbundle.dashboards.config import DashboardConfig
+from obsbundle.dashboards.dependencies import dependencies_of, dependency_panels
 from obsbundle.dashboards.panels import (
     GOOD_BELOW,
     Link,
@@ -55,6 +56,9 @@ def service_dashboard(
     consumed = [queue for queue in system.queues if service.name in queue.consumers]
     if consumed:
         rows.append(Row("Queues consumed", queue_panels(system, consumed, config, linked=False)))
+    used = dependencies_of(system, service)
+    if used:
+        rows.append(Row("External dependencies", dependency_panels(system, used, config.exporters)))
     rows.append(Row("Where it runs and what it uses", [_dependencies(system, service)]))
     if alerts:
         rows.append(Row("Alerts", [alerts_panel(alerts, service.name)]))
