@@ -123,7 +123,7 @@ def red_panels(system: System, service: Service, *, linked: bool, width: int = 6
         ),
         timeseries(
             "Error ratio (5xx)",
-            f"Share of {service.name}'s requests answered with a server error"
+            f"Share of {naming.possessive(service.name)} requests answered with a server error"
             + (f"; the alert fires above {ratio:.1%}." if ratio is not None else "."),
             [Query(q.error_ratio(system, service), "5xx ratio")],
             Unit.RATIO,
@@ -323,7 +323,7 @@ def job_panels(service: Service, config: DashboardConfig) -> list[Any]:
     panels = [
         timeseries(
             "Job runs",
-            f"Pods of {service.name}'s Jobs that succeeded and failed, per Job"
+            f"Pods of {naming.possessive(service.name)} Jobs that succeeded and failed, per Job"
             + (f" (a Job gives up after {service.backoff_limit} retries)." if service.backoff_limit is not None
                else "."),
             [

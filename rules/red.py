@@ -169,7 +169,7 @@ def _error_ratio_alert(system: System, service: Service, metrics: RequestMetrics
         expr=f"{ratio} > {format(threshold.normalize(), 'f')}",
         severity="warning",
         description=Description(
-            f"{{value}} of {service.name}'s requests failed over the last 5 minutes "
+            f"{{value}} of {naming.possessive(service.name)} requests failed over the last 5 minutes "
             f"(alert above {float(threshold) * 100:g}%).",
             ValueFormat.PERCENT,
         ),

@@ -154,6 +154,18 @@ def tier_threshold(tier: BurnTier, slo: Slo) -> Fraction:
     return tier_factor(tier, slo) * Fraction(slo.error_budget)
 
 
+def budget_burned_text(tier: BurnTier, slo: Slo) -> str:
+    """PromQL that turns the long window's error ratio into the share of the SLO period's budget it
+    burns per long window: the burn rate (ratio / budget) times the window's share of the period."""
+    return f"/ {budget_text(slo)} * {tier.long_window_s} / {slo.window_seconds}"
+
+
+def budget_burned(ratio: float, tier: BurnTier, slo: Slo) -> float:
+    """What `budget_burned_text` computes, with the same float operations in the same order, so
+    that the tests' expected descriptions are Prometheus's digit for digit."""
+    return ratio / float(slo.error_budget) * tier.long_window_s / slo.window_seconds
+
+
 def min_bad_events(slo: Slo, config: RuleConfig) -> int:
     """Fewest bad events in a tier's long window for it to alert: the SLO's own minimum, else the
     rule settings' `slo_min_bad_events`."""
@@ -286,14 +298,20 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
     long_good = selector(naming.slo_good_events(tier.long_window), labels)
     guard = min_bad_events(slo, config)
     # The guard's bad events are total − good of the recorded windows, which `and` keeps out of
-    # the alert's value: that stays the long window's error ratio.
-    expr = f"{long_ratio} > {threshold}\nand {short_ratio} > {threshold}\nand {long_total} - {long_good} >= {guard}"
+    # the alert's value. The value is the share of the period's budget that the long window's
+    # error ratio burns per long window: what the on-call needs to weigh, where the bare ratio
+    # (25 % of requests failing) says nothing about how soon the budget is gone.
+    expr = (
+        f"(\n  {long_ratio} > {threshold}\n  and {short_ratio} > {threshold}\n"
+        f"  and {long_total} - {long_good} >= {guard}\n)\n{budget_burned_text(tier, slo)}"
+    )
     spent = percent_text(tier.budget_spent)
     description = Description(
-        f"{{value}} of {service.name}'s {slo.name} events {_bad_events_wording(slo)} over the last "
-        f"{tier.long_window} (alert above {percent_text(tier_threshold(tier, slo))}, {factor}× the "
-        f"{percent_text(slo.error_budget)} error budget, in the last {tier.short_window} too): "
-        f"{spent} of the {slo.window} budget burns every {tier.long_window} at this rate.",
+        f"{{value}} of the {slo.window} error budget of {naming.possessive(service.name)} {slo.name} SLO "
+        f"burns every {tier.long_window} at the last {tier.long_window}'s rate of bad events (events that "
+        f"{_bad_events_wording(slo)}). Alerts above {spent} per {tier.long_window}: an error ratio above "
+        f"{percent_text(tier_threshold(tier, slo))} ({factor}× the {percent_text(slo.error_budget)} error "
+        f"budget) over the last {tier.long_window} and the last {tier.short_window}.",
         ValueFormat.PERCENT,
     )
     return _subject(system, item, slo=slo.name).alert(
@@ -327,7 +345,7 @@ def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
         expr=f"absent({good})\nor absent({total})",
         severity="warning",
         description=Description(
-            f"No SLI data for {item.service.name}'s {item.slo.name} SLO for {config.slo_absent_for}: "
+            f"No SLI data for {naming.possessive(item.service.name)} {item.slo.name} SLO for {config.slo_absent_for}: "
             "its burn-rate alerts cannot fire until the series it counts are back."
         ),
         panel=PanelId.SERVICE_REQUEST_RATE,

@@ -49,6 +49,7 @@ from obsbundle.rules.slo import (
     SLI_ABSENT,
     ServiceSlo,
     alerts_group_name,
+    budget_burned,
     min_bad_events,
     percent_text,
     service_slos,
@@ -391,7 +392,8 @@ def _distinct_share(share: Fraction) -> Fraction:
 
 
 Firing = tuple[tuple[str, float], ...]
-"""The tiers firing at one evaluation: (window pair, long-window error ratio) in BURN_TIERS order."""
+"""The tiers firing at one evaluation: (window pair, the alert's value: the budget share its
+long-window error ratio burns per long window) in BURN_TIERS order."""
 
 
 @dataclass(frozen=True)
@@ -413,7 +415,7 @@ def _firing_at(model: BurnModel, at: int) -> Firing:
     for tier in model.firing_tiers(at):
         ratio = model.ratio(tier.long_window_s // 60, at)
         assert ratio is not None
-        firing.append((tier.window_pair, float(ratio)))
+        firing.append((tier.window_pair, budget_burned(float(ratio), tier, model.item.slo)))
     return tuple(firing)
 
 

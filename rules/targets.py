@@ -161,7 +161,7 @@ def watchdog(system: System) -> Alert:
         WATCHDOG,
         expr="vector(1)",
         severity="none",
-        description=Description(f"Prometheus evaluates {system.name}'s rules and delivers alerts."),
+        description=Description(f"Prometheus evaluates {naming.possessive(system.name)} rules and delivers alerts."),
         panel=PanelId.OVERVIEW_ALERTS,
         for_=None,
         case=cases.watchdog(),

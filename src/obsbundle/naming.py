@@ -127,3 +127,8 @@ def exporter_label_value(providers: Iterable[Provider]) -> str:
 def exporter_label_regex(provider: Provider) -> str:
     """An Alertmanager regex (anchored) that matches every `exporter` value naming `provider`."""
     return f"(.+,)?{provider.value}(,.+)?"
+
+
+def possessive(name: str) -> str:
+    """`auth-service's`, `orders'`: the possessive of a name, in alert and panel texts."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"

@@ -17,7 +17,7 @@ from obsbundle import naming
 from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.errors import InputError
 from obsbundle.loader import load_inventory
-from obsbundle.model import Inventory, System
+from obsbundle.model import Inventory, Service, Slo, System
 from obsbundle.monitors.workloads import workload_monitor
 from obsbundle.promql import selector
 from obsbundle.render import render
@@ -26,12 +26,14 @@ from obsbundle.rules.definitions import Alert, Recording
 from obsbundle.rules.slo import (
     WINDOW_CHAIN,
     ServiceSlo,
+    budget_burned,
     chain_pieces,
     min_bad_events,
     period_pieces,
     tier_threshold,
 )
 from obsbundle.rules.slo_scenarios import detection_rows, detection_table, quiet_page_bound_minutes, steady_service
+from obsbundle.rules.templating import humanize_percentage
 from obsbundle.settings import Settings
 from obsbundle.slo_math import BURN_TIERS
 from obsbundle.stacks import workload_target_labels
@@ -89,7 +91,7 @@ def test_every_tier_guards_on_five_bad_events_in_its_long_window_by_default(ship
         labels = selector("", {name: alert.labels[name] for name in ("system", "namespace", "service", "slo")})
         total, good = (f"slo:sli_{kind}_events:increase{tier.long_window}{labels}" for kind in ("total", "good"))
         bad = f"{total} - {good}"
-        assert alert.expr.endswith(f"\nand {bad} >= 5"), alert.expr
+        assert f"\n  and {bad} >= 5\n)" in alert.expr, alert.expr
         assert alert.threshold is not None and alert.threshold.endswith(f"≥ 5 bad events over {tier.long_window}")
 
 
@@ -102,7 +104,7 @@ def test_an_slo_sets_its_own_minimum_of_bad_events(shipyard: System) -> None:
     assert min_bad_events(service.slos[0], RULES) == RULES.slo_min_bad_events
     groups = rule_groups(system, RULES)
     guards = {
-        alert.labels["slo"]: alert.expr.rsplit(">= ", 1)[1]
+        alert.labels["slo"]: alert.expr.rsplit(">= ", 1)[1].split("\n", 1)[0]
         for group in groups
         for alert in group.alerts
         if alert.name == "SloErrorBudgetBurn" and alert.labels["service"] == service.name
@@ -399,3 +401,22 @@ def test_one_failed_request_after_a_day_of_one_request_a_minute_raises_no_slo_al
     }
     result = _run_quiet(tmp_path, quiet_system, [test])
     assert result.ok, result.output
+
+
+def test_a_page_states_the_budget_its_current_error_ratio_burns_not_the_thresholds() -> None:
+    # 25 % of requests failing against a 99.5 % / 30d SLO: 50× the budget rate, so one hour burns
+    # 50/720 of the period's budget. The threshold's own rate (2 % per hour) is stated separately.
+    slo = Slo(name="availability", objective=Decimal("99.5"), window="30d")
+    page = BURN_TIERS[0]
+    assert page.window_pair == "1h-5m"
+    value = budget_burned(0.25, page, slo)
+    assert humanize_percentage(value) == "6.944%"
+    service = Service(name="orders", namespace="shop", metrics={"port": "http"}, slos=(slo,))
+    system = System.model_validate(
+        {"apiVersion": "obsbundle/v1", "kind": "System", "name": "shop", "cluster": "c1",
+         "owner": {"team": "shop", "slack_channel": "#shop"}, "services": [service.model_dump()]}
+    )
+    [alert] = [a for g in rule_groups(system, RULES) for a in g.alerts if a.labels.get("window") == "1h-5m"]
+    text = alert.description.render(value, alert.all_labels)
+    assert text.startswith("6.944% of the 30d error budget of orders' availability SLO burns every 1h"), text
+    assert "Alerts above 2% per 1h" in text and "orders's" not in text
