@@ -15,6 +15,7 @@ from obsbundle.model import Datastore, DatastoreKind, System
 from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, datastore_labels, exporter_labels
 from obsbundle.rules.cases import postgres as cases
+from obsbundle.rules.commands import pgbouncer_console, psql
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
@@ -61,7 +62,8 @@ PGBOUNCER_WAITING = AlertDoc(
     meaning="Clients have been queued for a server connection at every evaluation for a while: the pool is "
     "too small for the load, or server connections are held by slow queries.",
     actions=(
-        "`SHOW POOLS;` on PgBouncer: cl_waiting, sv_active, maxwait per database and user.",
+        "`SHOW POOLS;` on PgBouncer's admin console (under How to check): cl_waiting, sv_active, maxwait "
+        "per database and user.",
         "Look for slow queries holding server connections; raise default_pool_size if Postgres has room.",
     ),
 )
@@ -70,7 +72,8 @@ PGBOUNCER_MAX_WAIT = AlertDoc(
     summary="A PgBouncer client has waited too long for a server connection.",
     meaning="The oldest queued client of a pool has waited longer than the threshold: requests behind it time out.",
     actions=(
-        "`SHOW POOLS;` and `SHOW SERVERS;` on PgBouncer: which pool, and what holds its server connections?",
+        "`SHOW POOLS;` and `SHOW SERVERS;` on PgBouncer's admin console (under How to check): which pool, and "
+        "what holds its server connections?",
         "Raise the pool size or cut query time; check Postgres for lock waits and long transactions.",
     ),
 )
@@ -78,6 +81,26 @@ PGBOUNCER_MAX_WAIT = AlertDoc(
 
 def _reads(query: str) -> tuple[RunbookCheck, ...]:
     return (RunbookCheck("What the exporter reads", query, "promql"),)
+
+
+# What to run in the database for each alert, through psql in its StatefulSet's first pod.
+_CONNECTIONS_SQL = (
+    "SELECT datname, usename, application_name, state, count(*) FROM pg_stat_activity "
+    "GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 20;"
+)
+_BLOCKERS_SQL = (
+    "SELECT pid, pg_blocking_pids(pid) AS blocked_by, wait_event_type, now() - query_start AS waiting, "
+    "left(query, 80) FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0;"
+)
+_OLDEST_SQL = (
+    "SELECT pid, usename, application_name, state, now() - xact_start AS open_for, left(query, 80) "
+    "FROM pg_stat_activity WHERE xact_start IS NOT NULL ORDER BY xact_start LIMIT 5;"
+)
+
+
+def _in_database(store: Datastore, title: str, sql: str) -> tuple[RunbookCheck, ...]:
+    command = psql(store, sql)
+    return () if command is None else (RunbookCheck(f"{title} ({store.namespace}/{store.statefulset}-0)", command),)
 
 
 def postgres_datastores(system: System) -> list[Datastore]:
@@ -118,7 +141,10 @@ class _Datastore:
                 f"> {float(threshold) * 100:g}% of max_connections − reserved "
                 f"for {self.config.postgres_connections_for}"
             ),
-            checks=_reads(f"{used} / ({usable})"),
+            checks=(
+                *_reads(f"{used} / ({usable})"),
+                *_in_database(self.store, "Who holds the connections", _CONNECTIONS_SQL),
+            ),
         )
 
     def lock_waits(self) -> Alert:
@@ -135,7 +161,10 @@ class _Datastore:
             for_=self.config.postgres_lock_waits_for,
             case=self.cases.lock_waits(),
             threshold=f"> 0 for {self.config.postgres_lock_waits_for}",
-            checks=_reads(waiting),
+            checks=(
+                *_reads(waiting),
+                *_in_database(self.store, "The blocked sessions and their blockers", _BLOCKERS_SQL),
+            ),
         )
 
     def long_transaction(self) -> Alert:
@@ -153,7 +182,7 @@ class _Datastore:
             for_=self.config.postgres_oldest_transaction_for,
             case=self.cases.long_transaction(),
             threshold=f"> {limit}s for {self.config.postgres_oldest_transaction_for}",
-            checks=_reads(oldest),
+            checks=(*_reads(oldest), *_in_database(self.store, "The oldest open transactions", _OLDEST_SQL)),
         )
 
     def pgbouncer_waiting(self, bouncer: str) -> Alert:
@@ -170,7 +199,7 @@ class _Datastore:
             for_=self.config.pgbouncer_waiting_for,
             case=self.cases.pgbouncer_waiting(bouncer),
             threshold=f"> 0 for {self.config.pgbouncer_waiting_for}",
-            checks=_reads(waiting),
+            checks=(*_reads(waiting), pgbouncer_console(self.system, bouncer, "SHOW POOLS;")),
         )
 
     def pgbouncer_max_wait(self, bouncer: str) -> Alert:
@@ -189,7 +218,11 @@ class _Datastore:
             for_=self.config.pgbouncer_max_wait_for,
             case=self.cases.pgbouncer_max_wait(bouncer),
             threshold=f"> {limit}s for {self.config.pgbouncer_max_wait_for}",
-            checks=_reads(maxwait),
+            checks=(
+                *_reads(maxwait),
+                pgbouncer_console(self.system, bouncer, "SHOW POOLS;"),
+                pgbouncer_console(self.system, bouncer, "SHOW SERVERS;"),
+            ),
         )
 
 

@@ -10,6 +10,7 @@ queue's topic above `max_lag`. The team is the consumers' owner when they share 
 from __future__ import annotations
 
 import math
+import shlex
 
 from obsbundle import naming
 from obsbundle.durations import parse_duration
@@ -18,6 +19,7 @@ from obsbundle.model import Broker, Queue, System
 from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, exporter_labels, queue_team
 from obsbundle.rules.cases import queues as cases
+from obsbundle.rules.commands import exec_in, workload_checks
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck
 from obsbundle.rules.templating import Description, ValueFormat
@@ -49,7 +51,8 @@ NO_CONSUMERS = AlertDoc(
     meaning="The broker reports no consumer on the queue while it holds ready messages: nothing is being "
     "processed at all.",
     actions=(
-        "Check the consumer workloads: scaled to zero, crash looping, or unable to connect to the broker?",
+        "Check the consumer workloads named in the description and under How to check: scaled to zero, "
+        "crash looping, or unable to connect to the broker (their logs)?",
         "Restart or redeploy the consumers; check broker credentials and connection limits.",
     ),
 )
@@ -69,7 +72,7 @@ CONSUMER_LAG = AlertDoc(
     meaning="The consumer group's lag (messages produced but not yet committed, over all partitions) is above "
     "the queue's `max_lag`: consumers are too slow or stopped.",
     actions=(
-        "`kafka-consumer-groups --describe --group <group>`: which partitions lag, which members own them?",
+        "Describe the consumer group (the command under How to check): which partitions lag, which members own them?",
         "Check the consumers (rebalancing loops, crash loops, slow processing); scale them up to the partition count.",
     ),
 )
@@ -77,6 +80,48 @@ CONSUMER_LAG = AlertDoc(
 
 def _reads(query: str) -> tuple[RunbookCheck, ...]:
     return (RunbookCheck("What the alert reads", query, "promql"),)
+
+
+def _consumer_names(system: System, queue: Queue) -> str:
+    """`storage-worker (default)`, or a sentence that the inventory names none."""
+    if not queue.consumers:
+        return "no consumer is named in the inventory (queues[].consumers)"
+    return ", ".join(f"{name} ({system.service(name).namespace})" for name in queue.consumers)
+
+
+def _broker_check(system: System, queue: Queue) -> RunbookCheck | None:
+    """The queue as its broker sees it, from the broker's first pod."""
+    store = system.datastore(queue.datastore)
+    name = shlex.quote(queue.name)
+    match queue.broker:
+        case Broker.RABBITMQ:
+            command = exec_in(
+                store,
+                "rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers "
+                f"| grep -w -- {name}",
+            )
+            consumers = exec_in(store, f"rabbitmqctl list_consumers | grep -w -- {name}")
+            code = None if command is None or consumers is None else f"{command}\n{consumers}"
+        case Broker.REDIS:
+            length = exec_in(store, f"redis-cli LLEN {name}")
+            head = exec_in(store, f"redis-cli LRANGE {name} -1 -1")
+            code = None if length is None or head is None else f"{length}\n{head}"
+        case Broker.KAFKA:
+            group = shlex.quote(queue.consumer_group or "")
+            code = exec_in(
+                store, f"kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --group {group}"
+            )
+        case Broker.POSTGRES:
+            # The job table's shape is the exporter source's (its config's queue query), not the inventory's.
+            code = None
+    return None if code is None else RunbookCheck(f"Queue {queue.name} on {store.name}", code)
+
+
+def _queue_checks(system: System, queue: Queue, query: str) -> tuple[RunbookCheck, ...]:
+    """What the alert reads, the broker's view of the queue, and each consumer's pods, logs and rollout."""
+    broker = _broker_check(system, queue)
+    consumers = tuple(check for name in queue.consumers for check in workload_checks(system.service(name)))
+    return (*_reads(query), *((broker,) if broker else ()), *consumers)
 
 
 class _Queue:
@@ -93,7 +138,8 @@ class _Queue:
             # Kafka's one alert reads kafka_exporter's lag; every other queue alert reads the pool &
             # queue exporter, and PoolQueueExporterDown inhibits them by this label.
             labels |= exporter_labels()
-        self.subject = AlertSubject(system, labels, queue.name, Board.QUEUES, variables={"queue": queue.name})
+        entity = f"{queue.name} ({queue.broker.value} {store.name}; consumers: {_consumer_names(system, queue)})"
+        self.subject = AlertSubject(system, labels, entity, Board.QUEUES, variables={"queue": queue.name})
         self.cases = cases.QueueCases(system, config, queue)
         self.series_labels = {naming.SYSTEM_LABEL: system.name, "source": store.source, "queue": queue.name}
 
@@ -112,7 +158,7 @@ class _Queue:
             for_=self.config.queue_backlog_for,
             case=self.cases.backlog_high(),
             threshold=f"> {limit} ready for {self.config.queue_backlog_for}",
-            checks=_reads(ready),
+            checks=_queue_checks(self.system, self.queue, ready),
         )
 
     def backlog_growing(self) -> Alert:
@@ -132,7 +178,7 @@ class _Queue:
             for_=self.config.queue_growth_for,
             case=self.cases.backlog_growing(),
             threshold=f"> {floor} ready and rising over {window}, for {self.config.queue_growth_for}",
-            checks=_reads(f"deriv({raw}[{window}])"),
+            checks=_queue_checks(self.system, self.queue, f"deriv({raw}[{window}])"),
         )
 
     def no_consumers(self) -> Alert:
@@ -142,12 +188,15 @@ class _Queue:
             NO_CONSUMERS,
             expr=f"{consumers} == 0\nand on (queue) {ready} > 0",
             severity="critical",
-            description=Description("Queue {queue} has no consumer while messages wait."),
+            description=Description(
+                "Queue {queue} has no consumer while messages wait. Its consumers: "
+                f"{_consumer_names(self.system, self.queue)}."
+            ),
             panel=PanelId.QUEUE_CONSUMERS,
             for_=self.config.queue_no_consumers_for,
             case=self.cases.no_consumers(),
             threshold=f"0 consumers with messages ready, for {self.config.queue_no_consumers_for}",
-            checks=_reads(consumers),
+            checks=_queue_checks(self.system, self.queue, consumers),
         )
 
     def too_old(self) -> Alert:
@@ -165,7 +214,7 @@ class _Queue:
             for_=self.config.queue_age_for,
             case=self.cases.too_old(),
             threshold=f"> {self.queue.max_age} for {self.config.queue_age_for}",
-            checks=_reads(age),
+            checks=_queue_checks(self.system, self.queue, age),
         )
 
     def consumer_lag(self) -> Alert:
@@ -186,7 +235,7 @@ class _Queue:
             for_=self.config.kafka_lag_for,
             case=self.cases.consumer_lag(),
             threshold=f"> {limit} for {self.config.kafka_lag_for}",
-            checks=_reads(lag),
+            checks=_queue_checks(self.system, self.queue, lag),
         )
 
 
