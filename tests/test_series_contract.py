@@ -29,11 +29,20 @@ from obsbundle.dashboards.walk import expressions
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.monitors.datastores import datastore_monitor, exported_datastores
+from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workload_monitor
 from obsbundle.providers import DATASTORE_EXPORTERS, Provider, markdown_table, source_of
 from obsbundle.rules import rule_groups
 from obsbundle.settings import Settings
-from obsbundle.stacks import PROFILES, Exporter, Node, Stack, exporter_target_labels, workload_target_labels
+from obsbundle.stacks import (
+    PROFILES,
+    Exporter,
+    Node,
+    Stack,
+    exporter_target_labels,
+    probe_target_labels,
+    workload_target_labels,
+)
 from tests.support.exposition import (
     ANY,
     INSTRUMENTATION_FIXTURES,
@@ -166,6 +175,14 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
         ))
         scraped.setdefault(provider, []).extend(
             instantiate(one, labels, honor_labels=honor) for one in exposed
+        )
+        scraped[Provider.PROMETHEUS].append(up(labels))
+    # Each dependency's Probe: blackbox_exporter's probe exposition with the labels Prometheus
+    # Operator gives the Probe's target (no honorLabels: the exposition has no labels of its own).
+    for dependency in system.dependencies:
+        labels = probe_target_labels(probe(system, dependency, settings))
+        scraped.setdefault(Provider.BLACKBOX_EXPORTER, []).extend(
+            instantiate(one, labels, honor_labels=False) for one in entities(Provider.BLACKBOX_EXPORTER.value)
         )
         scraped[Provider.PROMETHEUS].append(up(labels))
     return scraped

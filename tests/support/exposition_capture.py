@@ -16,6 +16,7 @@ Label sets are only ever what the components print: nothing here writes a series
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import re
@@ -41,6 +42,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from psycopg import sql
 from starlette.middleware.base import RequestResponseEndpoint
 
+from obsbundle.monitors.probes import HTTP_REACHABLE, MODULES
+from tests.support.probe_targets import Certificates, make_certificates, status_server
 from tests.support.processes import ManagedProcess, free_port, port_open, require_binary, wait_until
 from tests.support.servers_db import (
     PgBouncerServer,
@@ -413,6 +416,15 @@ modules:
 """
 
 
+def _blackbox_config(certificates: Certificates) -> str:
+    """http_2xx as above, and the generated http_reachable trusting the test CA."""
+    reachable = copy.deepcopy(dict(MODULES[HTTP_REACHABLE]))
+    reachable["http"]["tls_config"]["ca_file"] = str(certificates.ca)
+    config = yaml.safe_load(BLACKBOX_CONFIG)
+    config["modules"][HTTP_REACHABLE] = reachable
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 @contextmanager
 def blackbox_exporter() -> Iterator[Live]:
     """prometheus-blackbox-exporter with an http_2xx module, probing a local HTTP server (python -m http.server)."""
@@ -420,7 +432,8 @@ def blackbox_exporter() -> Iterator[Live]:
     version = binary_version(binary)
     port, target_port = free_port(), free_port()
     with _temp_dir("obsbundle-expo-blackbox-") as root:
-        (root / "blackbox.yml").write_text(BLACKBOX_CONFIG, encoding="utf-8")
+        certificates = make_certificates(root)
+        (root / "blackbox.yml").write_text(_blackbox_config(certificates), encoding="utf-8")
         (root / "site").mkdir()
         (root / "site" / "index.html").write_text("<p>ok</p>\n", encoding="utf-8")
         target = ManagedProcess("http-server", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
@@ -430,6 +443,7 @@ def blackbox_exporter() -> Iterator[Live]:
         base = f"http://127.0.0.1:{port}"
         target_url = f"http://127.0.0.1:{target_port}/"
         with (_running(target, lambda: port_open(target_port), f"http.server on port {target_port}"),
+              status_server(401, certificates) as api,
               _running(exporter, lambda: _answers(f"{base}/metrics"), f"blackbox_exporter on port {port}")):
             package = f"{binary} (Debian prometheus-blackbox-exporter {debian_version('prometheus-blackbox-exporter')})"
             config = "module http_2xx {prober: http, timeout: 5s, http: {preferred_ip_protocol: ip4}}"
@@ -444,6 +458,14 @@ def blackbox_exporter() -> Iterator[Live]:
                                blackbox_exporter, probe),
                     Exposition("blackbox-exporter", "metrics", f"{package}, {config}; GET /metrics after one probe",
                                version, blackbox_exporter, _get(f"{base}/metrics")),
+                    # After /metrics, so that it still counts the one probe above.
+                    Exposition("blackbox-exporter", "probe-http_reachable-tls",
+                               f"{package}, module {HTTP_REACHABLE} as obsbundle generates it (monitors/probes.py"
+                               " MODULES) with tls_config.ca_file = a throwaway CA (tests/support/probe_targets.py);"
+                               f" GET /probe?module={HTTP_REACHABLE}&target=https://127.0.0.1:<port>/ of an HTTPS"
+                               " server whose certificate that CA signed, answering 401 as an API does without"
+                               " credentials", version, blackbox_exporter,
+                               _get(f"{base}/probe", module=HTTP_REACHABLE, target=api.url)),
                 ]
 
             yield Live(scrape)
