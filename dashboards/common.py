@@ -63,7 +63,11 @@ def has_database_board(system: System) -> bool:
 
 
 def has_queue_board(system: System) -> bool:
-    return bool(system.queues)
+    """Queues, or a RabbitMQ or Kafka whose exporter is scraped (its health alerts link there)."""
+    return bool(system.queues) or any(
+        store.metrics is not None and store.kind in (DatastoreKind.RABBITMQ, DatastoreKind.KAFKA)
+        for store in system.datastores
+    )
 
 
 def has_gitops_board(system: System) -> bool:

@@ -496,29 +496,36 @@ def redis_hit_ratio(stores: Sequence[Datastore]) -> str:
 # --- queues ---------------------------------------------------------------------------------------
 
 
-def _queue_selectors(system: System, queues: Sequence[Queue], metric: str) -> str:
+QUEUE_MATCHER = 'queue=~"$queue"'
+"""The queues dashboard's `queue` variable, on the pool & queue exporter's series."""
+TOPIC_MATCHER = 'topic=~"$queue"'
+"""The same variable on kafka_exporter's series: a Kafka queue's name is its topic."""
+
+
+def _queue_selectors(system: System, queues: Sequence[Queue], metric: str, *raw: str) -> str:
     """`metric` for these queues, one selector per exporter source joined with `or`."""
     by_source: dict[str, list[str]] = {}
     for queue in queues:
         by_source.setdefault(system.datastore(queue.datastore).source, []).append(queue.name)
     return " or ".join(
-        sel(metric, {"source": source}, f"queue=~{any_of(names)}") for source, names in sorted(by_source.items())
+        sel(metric, {"source": source}, f"queue=~{any_of(names)}", *raw) for source, names in sorted(by_source.items())
     )
 
 
-def queue_series(system: System, queues: Sequence[Queue], metric: str, aggregate: str = "sum") -> str:
-    """`poolq_queue_<metric>` by queue (`messages_ready`, `messages_unacked`, `consumers`, …)."""
-    return f"{aggregate} by (queue) ({_queue_selectors(system, queues, f'poolq_queue_{metric}')})"
+def queue_series(system: System, queues: Sequence[Queue], metric: str, aggregate: str = "sum", *raw: str) -> str:
+    """`poolq_queue_<metric>` by queue (`messages_ready`, `messages_unacked`, `consumers`, …); `raw`
+    matchers narrow it further (QUEUE_MATCHER)."""
+    return f"{aggregate} by (queue) ({_queue_selectors(system, queues, f'poolq_queue_{metric}', *raw)})"
 
 
-def oldest_message_age(system: System, queues: Sequence[Queue]) -> str:
+def oldest_message_age(system: System, queues: Sequence[Queue], *raw: str) -> str:
     """Age of each queue's oldest waiting message; 0 for an empty queue.
 
     RabbitMQ reports the age only while the head message carries a timestamp, so an empty queue
     has no age series at all: counting it as 0 keeps the panel from showing "No data" when all is well.
     """
-    age = queue_series(system, queues, "oldest_message_age_seconds", "max")
-    empty = f"({queue_series(system, queues, 'messages_ready', 'max')} == 0)"
+    age = queue_series(system, queues, "oldest_message_age_seconds", "max", *raw)
+    empty = f"({queue_series(system, queues, 'messages_ready', 'max', *raw)} == 0)"
     return f"{age} or {empty}"
 
 
@@ -536,24 +543,68 @@ def consumer_replicas(exporters: RuleConfig, system: System, queue: Queue) -> st
     return f"sum({' or '.join(parts)})"
 
 
-def kafka_lag(queues: Sequence[Queue]) -> str:
+def kafka_lag(queues: Sequence[Queue], *raw: str) -> str:
     """Consumer group lag per group and topic (kafka_exporter); a queue's name is its topic."""
     groups = any_of(queue.consumer_group or "" for queue in queues)
     topics = any_of(queue.name for queue in queues)
-    lag = sel("kafka_consumergroup_lag", None, f"consumergroup=~{groups}", f"topic=~{topics}")
+    lag = sel("kafka_consumergroup_lag", None, f"consumergroup=~{groups}", f"topic=~{topics}", *raw)
     return f"sum by (consumergroup, topic) ({lag})"
 
 
-def kafka_produced(queues: Sequence[Queue]) -> str:
-    offsets = sel("kafka_topic_partition_current_offset", None, f"topic=~{any_of(q.name for q in queues)}")
+def kafka_produced(queues: Sequence[Queue], *raw: str) -> str:
+    offsets = sel("kafka_topic_partition_current_offset", None, f"topic=~{any_of(q.name for q in queues)}", *raw)
     return f"sum by (topic) ({rate(offsets)})"
 
 
-def kafka_consumed(queues: Sequence[Queue]) -> str:
+def kafka_consumed(queues: Sequence[Queue], *raw: str) -> str:
     groups = any_of(queue.consumer_group or "" for queue in queues)
     topics = any_of(queue.name for queue in queues)
-    offsets = sel("kafka_consumergroup_current_offset", None, f"consumergroup=~{groups}", f"topic=~{topics}")
+    offsets = sel("kafka_consumergroup_current_offset", None, f"consumergroup=~{groups}", f"topic=~{topics}", *raw)
     return f"sum by (consumergroup, topic) ({rate(offsets)})"
+
+
+# --- brokers (rabbitmq_prometheus, kafka_exporter) -------------------------------------------------
+
+
+DATASTORE_MATCHER = 'service=~"$datastore"'
+"""The queues dashboard's `datastore` variable: a datastore's exporter series carry `service` = its
+name (the generated datastore monitors' contract)."""
+
+
+def broker(stores: Sequence[Datastore], metric: str, *raw: str) -> str:
+    """`metric` of these brokers' exporters, narrowed to the datastores the variable selects."""
+    namespaces = any_of(store.namespace for store in stores)
+    return sel(metric, None, f"namespace=~{namespaces}", DATASTORE_MATCHER, *raw)
+
+
+def broker_nodes_up(stores: Sequence[Datastore]) -> str:
+    """Nodes (pods) per broker with a target that answers."""
+    return f"count by (service) (max by (service, pod) ({broker(stores, 'up')}) == 1)"
+
+
+def broker_by_pod(stores: Sequence[Datastore], metric: str, aggregate: str = "max") -> str:
+    return f"{aggregate} by (service, pod) ({broker(stores, metric)})"
+
+
+def broker_ratio_by_pod(stores: Sequence[Datastore], used: str, limit: str) -> str:
+    """`used` over `limit`, per broker pod (memory against the watermark, descriptors against the limit)."""
+    return f"{broker_by_pod(stores, used)} / {broker_by_pod(stores, limit)}"
+
+
+def broker_total(stores: Sequence[Datastore], metric: str) -> str:
+    return f"sum by (service) ({broker(stores, metric)})"
+
+
+def broker_rate(stores: Sequence[Datastore], metric: str) -> str:
+    return f"sum by (service) ({rate(broker(stores, metric))})"
+
+
+def kafka_offline_partitions(stores: Sequence[Datastore]) -> str:
+    """Partitions with replicas but no leader series, per Kafka (0 while its exporter answers)."""
+    replicas = broker(stores, "kafka_topic_partition_replicas")
+    leaders = broker(stores, "kafka_topic_partition_leader")
+    offline = f"count by (service) ({replicas} unless on (namespace, service, topic, partition) {leaders})"
+    return f"{offline} or 0 * count by (service) ({replicas})"
 
 
 # --- SLOs -----------------------------------------------------------------------------------------
@@ -566,14 +617,20 @@ def slo_labels(system: System, service: Service | None = None, slo: Slo | None =
     return labels
 
 
-def slo_series(metric: str, system: System, service: Service | None = None, slo: Slo | None = None) -> str:
-    """A recorded SLO series by service and slo."""
-    return f"max by (service, slo) ({sel(metric, slo_labels(system, service, slo))})"
+SLO_MATCHER = 'slo=~"$slo"'
+"""The service dashboard's `slo` variable (which alert links set) applied to a recorded SLO series."""
 
 
-def slo_good_ratio(system: System, service: Service, window: str) -> str:
+def slo_series(
+    metric: str, system: System, service: Service | None = None, slo: Slo | None = None, *raw: str
+) -> str:
+    """A recorded SLO series by service and slo; `raw` matchers such as SLO_MATCHER narrow it."""
+    return f"max by (service, slo) ({sel(metric, slo_labels(system, service, slo), *raw)})"
+
+
+def slo_good_ratio(system: System, service: Service, window: str, *raw: str) -> str:
     """Share of good events over `window`, by slo: 1 − the recorded error ratio."""
-    return f"1 - {slo_series(naming.slo_error_ratio(window), system, service)}"
+    return f"1 - {slo_series(naming.slo_error_ratio(window), system, service, None, *raw)}"
 
 
 def slo_ids(system: System, window_seconds: int | None = None) -> list[tuple[Service, Slo]]:

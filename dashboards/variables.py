@@ -72,6 +72,30 @@ def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict
     )
 
 
+def inventory_variable(name: str, label: str, values: Iterable[str]) -> dict[str, Any]:
+    """A variable over names the inventory lists (datastores, queues), All by default: a custom
+    variable, so that it lists them before any series exists and an alert's link can set it
+    (`var-<name>=<value>`). All selects exactly these names."""
+    chosen = sorted(set(values))
+    literal = quote("|".join(regex_literal(value) for value in chosen))
+    options = [{"selected": True, "text": "All", "value": ALL}] + [
+        {"selected": False, "text": value, "value": value} for value in chosen
+    ]
+    return {
+        "name": name,
+        "label": label,
+        "type": "custom",
+        # Grafana splits a custom variable's query at commas; inventory names have none.
+        "query": ",".join(chosen),
+        "current": {"selected": True, "text": ["All"], "value": [ALL]},
+        "hide": 0,
+        "includeAll": True,
+        "allValue": literal[1:-1],
+        "multi": True,
+        "options": options,
+    }
+
+
 def _query_variable(
     name: str, label: str, query: str, *, all_value: str, current: str | None, multi: bool
 ) -> dict[str, Any]:

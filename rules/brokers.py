@@ -24,6 +24,14 @@ offline-partition metric: it publishes `kafka_topic_partition_leader` only when 
 the partition's leader (sarama's `Client.Leader` fails with ErrLeaderNotAvailable for a partition
 without one), while `kafka_topic_partition_replicas` comes from the metadata either way. A partition
 with replicas and no leader series is offline.
+
+Silence is never health. RabbitmqNodeDown is also the plugin's absence alert (no target answering
+is no node answering, `or vector(0)`), and it mutes nothing: every other RabbitMQ alert reads only
+the series of the nodes that answer, so a node that is down cannot make them fire and those of the
+nodes still up stay true. Hence Provider.RABBITMQ is in neither naming.EXPORTER_ABSENT_ALERTS nor
+naming.DATASTORE_EXPORTER_DOWN_ALERTS. kafka_exporter's absence is KafkaExporterDown, the system's
+(rules/exporters.py: the queues' consumer-lag alerts read kafka_exporter by consumer group, also for
+a Kafka without a generated monitor); it mutes the Kafka alerts here through their `exporter` label.
 """
 
 from __future__ import annotations

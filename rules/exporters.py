@@ -147,8 +147,8 @@ _WATCHES: dict[Provider, _Watch] = {
             Provider.KAFKA_EXPORTER,
             "Prometheus has no series from kafka_exporter.",
             "`kafka_brokers` is missing: kafka_exporter is not running, not scraped, or cannot reach the "
-            "brokers. Consumer lag alerts read kafka_exporter: they cannot fire meanwhile, and Alertmanager "
-            "mutes them.",
+            "brokers. Consumer lag and Kafka broker health alerts read kafka_exporter: they cannot fire "
+            "meanwhile, and Alertmanager mutes them.",
             (
                 "Is the kafka_exporter pod running? Its logs show whether it reaches the brokers (`--kafka.server`).",
                 "Prometheus's targets page: is its target there (through its ServiceMonitor or PodMonitor) and up?",

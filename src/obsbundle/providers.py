@@ -103,6 +103,12 @@ CATALOGUE: Sequence[Entry] = (
     _prefix("container_", Provider.CADVISOR),
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
+    _prefix(
+        "rabbitmq_",
+        Provider.RABBITMQ,
+        "the datastore's `metrics` endpoint scraped (its generated monitor): rabbitmq_prometheus's port 15692, "
+        "path `/metrics` (its default, aggregated: every series read is there without per-object metrics)",
+    ),
     _prefix("argocd_", Provider.ARGOCD, "the application controller's metrics endpoint scraped (port 8082)"),
     _prefix(
         "probe_",
