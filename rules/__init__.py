@@ -28,6 +28,7 @@ from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.dependencies import dependency_groups
 from obsbundle.rules.exporters import watch_exporters
 from obsbundle.rules.node_pool import node_pool_groups
+from obsbundle.rules.platform_workloads import platform_workload_groups
 from obsbundle.rules.postgres import postgres_groups
 from obsbundle.rules.promtool_tests import rule_file_name, test_files
 from obsbundle.rules.queues import queue_groups
@@ -53,6 +54,7 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("red", red_groups),
     ("node-pools", node_pool_groups),
     ("workloads", workload_groups),
+    ("platform-workloads", platform_workload_groups),
     ("volumes", volume_groups),
     ("postgres", postgres_groups),
     ("queues", queue_groups),

@@ -77,6 +77,24 @@ class RuleConfig:
     cronjob_grace_seconds: int = 3600
     """A CronJob is missed when it has not succeeded for its longest gap between runs plus this
     (at most one interval more, so that a job every 5 minutes is missed after 10)."""
+    # kubernetes-mixin's apps alerts (alerts/apps_alerts.libsonnet at aa38e2b) and their `for`s.
+    rollout_stuck_for: str = "15m"
+    generation_mismatch_for: str = "15m"
+    statefulset_for: str = "15m"
+    daemonset_not_scheduled_for: str = "10m"
+    daemonset_for: str = "15m"
+    container_waiting_for: str = "1h"
+    """The mixin's KubeContainerWaiting: an image pull or a volume mount may take minutes, an hour is stuck."""
+    oom_window: str = "15m"
+    """An OOM kill alerts while a restart within this window followed it."""
+    cpu_throttling: Decimal = Decimal("0.25")
+    """Share of CFS periods throttled (the mixin's cpuThrottlingPercent: 25)."""
+    cpu_throttling_for: str = "15m"
+    job_not_completed_seconds: int = 43200
+    """A Job still active this long after it started did not complete (the mixin's kubeJobTimeoutDuration, 12h)."""
+    argo_rollout_unhealthy_for: str = "5m"
+    """Abort, Error, Timeout and InvalidSpec are settled phases, not passing states: a few minutes rule out a
+    reconcile in flight."""
     volume_usage: Decimal = Decimal("0.85")
     volume_usage_for: str = "5m"
     volume_fill_horizon: str = "4d"

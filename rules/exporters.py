@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from obsbundle import naming
 from obsbundle.links import Board, PanelId
 from obsbundle.model import System
+from obsbundle.monitors.argo_rollouts import METRICS_SERVICE, rollouts_presence
 from obsbundle.promql import regex_literal, selector, vector_selectors
 from obsbundle.providers import Provider, source_of
 from obsbundle.rules.alert_labels import AlertSubject, owner_labels
@@ -172,6 +173,26 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "ArgoCD's application controller",
         lambda system, config: _argocd_apps(system),
+    ),
+    # The Rollouts controller publishes `rollout_info` for every Rollout it manages, the series the
+    # Rollout alerts read (argoproj/argo-rollouts@v1.9.1 controller/metrics/rollouts.go).
+    Provider.ARGO_ROLLOUTS: _Watch(
+        _doc(
+            Provider.ARGO_ROLLOUTS,
+            "Prometheus has no Argo Rollouts series.",
+            "`rollout_info` is missing in the namespaces of the system's Rollouts: the Rollouts controller is "
+            "down or not scraped (or the Rollouts are gone). The Rollout replica and phase alerts cannot fire "
+            "meanwhile, and Alertmanager mutes them.",
+            (
+                "`kubectl get deployment -n <platform.argo_rollouts_namespace> argo-rollouts`: is the controller "
+                "running?",
+                _targets_page(METRICS_SERVICE) + f" The generated ServiceMonitor selects Service `{METRICS_SERVICE}` "
+                "(its label `app.kubernetes.io/name`) on port `metrics`.",
+                _SELECTOR_CHECK,
+            ),
+        ),
+        "the Argo Rollouts controller",
+        lambda system, config: rollouts_presence(system),
     ),
     # Probe targets are blackbox_exporter's: while it is down every one of them fails its scrape and
     # the probe_* series go stale, so the dependency alerts see nothing. Its absence is that no probe

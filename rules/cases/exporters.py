@@ -8,6 +8,7 @@ import promql_parser
 
 from obsbundle import naming
 from obsbundle.model import System
+from obsbundle.monitors.argo_rollouts import rollout_namespaces
 from obsbundle.monitors.probes import probe
 from obsbundle.providers import Provider
 from obsbundle.rules.config import RuleConfig
@@ -42,6 +43,18 @@ def _argocd_app_labels(system: System) -> dict[str, str]:
     }
 
 
+def _rollout_labels(system: System) -> dict[str, str]:
+    # rollout_info's labels (argoproj/argo-rollouts@v1.9.1 controller/metrics/rollout_test.go): one
+    # Rollout in the first namespace the system runs Rollouts in.
+    return {
+        naming.NAMESPACE_LABEL: rollout_namespaces(system)[0],
+        "name": "guestbook-canary",
+        "phase": "Healthy",
+        "strategy": "canary",
+        "traffic_router": "",
+    }
+
+
 def _scraped(system: System, exporter: Exporter, value: int) -> Inputs:
     """`up` of the exporter's target on TEST_NODE, with the labels the system's stack gives it."""
     return (constant("up", exporter_target_labels(system.monitoring.stack, exporter, TEST_NODE), value, TEST_MINUTES),)
@@ -56,6 +69,8 @@ def present(system: System, provider: Provider) -> Inputs:
             return (constant("kafka_brokers", {}, 3, TEST_MINUTES),)
         case Provider.ARGOCD:
             return (constant("argocd_app_info", _argocd_app_labels(system), 1, TEST_MINUTES),)
+        case Provider.ARGO_ROLLOUTS:
+            return (constant("rollout_info", _rollout_labels(system), 1, TEST_MINUTES),)
         case Provider.BLACKBOX_EXPORTER:
             return (constant("up", _probe_target(system), 1, TEST_MINUTES),)
     raise AssertionError(f"no absence alert watches {provider}")

@@ -112,6 +112,7 @@ EXPORTER_ABSENT_ALERTS: Mapping[Provider, str] = {
     Provider.KUBELET: "KubeletDown",
     Provider.KAFKA_EXPORTER: "KafkaExporterDown",
     Provider.ARGOCD: "ArgoCdMetricsDown",
+    Provider.ARGO_ROLLOUTS: "ArgoRolloutsMetricsDown",
     Provider.BLACKBOX_EXPORTER: "BlackboxExporterDown",
     Provider.POOL_QUEUE_EXPORTER: ALERT_EXPORTER_DOWN,
 }

@@ -35,6 +35,8 @@ class Provider(StrEnum):
     RABBITMQ = "rabbitmq"
     """RabbitMQ's own rabbitmq_prometheus plugin, scraped by a generated datastore monitor."""
     ARGOCD = "argocd"
+    ARGO_ROLLOUTS = "argo-rollouts"
+    """The Argo Rollouts controller's own /metrics (port 8090): every Rollout's replicas and phase."""
     BLACKBOX_EXPORTER = "blackbox-exporter"
     """prometheus/blackbox_exporter, through the generated Probes (monitors/probes.py)."""
     POOL_QUEUE_EXPORTER = "obsbundle-exporter"
@@ -110,6 +112,12 @@ CATALOGUE: Sequence[Entry] = (
         "path `/metrics` (its default, aggregated: every series read is there without per-object metrics)",
     ),
     _prefix("argocd_", Provider.ARGOCD, "the application controller's metrics endpoint scraped (port 8082)"),
+    _prefix(
+        "rollout_info",
+        Provider.ARGO_ROLLOUTS,
+        "the controller's Service `argo-rollouts-metrics` (port `metrics`) in `platform.argo_rollouts_namespace`, "
+        "scraped by the generated ServiceMonitor",
+    ),
     _prefix(
         "probe_",
         Provider.BLACKBOX_EXPORTER,
