@@ -47,9 +47,6 @@ class PanelId(IntEnum):
     SERVICE_CPU_THROTTLING = 18
     SERVICE_CONTAINERS = 19
     """Containers waiting (image pulls, config errors) and OOM-killed."""
-    SERVICE_CPU_THROTTLING = 18
-    SERVICE_CONTAINERS = 19
-    """Containers waiting (image pulls, config errors) and OOM-killed."""
     # node pool dashboard (one per pool)
     POOL_NODES_READY = 20
     POOL_CPU = 21
