@@ -30,6 +30,7 @@ from obsbundle.dashboards.panels import (
     timeseries,
 )
 from obsbundle.dashboards.queues import queue_panels
+from obsbundle.dashboards.variables import inventory_variable
 from obsbundle.durations import parse_duration_ms
 from obsbundle.links import Board, PanelId, dashboard_uid, dashboard_url
 from obsbundle.model import DatastoreKind, Service, System, WorkloadKind
@@ -70,10 +71,18 @@ def service_dashboard(
         + (f": {service.description}" if service.description else ""),
         tags=tags(system, service.name, "service"),
         rows=rows,
-        variables=variables(system, config),
+        variables=_variables(system, service, config),
         links=sibling_links(system, *_links(system, service)),
         config=config,
     )
+
+
+def _variables(system: System, service: Service, config: DashboardConfig) -> list[dict[str, Any]]:
+    """The common variables, and `slo` over the service's SLOs: an SLO alert's link opens its SLO alone."""
+    found = variables(system, config)
+    if service.slos:
+        found.append(inventory_variable("slo", "SLO", (slo.name for slo in service.slos)))
+    return found
 
 
 def seconds(duration: str) -> float:
@@ -367,7 +376,7 @@ def slo_panels(system: System, service: Service, config: DashboardConfig) -> lis
         timeseries(
             "Error budget remaining",
             "Share of each SLO's error budget left over its window: 1 untouched, 0 spent, below 0 overspent.",
-            [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system, service), "{{slo}}")],
+            [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system, service, None, q.SLO_MATCHER), "{{slo}}")],
             Unit.RATIO,
             panel_id=PanelId.SERVICE_SLO_BUDGET,
             thresholds=lower_is_worse(0, config.budget_warning),
@@ -380,7 +389,7 @@ def slo_panels(system: System, service: Service, config: DashboardConfig) -> lis
             "How fast each SLO spends its budget, over the long window of each alert tier: 1 spends exactly "
             "the budget in the SLO window; the page alerts fire at 14.4 (1h) and 6 (6h) for 30 days.",
             [
-                Query(q.slo_series(naming.slo_burn_rate(tier.long_window), system, service),
+                Query(q.slo_series(naming.slo_burn_rate(tier.long_window), system, service, None, q.SLO_MATCHER),
                       f"{{{{slo}}}} {tier.long_window}")
                 for tier in BURN_TIERS
             ],
@@ -392,8 +401,8 @@ def slo_panels(system: System, service: Service, config: DashboardConfig) -> lis
             "SLI (5m) against objective",
             "Share of good events over 5 minutes per SLO; dashed: the objective.",
             [
-                Query(q.slo_good_ratio(system, service, "5m"), "{{slo}}"),
-                Query(q.slo_series(naming.SLO_OBJECTIVE, system, service), "{{slo}} objective"),
+                Query(q.slo_good_ratio(system, service, "5m", q.SLO_MATCHER), "{{slo}}"),
+                Query(q.slo_series(naming.SLO_OBJECTIVE, system, service, None, q.SLO_MATCHER), "{{slo}} objective"),
             ],
             Unit.RATIO,
             dashed=[f"{slo.name} objective" for slo in service.slos],
