@@ -15,6 +15,7 @@ from obsbundle.documents import Document, kubernetes_document
 from obsbundle.labels import EXPORTER_PORT, exporter_selector, exporter_service_name, object_labels
 from obsbundle.model import DatastoreKind, Metrics, MonitorKind, Service, System
 from obsbundle.monitors.argo_rollouts import generate_rollouts_monitor
+from obsbundle.monitors.cert_manager import generate_cert_manager_monitor
 from obsbundle.monitors.datastores import generate_datastore_monitors
 from obsbundle.settings import Settings
 
@@ -29,11 +30,12 @@ EXPORTED_KINDS = frozenset({DatastoreKind.POSTGRES, DatastoreKind.RABBITMQ, Data
 
 def generate_monitors(system: System, config: Config) -> Iterator[Document]:
     """A monitor per scraped service (sorted by name), one per datastore exporter (monitors/datastores.py),
-    the Argo Rollouts controller's (monitors/argo_rollouts.py) and the pool & queue exporter's if needed."""
+    the Argo Rollouts controller's (monitors/argo_rollouts.py), cert-manager's (monitors/cert_manager.py) and the pool & queue exporter's if needed."""
     for service in sorted(system.scraped_services, key=lambda s: s.name):
         yield kubernetes_document(workload_monitor(system, service, config.output))
     yield from generate_datastore_monitors(system, config.output)
     yield from generate_rollouts_monitor(system, config.output)
+    yield from generate_cert_manager_monitor(system, config.output)
     if needs_exporter(system):
         yield kubernetes_document(exporter_monitor(system, config.output))
 

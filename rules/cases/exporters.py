@@ -11,6 +11,7 @@ from obsbundle.model import System
 from obsbundle.monitors.argo_rollouts import rollout_namespaces
 from obsbundle.monitors.probes import probe
 from obsbundle.providers import Provider
+from obsbundle.rules.cases.cert_manager import target as cert_manager_target
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert, AlertCheck, Case, ExpectedAlert, Inputs, UnitTest, merge_inputs
 from obsbundle.rules.input_series import constant
@@ -26,6 +27,8 @@ _SCRAPED: dict[Provider, Exporter] = {
     Provider.KUBE_STATE_METRICS: Exporter.KUBE_STATE_METRICS,
     Provider.CADVISOR: Exporter.CADVISOR,
     Provider.KUBELET: Exporter.KUBELET,
+    Provider.APISERVER: Exporter.APISERVER,
+    Provider.ETCD: Exporter.ETCD,
 }
 """Exporters whose absence is their target's `up`; the others' is a series they always publish."""
 
@@ -73,6 +76,8 @@ def present(system: System, provider: Provider) -> Inputs:
             return (constant("rollout_info", _rollout_labels(system), 1, TEST_MINUTES),)
         case Provider.BLACKBOX_EXPORTER:
             return (constant("up", _probe_target(system), 1, TEST_MINUTES),)
+        case Provider.CERT_MANAGER:
+            return (constant("up", cert_manager_target(system, RuleConfig()), 1, TEST_MINUTES),)
     raise AssertionError(f"no absence alert watches {provider}")
 
 
@@ -86,6 +91,8 @@ def _down(system: System, provider: Provider) -> Inputs:
     """An exporter that is there but fails its scrapes; nothing where the series just vanishes."""
     if provider is Provider.BLACKBOX_EXPORTER:
         return (constant("up", _probe_target(system), 0, TEST_MINUTES),)
+    if provider is Provider.CERT_MANAGER:
+        return (constant("up", cert_manager_target(system, RuleConfig()), 0, TEST_MINUTES),)
     return _scraped(system, _SCRAPED[provider], 0) if provider in _SCRAPED else ()
 
 

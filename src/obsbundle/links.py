@@ -24,6 +24,7 @@ class Board(StrEnum):
     QUEUES = "queues"
     SLOS = "slos"
     GITOPS = "gitops"
+    PLATFORM = "platform"
     SERVICE = "service"
     NODE_POOL = "node-pool"
 
@@ -103,6 +104,16 @@ class PanelId(IntEnum):
     # overview
     OVERVIEW_ALERTS = 70
     OVERVIEW_NODES = 71
+    # platform dashboard (control plane, cert-manager)
+    PLATFORM_APISERVER_BUDGET = 140
+    PLATFORM_APISERVER_ERRORS = 141
+    PLATFORM_APISERVER_CLIENT_CERTS = 142
+    PLATFORM_CONTROL_PLANE_UP = 143
+    PLATFORM_ETCD_LEADER = 144
+    PLATFORM_ETCD_DB_SIZE = 145
+    PLATFORM_ETCD_DISK = 146
+    PLATFORM_CERT_EXPIRY = 147
+    PLATFORM_CERT_NOT_READY = 148
     # external dependencies: a row on the dashboard of each service that uses one
     DEPENDENCY_SUCCESS = 80
     DEPENDENCY_DURATION = 81

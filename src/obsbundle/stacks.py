@@ -12,6 +12,17 @@ differently, so the values differ:
   relabels `instance` to the node's name; kube-state-metrics' ServiceMonitor drops the target's
   `pod`, `service`, `endpoint` and `namespace`.
 
+kube-prometheus-stack also scrapes the self-managed control plane (its chart values `kubeApiServer`,
+`kubeEtcd`, `kubeScheduler`, `kubeControllerManager`, all enabled): the apiserver through the
+`kubernetes` Service in `default` (job `apiserver`, from the Service's `component` label), and etcd,
+the scheduler and the controller-manager through headless Services of its own in `kube-system` that
+select the kubeadm static pods by their `component` label (jobs `kube-etcd`, `kube-scheduler`,
+`kube-controller-manager`, from each Service's `jobLabel` label). kube-prometheus scrapes the
+apiserver alike, the scheduler and the controller-manager through the `*-prometheus-discovery`
+Services of its kubeadm platform (jobs from `app.kubernetes.io/name`), and etcd only with its
+`static-etcd` addon (job `etcd`, Endpoints of fixed IPs: no pod). The rules therefore select etcd by
+`job=~".*etcd.*"`, as etcd's own mixin does, and the others by their job.
+
 Both scrape kube-state-metrics and the kubelet with `honorLabels`, so the exposition's own
 `namespace`, `pod` and `container` win over the target's. Rules select each exporter by labels
 both stacks give it (`job`, and `metrics_path` for the kubelet) and reach a node through
@@ -37,14 +48,30 @@ in namespace `monitoring`, kube-prometheus' own namespace):
   charts/kube-state-metrics/values.yaml (`hostNetwork: false`, port 8080, `metricLabelsAllowlist: []`)
   and templates/{_helpers.tpl,deployment.yaml,service.yaml,servicemonitor.yaml} (fullname
   `<release>-kube-state-metrics`, container `kube-state-metrics`, port `http`, jobLabel
-  `app.kubernetes.io/name`).
+  `app.kubernetes.io/name`);
+  charts/kube-prometheus-stack/values.yaml `kubeApiServer.serviceMonitor` (jobLabel `component`,
+  selector `component: apiserver, provider: kubernetes`), `kubeEtcd` (service port 2381,
+  serviceMonitor port `http-metrics`, jobLabel `jobLabel`), `kubeScheduler` and
+  `kubeControllerManager` (serviceMonitor port `http-metrics`, jobLabel `jobLabel`; the ports 10259
+  and 10257 are the chart's secure defaults since Kubernetes 1.22/1.23);
+  charts/kube-prometheus-stack/templates/exporters/{kube-api-server/servicemonitor.yaml (port `https`,
+  namespace `default`), kube-etcd,kube-scheduler,kube-controller-manager}/service.yaml (Service
+  `<fullname>-kube-etcd` … in `kube-system`, label `jobLabel: kube-etcd` …, selector
+  `component: etcd` …).
 - prometheus-operator/kube-prometheus@4d719f1dea8853540b3823ab1fbe6be74a9953b3:
   jsonnet/kube-prometheus/components/node-exporter.libsonnet (port `https` 9100 on container
   `kube-rbac-proxy`, `hostNetwork: true`, relabelling `__meta_kubernetes_pod_node_name` → `instance`);
   jsonnet/kube-prometheus/components/kube-state-metrics.libsonnet (port `https-main` 8443 on
   container `kube-rbac-proxy-main`, honorLabels, `labeldrop` of `(pod|service|endpoint|namespace)`);
   jsonnet/kube-prometheus/components/k8s-control-plane.libsonnet (ServiceMonitor `kubelet`,
-  jobLabel `app.kubernetes.io/name`, honorLabels, `metrics_path` from `__metrics_path__`).
+  jobLabel `app.kubernetes.io/name`, honorLabels, `metrics_path` from `__metrics_path__`; ServiceMonitors
+  `kube-scheduler`, `kube-controller-manager` (jobLabel `app.kubernetes.io/name`, port `https-metrics`)
+  and `kube-apiserver` (jobLabel `component`, port `https`, namespace `default`));
+  jsonnet/kube-prometheus/platforms/kubeadm.libsonnet (Services `kube-scheduler-prometheus-discovery`
+  and `kube-controller-manager-prometheus-discovery` in `kube-system`, ports `https-metrics` 10259 and
+  10257, selector `component: <name>`); jsonnet/kube-prometheus/addons/static-etcd.libsonnet (Service
+  and Endpoints `etcd` in `kube-system` from fixed IPs, port `metrics` 2379, jobLabel
+  `app.kubernetes.io/name` = `etcd`).
 - prometheus-operator/prometheus-operator@6adcebc5076c34f4f55f8f5f7b1e528929373ac7:
   pkg/prometheus/promcfg.go (`generateServiceMonitorConfig`, `generatePodMonitorConfig`: the target
   labels above; `job` is the Service's name or its `jobLabel` label for a ServiceMonitor and
@@ -83,6 +110,11 @@ class Exporter(StrEnum):
     """The kubelet's embedded cAdvisor, at /metrics/cadvisor."""
     KUBELET = "kubelet"
     """The kubelet's own metrics at /metrics (volume stats among them)."""
+    APISERVER = "apiserver"
+    """kube-apiserver of a self-managed control plane."""
+    ETCD = "etcd"
+    KUBE_SCHEDULER = "kube-scheduler"
+    KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
 
 
 class InstanceFrom(StrEnum):
@@ -114,7 +146,10 @@ class ScrapeTarget:
     drop: frozenset[str] = frozenset()
     """Target labels the ServiceMonitor's relabellings drop (`labeldrop`)."""
     pod_prefix: str | None = None
-    """The exporter's pod names start with this (DaemonSet or Deployment name)."""
+    """The exporter's pod names start with this (DaemonSet or Deployment name, or a static pod's)."""
+    address_only: bool = False
+    """The Endpoints' addresses name no pod (the `kubernetes` Service's, which the apiserver writes
+    itself; fixed IPs): the target has no `pod`, `container` or `node`."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +182,35 @@ def _kubelet(service: str, metrics_path: str) -> ScrapeTarget:
     )
 
 
+def _apiserver() -> ScrapeTarget:
+    """Both stacks scrape the `kubernetes` Service's endpoints alike: the apiservers' own addresses."""
+    return ScrapeTarget(
+        job="apiserver",
+        namespace="default",
+        service="kubernetes",
+        endpoint="https",
+        container=None,
+        port=6443,
+        instance_from=InstanceFrom.HOST_IP,
+        address_only=True,
+    )
+
+
+def _static_pod(job: str, service: str, endpoint: str, component: str, port: int) -> ScrapeTarget:
+    """A kubeadm static pod on the host network, found through a headless Service that selects its
+    `component` label. Its manifest declares no container port, so the target has no `container`."""
+    return ScrapeTarget(
+        job=job,
+        namespace="kube-system",
+        service=service,
+        endpoint=endpoint,
+        container=None,
+        port=port,
+        instance_from=InstanceFrom.HOST_IP,
+        pod_prefix=component,
+    )
+
+
 PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
     Stack.KUBE_PROMETHEUS_STACK: {
         Exporter.NODE_EXPORTER: ScrapeTarget(
@@ -172,6 +236,18 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
         ),
         Exporter.CADVISOR: _kubelet(f"{_KPS_RELEASE}-kubelet", _CADVISOR_PATH),
         Exporter.KUBELET: _kubelet(f"{_KPS_RELEASE}-kubelet", _KUBELET_PATH),
+        Exporter.APISERVER: _apiserver(),
+        Exporter.ETCD: _static_pod("kube-etcd", f"{_KPS_RELEASE}-kube-etcd", "http-metrics", "etcd", 2381),
+        Exporter.KUBE_SCHEDULER: _static_pod(
+            "kube-scheduler", f"{_KPS_RELEASE}-kube-scheduler", "http-metrics", "kube-scheduler", 10259
+        ),
+        Exporter.KUBE_CONTROLLER_MANAGER: _static_pod(
+            "kube-controller-manager",
+            f"{_KPS_RELEASE}-kube-controller-manager",
+            "http-metrics",
+            "kube-controller-manager",
+            10257,
+        ),
     },
     Stack.KUBE_PROMETHEUS: {
         Exporter.NODE_EXPORTER: ScrapeTarget(
@@ -198,19 +274,44 @@ PROFILES: Mapping[Stack, Mapping[Exporter, ScrapeTarget]] = {
         ),
         Exporter.CADVISOR: _kubelet("kubelet", _CADVISOR_PATH),
         Exporter.KUBELET: _kubelet("kubelet", _KUBELET_PATH),
+        Exporter.APISERVER: _apiserver(),
+        # Only with the static-etcd addon: fixed IPs, no pod.
+        Exporter.ETCD: ScrapeTarget(
+            job="etcd",
+            namespace="kube-system",
+            service="etcd",
+            endpoint="metrics",
+            container=None,
+            port=2379,
+            instance_from=InstanceFrom.HOST_IP,
+            address_only=True,
+        ),
+        Exporter.KUBE_SCHEDULER: _static_pod(
+            "kube-scheduler", "kube-scheduler-prometheus-discovery", "https-metrics", "kube-scheduler", 10259
+        ),
+        Exporter.KUBE_CONTROLLER_MANAGER: _static_pod(
+            "kube-controller-manager",
+            "kube-controller-manager-prometheus-discovery",
+            "https-metrics",
+            "kube-controller-manager",
+            10257,
+        ),
     },
 }
 
 
 def exporter_pod(stack: Stack, exporter: Exporter, node: Node) -> str | None:
-    """The name of the exporter's pod on `node` (a stable made-up suffix per node), or None for Node targets.
+    """The name of the exporter's pod on `node` (a stable made-up suffix per node, or the node's name
+    for a static pod), or None for targets without a pod (Node targets, bare addresses).
 
     The suffix is a hash of the whole node name: a DaemonSet's pods on nodes `auth-1` and `api-1`
     must not share a name, or every join on (namespace, pod) would mix their nodes.
     """
     target = PROFILES[stack][exporter]
-    if target.container is None or target.pod_prefix is None:
+    if target.pod_prefix is None:
         return None
+    if target.container is None:  # a static pod: the kubelet names its mirror pod `<name>-<node>`
+        return f"{target.pod_prefix}-{node.name}"
     return f"{target.pod_prefix}-{hashlib.sha256(node.name.encode()).hexdigest()[:5]}"
 
 
@@ -235,12 +336,12 @@ def exporter_target_labels(
         **target.static,
     }
     pod = exporter_pod(stack, exporter, node)
-    if pod is None:
-        labels["node"] = node.name
-    else:
+    if pod is not None:
         labels["pod"] = pod
-        assert target.container is not None
-        labels["container"] = target.container
+        if target.container is not None:
+            labels["container"] = target.container
+    elif not target.address_only:
+        labels["node"] = node.name
     return {name: value for name, value in labels.items() if name not in target.drop}
 
 
