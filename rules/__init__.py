@@ -24,7 +24,6 @@ from obsbundle.model import System
 from obsbundle.rules.argocd import argocd_groups
 from obsbundle.rules.brokers import broker_groups
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.datastore_health import datastore_health_groups
 from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.dependencies import dependency_groups
 from obsbundle.rules.exporters import watch_exporters
@@ -58,7 +57,6 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("platform-workloads", platform_workload_groups),
     ("volumes", volume_groups),
     ("postgres", postgres_groups),
-    ("datastore-health", datastore_health_groups),
     ("queues", queue_groups),
     ("brokers", broker_groups),
     ("argocd", argocd_groups),

@@ -125,40 +125,6 @@ class RuleConfig:
     queue_age_for: str = "5m"
     kafka_lag_for: str = "10m"
 
-    # --- datastore health from the standard exporters (datastore_health.py) -------------------------
-    # Thresholds and `for` of the postgres mixin (prometheus-community/postgres_exporter@dbb1987e
-    # postgres_mixin/alerts/postgres.libsonnet) and the redis mixin (oliver006/redis_exporter@cd5941f
-    # contrib/redis-mixin/alerts/redis.libsonnet) where they have one.
-    postgres_down_for: str = "1m"
-    postgres_deadlocks_per_minute: int = 5
-    postgres_deadlocks_for: str = "5m"
-    postgres_rollback_ratio: Decimal = Decimal("0.1")
-    postgres_rollback_for: str = "5m"
-    postgres_cache_hit_ratio: Decimal = Decimal("0.98")
-    postgres_cache_hit_for: str = "5m"
-    postgres_vacuum_age_seconds: int = 36000
-    """A table past its autovacuum trigger and not vacuumed for this long (the mixin's 10 hours)."""
-    postgres_not_vacuumed_for: str = "30m"
-    postgres_xid_age_share: Decimal = Decimal("0.5")
-    """Share of the 2^31 transaction IDs a database's oldest unfrozen one has used (no mixin has it):
-    five times autovacuum_freeze_max_age's default, so the anti-wraparound vacuum has been failing
-    for a long while; PostgreSQL stops assigning IDs three million short of the whole space."""
-    postgres_xid_age_for: str = "15m"
-    postgres_replication_lag_seconds: int = 3600
-    postgres_replication_lag_for: str = "5m"
-    redis_down_for: str = "5m"
-    redis_memory_share: Decimal = Decimal("0.9")
-    """Of maxmemory (the mixin's 90 % is of the host's memory; a datastore's limit is maxmemory)."""
-    redis_memory_for: str = "5m"
-    redis_evictions_for: str = "5m"
-    redis_rejected_for: str = "1m"
-    """A rejected connection is an error a client saw; the 5m increase keeps it firing for 5 minutes."""
-    redis_replication_for: str = "5m"
-    redis_hit_ratio_window: str = "30m"
-    """A cache hit ratio over a short window swings with every burst of new keys."""
-    redis_hit_ratio_for: str = "15m"
-    datastore_exporter_down_for: str = "5m"
-
     # --- brokers (RabbitMQ's rabbitmq_prometheus, kafka_exporter; rules/brokers.py) -----------------
     # Thresholds from rabbitmq/cluster-operator@9035e765:observability/prometheus/rules/rabbitmq/ and
     # strimzi/strimzi-kafka-operator@0c1a1fba:packaging/examples/metrics/prometheus-install/prometheus-rules.yaml.
@@ -204,4 +170,49 @@ class RuleConfig:
     """A standard exporter's absence alerts after this (kubernetes-mixin's `kubernetes-absent` uses
     15m): long enough to ride out a rollout or a rescheduled pod. Nothing it mutes fires on missing
     data meanwhile (the pool alerts guard against an absent kube-state-metrics), so none pages first."""
+
+    # --- control plane (self-managed) and cert-manager (rules/control_plane.py, rules/cert_manager.py) -----
+    apiserver: Mapping[str, str] = field(default_factory=lambda: _labels(job="apiserver"))
+    kube_scheduler: Mapping[str, str] = field(default_factory=lambda: _labels(job="kube-scheduler"))
+    kube_controller_manager: Mapping[str, str] = field(default_factory=lambda: _labels(job="kube-controller-manager"))
+    etcd_job: str = ".*etcd.*"
+    """A regex: kube-prometheus-stack's job is `kube-etcd`, kube-prometheus' static-etcd addon's `etcd`
+    (etcd's own mixin selects `job=~".*etcd.*"` for the same reason)."""
+    cert_manager: Mapping[str, str] = field(default_factory=lambda: _labels(job="cert-manager"))
+    apiserver_objective: Decimal = Decimal("0.99")
+    """kubernetes-mixin's apiserver SLO (config.libsonnet `SLOs.apiserver.target`), over its 30 days."""
+    apiserver_slo_days: int = 30
+    apiserver_read_latency: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ('scope=~"resource|"', ("1",)),
+        ('scope="namespace"', ("5",)),
+        ('scope="cluster"', ("30", "60")),
+    )
+    """A read is slow above these `le` bounds per scope (SIG Scalability's SLO, as kubernetes-mixin):
+    the first bound the stack keeps counts. kube-prometheus drops the `le="30"` bucket at scrape
+    (k8s-control-plane.libsonnet's metricRelabelings), so a cluster-wide LIST falls back to 60 s there."""
+    apiserver_write_latency: tuple[str, ...] = ("1",)
+    control_plane_down_for: str = "15m"
+    """kubernetes-mixin's absent alerts (lib/absent_alert.libsonnet)."""
+    apiserver_terminated_ratio: Decimal = Decimal("0.2")
+    apiserver_terminated_for: str = "5m"
+    client_cert_warning_days: int = 7
+    client_cert_critical_days: int = 1
+    client_cert_for: str = "5m"
+    etcd_no_leader_for: str = "1m"
+    etcd_leader_changes: int = 4
+    """Leader changes within etcd_leader_changes_window (etcd mixin: 4 in 15m)."""
+    etcd_leader_changes_window: str = "15m"
+    etcd_leader_changes_for: str = "5m"
+    etcd_fsync_warning_seconds: Decimal = Decimal("0.5")
+    etcd_fsync_critical_seconds: Decimal = Decimal("1")
+    etcd_commit_warning_seconds: Decimal = Decimal("0.25")
+    etcd_latency_for: str = "10m"
+    etcd_quota_usage: Decimal = Decimal("0.95")
+    etcd_quota_for: str = "10m"
+    cert_expiry_warning_days: int = 21
+    """cert-manager-mixin's CertManagerCertExpirySoon: cert-manager renews at two thirds of a
+    certificate's life (30 days before for a 90-day one), so 21 days left means renewal is failing."""
+    cert_expiry_critical_days: int = 1
+    cert_expiry_for: str = "1h"
+    cert_not_ready_for: str = "10m"
 

@@ -28,6 +28,7 @@ from obsbundle.dashboards.variables import opening_values
 from obsbundle.dashboards.walk import expressions
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
+from obsbundle.monitors.argo_rollouts import rollouts_monitor
 from obsbundle.monitors.datastores import datastore_monitor, exported_datastores
 from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workload_monitor
@@ -165,6 +166,9 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
     for store in exported_datastores(system):
         provider = DATASTORE_EXPORTERS[store.kind]
         targets.append((provider, entities(provider.value), datastore_monitor(system, store, settings)))
+    rollouts = rollouts_monitor(system, settings)
+    if rollouts is not None:
+        targets.append((Provider.ARGO_ROLLOUTS, entities(Provider.ARGO_ROLLOUTS.value), rollouts))
     if needs_exporter(system):
         exporter = exporter_monitor(system, settings)
         targets.append((Provider.POOL_QUEUE_EXPORTER, entities("obsbundle-exporter"), exporter))
@@ -180,11 +184,11 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
     # Each dependency's Probe: blackbox_exporter's probe exposition with the labels Prometheus
     # Operator gives the Probe's target (no honorLabels: the exposition has no labels of its own).
     for dependency in system.dependencies:
-        labels = probe_target_labels(probe(system, dependency, settings))
+        target = probe_target_labels(probe(system, dependency, settings))
         scraped.setdefault(Provider.BLACKBOX_EXPORTER, []).extend(
-            instantiate(one, labels, honor_labels=False) for one in entities(Provider.BLACKBOX_EXPORTER.value)
+            instantiate(one, target, honor_labels=False) for one in entities(Provider.BLACKBOX_EXPORTER.value)
         )
-        scraped[Provider.PROMETHEUS].append(up(labels))
+        scraped[Provider.PROMETHEUS].append(up(target))
     return scraped
 
 

@@ -35,6 +35,16 @@ class Provider(StrEnum):
     RABBITMQ = "rabbitmq"
     """RabbitMQ's own rabbitmq_prometheus plugin, scraped by a generated datastore monitor."""
     ARGOCD = "argocd"
+    APISERVER = "apiserver"
+    """kube-apiserver of a self-managed control plane (stacks.py: job `apiserver`)."""
+    ETCD = "etcd"
+    """etcd of a self-managed control plane, at its metrics URL (kubeadm: `--listen-metrics-urls`, port 2381)."""
+    KUBE_SCHEDULER = "kube-scheduler"
+    """Scraped for `up` only: no rule or panel reads its own series."""
+    KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
+    """Scraped for `up` only: no rule or panel reads its own series."""
+    CERT_MANAGER = "cert-manager"
+    """cert-manager's controller (port 9402), scraped by the generated ServiceMonitor."""
     ARGO_ROLLOUTS = "argo-rollouts"
     """The Argo Rollouts controller's own /metrics (port 8090): every Rollout's replicas and phase."""
     BLACKBOX_EXPORTER = "blackbox-exporter"
@@ -91,8 +101,6 @@ _MICROMETER_HISTOGRAM = (
     "boundaries (1 ms … 30 s, 68 of them) miss round thresholds such as 0.5 s and 1 s (Spring Boot)"
 )
 
-_PG_QUERIES = "`--extend.query-path=deploy/postgres-exporter/queries.yaml`"
-
 CATALOGUE: Sequence[Entry] = (
     _exact("up", Provider.PROMETHEUS),
     _exact("ALERTS", Provider.PROMETHEUS, "the generated alerting rules loaded"),
@@ -107,18 +115,6 @@ CATALOGUE: Sequence[Entry] = (
     _prefix("container_", Provider.CADVISOR),
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
-    _prefix("pg_", Provider.POSTGRES_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
-    # Later postgres_exporter collectors; deploy/postgres-exporter/queries.yaml gives older versions
-    # the same series (its header says which query to keep on which version).
-    *(
-        _prefix(family, Provider.POSTGRES_EXPORTER, f"postgres_exporter {native}; {_PG_QUERIES} {before}")
-        for family, native, before in (
-            ("pg_stat_user_tables_", "0.12 or later", "before 0.12 (Debian 12: 0.11.1)"),
-            ("pg_replication_", "0.12 or later", "before 0.12 (Debian 12: 0.11.1)"),
-            ("pg_database_wraparound_", "0.14 or later with `--collector.database_wraparound`", "before that"),
-        )
-    ),
-    _prefix("redis_", Provider.REDIS_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
     _prefix(
         "rabbitmq_",
         Provider.RABBITMQ,
@@ -151,6 +147,20 @@ CATALOGUE: Sequence[Entry] = (
     _exact("poolq_queue_consumers", Provider.POOL_QUEUE_EXPORTER, "RabbitMQ with `queue_details: true` (the default)"),
     _exact("http_requests_total", Provider.SERVICE, "", *_HTTP_CLIENTS),
     _prefix("http_request_duration_seconds", Provider.SERVICE, "", *_HTTP_CLIENTS),
+    _prefix("apiserver_", Provider.APISERVER),
+    _prefix(
+        "apiserver_request_sli_duration_seconds",
+        Provider.APISERVER,
+        "Kubernetes 1.26 or later (earlier: `apiserver_request_slo_duration_seconds`, deprecated in 1.27)",
+    ),
+    _prefix(
+        "etcd_",
+        Provider.ETCD,
+        "a metrics URL Prometheus reaches: kubeadm's etcd serves /metrics on 127.0.0.1:2381 only, "
+        "set `--listen-metrics-urls=http://0.0.0.0:2381` in /etc/kubernetes/manifests/etcd.yaml",
+    ),
+    _prefix("certmanager_", Provider.CERT_MANAGER, "the controller's Service (port `http-metrics`, 9402), "
+            "scraped by the generated ServiceMonitor"),
     _exact(
         "http_request_duration_seconds_bucket",
         Provider.SERVICE,

@@ -89,16 +89,9 @@ def load(folder: str) -> list[Series]:
     prometheus_client (histogram and summary samples under their own names: `_bucket`, `_count`)."""
     found: set[Series] = set()
     for path in sorted((FIXTURES / folder).glob("*.prom")):
-        text = path.read_text(encoding="utf-8")
-        # The parser names every counter sample `<family>_total`, but Prometheus stores the name as
-        # exposed: postgres_exporter 0.11's counters (pg_stat_database_deadlocks) have no `_total`.
-        exposed = {re.split(r"[{ ]", line, maxsplit=1)[0] for line in text.splitlines() if line[:1] not in ("", "#")}
-        for family in text_string_to_metric_families(text):
+        for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
             for sample in family.samples:
-                name = sample.name
-                if name not in exposed and name.removesuffix("_total") in exposed:
-                    name = name.removesuffix("_total")
-                found.add(Series.of(name, sample.labels))
+                found.add(Series.of(sample.name, sample.labels))
     return sorted(found)
 
 
