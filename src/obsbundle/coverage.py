@@ -124,32 +124,53 @@ GENERAL = Group(Mixin.KUBE_PROMETHEUS, "general.rules", Source(*_KUBE_PROMETHEUS
 NODE_NETWORK = Group(Mixin.KUBE_PROMETHEUS, "node-network", Source(*_KUBE_PROMETHEUS, f"{_KP_ALERTS}/node.libsonnet"))
 
 _SELF_MANAGED = (
-    "where `platform.control_plane` is self-managed (EcoEco); "
-    "a managed control plane (Aegis) is the provider's to watch"
+    "generated where `platform.control_plane` is self-managed (EcoEco); "
+    "a managed control plane (Aegis, LogPilot) is the provider's to run and watch"
 )
+_ONE_OF_SEVERAL = (
+    f"{_SELF_MANAGED}. The component is alerted when no instance answers: on EcoEco's one master node that is "
+    "the instance; one of several unreachable is not"
+)
+_NO_QUOTA = "no namespace of the fleet has a ResourceQuota (FLEET.md names none; the inventory has no quota key)"
 _EC2 = "the fleet's nodes are EC2 instances (FLEET.md: t3, c5, r5) on EBS volumes"
 _SYSTEMD_OFF = (
     "node_exporter's systemd collector is disabled by default (node_exporter README.md) and neither stack's "
     "node-exporter enables it (kube-prometheus components/node-exporter.libsonnet args), so its series never exist"
 )
 
+_WORKLOADS = "for the inventory's services, its datastores' StatefulSets and `platform.workloads`"
+
 CATALOGUE: tuple[UpstreamAlert, ...] = (
     APPS.covered("KubePodCrashLooping", ["WorkloadCrashLooping"], "critical after 5m, where the mixin warns after 15m"),
     APPS.covered("KubePodNotReady", ["WorkloadPodsNotReady"]),
-    APPS.not_covered(
-        "KubeDeploymentGenerationMismatch",
-        "a Deployment whose controller has not observed its latest spec; no obsbundle alert compares generations",
+    APPS.covered(
+        "KubeDeploymentGenerationMismatch", ["WorkloadGenerationMismatch"], "one alert for Deployments and StatefulSets"
     ),
-    APPS.covered("KubeDeploymentReplicasMismatch", ["WorkloadReplicasMismatch"]),
-    APPS.not_covered("KubeDeploymentRolloutStuck", "no alert reads the Deployment's Progressing condition yet"),
-    APPS.not_covered("KubeStatefulSetReplicasMismatch", "no alert reads `kube_statefulset_*` yet"),
-    APPS.not_covered("KubeStatefulSetGenerationMismatch", "no alert reads `kube_statefulset_*` yet"),
-    APPS.not_covered("KubeStatefulSetUpdateNotRolledOut", "no alert reads `kube_statefulset_*` yet"),
-    APPS.not_covered("KubeDaemonSetRolloutStuck", "no alert reads `kube_daemonset_*` yet"),
-    APPS.not_covered("KubeContainerWaiting", "only CrashLoopBackOff is watched (WorkloadCrashLooping)"),
-    APPS.not_covered("KubeDaemonSetNotScheduled", "no alert reads `kube_daemonset_*` yet"),
-    APPS.not_covered("KubeDaemonSetMisScheduled", "no alert reads `kube_daemonset_*` yet"),
-    APPS.not_covered("KubeJobNotCompleted", "a Job that runs too long is not watched; only failed Jobs are"),
+    APPS.covered(
+        "KubeDeploymentReplicasMismatch",
+        ["WorkloadReplicasMismatch", "WorkloadArgoRolloutReplicasMismatch"],
+        "a service rolled out by Argo Rollouts, which has no `kube_deployment_*` series, from the controller's "
+        "`rollout_info_replicas_*`",
+    ),
+    APPS.covered("KubeDeploymentRolloutStuck", ["WorkloadDeploymentRolloutStuck"]),
+    APPS.covered("KubeStatefulSetReplicasMismatch", ["WorkloadStatefulSetReplicasMismatch"], _WORKLOADS),
+    APPS.covered(
+        "KubeStatefulSetGenerationMismatch",
+        ["WorkloadGenerationMismatch"],
+        f"one alert for Deployments and StatefulSets, {_WORKLOADS}",
+    ),
+    APPS.covered("KubeStatefulSetUpdateNotRolledOut", ["WorkloadStatefulSetUpdateNotRolledOut"], _WORKLOADS),
+    APPS.covered(
+        "KubeDaemonSetRolloutStuck", ["WorkloadDaemonSetRolloutStuck"], "for the DaemonSets `platform.workloads` names"
+    ),
+    APPS.covered("KubeContainerWaiting", ["WorkloadContainerWaiting"]),
+    APPS.covered(
+        "KubeDaemonSetNotScheduled", ["WorkloadDaemonSetNotScheduled"], "for the DaemonSets `platform.workloads` names"
+    ),
+    APPS.covered(
+        "KubeDaemonSetMisScheduled", ["WorkloadDaemonSetMisScheduled"], "for the DaemonSets `platform.workloads` names"
+    ),
+    APPS.covered("KubeJobNotCompleted", ["WorkloadJobNotCompleted"]),
     APPS.covered("KubeJobFailed", ["WorkloadJobFailed", "WorkloadCronJobFailed"]),
     APPS.not_covered(
         "KubeHpaReplicasMismatch",
@@ -167,47 +188,49 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
         "KubeMemoryOvercommit",
         "requests against allocatable memory are not watched; the node pools' usage is (NodeMemoryHigh)",
     ),
-    RESOURCES.not_applicable(
-        "KubeCPUQuotaOvercommit", "no namespace of the fleet has a ResourceQuota (FLEET.md names none)"
+    RESOURCES.not_applicable("KubeCPUQuotaOvercommit", _NO_QUOTA),
+    RESOURCES.not_applicable("KubeMemoryQuotaOvercommit", _NO_QUOTA),
+    RESOURCES.not_applicable("KubeQuotaAlmostFull", _NO_QUOTA),
+    RESOURCES.not_applicable("KubeQuotaFullyUsed", _NO_QUOTA),
+    RESOURCES.not_applicable("KubeQuotaExceeded", _NO_QUOTA),
+    RESOURCES.covered(
+        "CPUThrottlingHigh",
+        ["WorkloadCpuThrottlingHigh"],
+        "for containers with a CPU limit, above 25 % of periods as the mixin; warning (the mixin: info)",
     ),
-    RESOURCES.not_applicable(
-        "KubeMemoryQuotaOvercommit", "no namespace of the fleet has a ResourceQuota (FLEET.md names none)"
-    ),
-    RESOURCES.not_applicable(
-        "KubeQuotaAlmostFull", "no namespace of the fleet has a ResourceQuota (FLEET.md names none)"
-    ),
-    RESOURCES.not_applicable(
-        "KubeQuotaFullyUsed", "no namespace of the fleet has a ResourceQuota (FLEET.md names none)"
-    ),
-    RESOURCES.not_applicable(
-        "KubeQuotaExceeded", "no namespace of the fleet has a ResourceQuota (FLEET.md names none)"
-    ),
-    RESOURCES.not_covered("CPUThrottlingHigh", "no alert reads `container_cpu_cfs_*` yet"),
     STORAGE.covered(
         "KubePersistentVolumeFillingUp",
         ["VolumeAlmostFull", "VolumeFillingUp"],
         "critical at 85 % used (the mixin: 3 % free), warning when half full and full within 4 days "
         "(the mixin: 15 % free)",
     ),
-    STORAGE.not_covered("KubePersistentVolumeInodesFillingUp", "no alert reads `kubelet_volume_stats_inodes*` yet"),
-    STORAGE.not_covered("KubePersistentVolumeErrors", "no alert reads `kube_persistentvolume_status_phase` yet"),
+    STORAGE.covered(
+        "KubePersistentVolumeInodesFillingUp",
+        ["VolumeInodesAlmostExhausted", "VolumeInodesFillingUp"],
+        "the mixin's tiers",
+    ),
+    STORAGE.partly(
+        "KubePersistentVolumeErrors",
+        ["VolumeClaimNotBound"],
+        "a claim left Pending or Lost is alerted; a PersistentVolume in phase Failed (its reclaim failed) is not",
+    ),
     SYSTEM.not_covered("KubeVersionMismatch", "component versions (`kubernetes_build_info`) are not compared"),
     SYSTEM.not_covered(
         "KubeClientErrors", "client errors against the apiserver (`rest_client_requests_total`) are not watched"
     ),
-    APISERVER_SLOS.not_covered("KubeAPIErrorBudgetBurn", f"no apiserver SLO yet; it belongs {_SELF_MANAGED}"),
-    APISERVER.not_covered("KubeClientCertificateExpiration", f"not watched yet; it belongs {_SELF_MANAGED}"),
+    APISERVER_SLOS.covered("KubeAPIErrorBudgetBurn", ["KubeAPIErrorBudgetBurn"], _SELF_MANAGED),
+    APISERVER.covered("KubeClientCertificateExpiration", ["KubeClientCertificateExpiration"], _SELF_MANAGED),
     APISERVER.not_covered(
         "KubeAggregatedAPIErrors", "aggregated APIs (`aggregator_unavailable_apiservice*`) are not watched"
     ),
     APISERVER.not_covered(
         "KubeAggregatedAPIDown", "aggregated APIs (`aggregator_unavailable_apiservice*`) are not watched"
     ),
-    APISERVER.not_covered("KubeAPIDown", f"not watched yet; it belongs {_SELF_MANAGED}"),
-    APISERVER.not_covered("KubeAPIInstanceUnreachable", f"not watched yet; it belongs {_SELF_MANAGED}"),
-    APISERVER.not_covered("KubeAPITerminatedRequests", f"not watched yet; it belongs {_SELF_MANAGED}"),
+    APISERVER.covered("KubeAPIDown", ["KubeAPIDown"], _SELF_MANAGED),
+    APISERVER.partly("KubeAPIInstanceUnreachable", ["KubeAPIDown"], _ONE_OF_SEVERAL),
+    APISERVER.covered("KubeAPITerminatedRequests", ["KubeAPITerminatedRequests"], _SELF_MANAGED),
     KUBELET.covered("KubeNodeNotReady", ["NodeNotReady"], "per node pool, after 10m (the mixin: 15m)"),
-    KUBELET.not_covered("KubeNodePressure", "the kubelet's pressure conditions are not watched yet"),
+    KUBELET.covered("KubeNodePressure", ["NodePressure"], "warning (the mixin: info)"),
     KUBELET.covered(
         "KubeNodeUnreachable",
         ["NodeNotReady"],
@@ -219,10 +242,16 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     KUBELET.not_covered("KubeNodeEviction", "the kubelet's evictions (`kubelet_evictions`) are not watched"),
     KUBELET.not_covered("KubeletPlegDurationHigh", "the kubelet's PLEG relist duration is not watched"),
     KUBELET.not_covered("KubeletPodStartUpLatencyHigh", "the kubelet's pod start-up latency is not watched"),
-    KUBELET.not_covered("KubeletClientCertificateExpiration", "the kubelet's certificates are not watched yet"),
-    KUBELET.not_covered("KubeletServerCertificateExpiration", "the kubelet's certificates are not watched yet"),
-    KUBELET.not_covered("KubeletClientCertificateRenewalErrors", "the kubelet's certificates are not watched yet"),
-    KUBELET.not_covered("KubeletServerCertificateRenewalErrors", "the kubelet's certificates are not watched yet"),
+    KUBELET.not_covered(
+        "KubeletClientCertificateExpiration",
+        "the kubelet's own certificates (`kubelet_certificate_manager_*`) are not watched",
+    ),
+    KUBELET.not_covered(
+        "KubeletServerCertificateExpiration",
+        "the kubelet's own certificates (`kubelet_certificate_manager_*`) are not watched",
+    ),
+    KUBELET.not_covered("KubeletClientCertificateRenewalErrors", "the kubelet's certificate renewals are not watched"),
+    KUBELET.not_covered("KubeletServerCertificateRenewalErrors", "the kubelet's certificate renewals are not watched"),
     KUBELET.partly(
         "KubeletInstanceUnreachable",
         ["KubeletDown", "NodeNotReady"],
@@ -230,27 +259,28 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
         "KubeletDown fires when none answers, NodeNotReady when one stops reporting",
     ),
     KUBELET.covered("KubeletDown", ["KubeletDown"]),
-    SCHEDULER.not_covered("KubeSchedulerDown", f"not watched yet; it belongs {_SELF_MANAGED}"),
-    SCHEDULER.not_covered("KubeSchedulerInstanceUnreachable", f"not watched yet; it belongs {_SELF_MANAGED}"),
-    CONTROLLER_MANAGER.not_covered("KubeControllerManagerDown", f"not watched yet; it belongs {_SELF_MANAGED}"),
-    CONTROLLER_MANAGER.not_covered(
-        "KubeControllerManagerInstanceUnreachable", f"not watched yet; it belongs {_SELF_MANAGED}"
+    SCHEDULER.covered("KubeSchedulerDown", ["KubeSchedulerDown"], _SELF_MANAGED),
+    SCHEDULER.partly("KubeSchedulerInstanceUnreachable", ["KubeSchedulerDown"], _ONE_OF_SEVERAL),
+    CONTROLLER_MANAGER.covered("KubeControllerManagerDown", ["KubeControllerManagerDown"], _SELF_MANAGED),
+    CONTROLLER_MANAGER.partly(
+        "KubeControllerManagerInstanceUnreachable", ["KubeControllerManagerDown"], _ONE_OF_SEVERAL
     ),
     KUBE_PROXY.not_covered("KubeProxyDown", "kube-proxy's targets are not watched"),
     KUBE_PROXY.not_covered("KubeProxyInstanceUnreachable", "kube-proxy's targets are not watched"),
-    NODE_EXPORTER.partly(
+    NODE_EXPORTER.covered(
         "NodeFilesystemSpaceFillingUp",
         ["NodeDiskFillingUp"],
-        "one tier (half used and full within a day, warning); the mixin's critical tier (full within 4 hours) "
-        "is missing",
+        "the mixin's two tiers: 60 % used and full within a day (warning), 80 % and within 4 hours (critical)",
     ),
     NODE_EXPORTER.covered(
         "NodeFilesystemAlmostOutOfSpace",
         ["NodeDiskAlmostFull"],
         "critical at 85 % used, the threshold the fleet's documents state (the mixin: 5 % and 3 % free)",
     ),
-    NODE_EXPORTER.not_covered("NodeFilesystemFilesFillingUp", "the nodes' inodes are not watched"),
-    NODE_EXPORTER.not_covered("NodeFilesystemAlmostOutOfFiles", "the nodes' inodes are not watched"),
+    NODE_EXPORTER.covered("NodeFilesystemFilesFillingUp", ["NodeInodesFillingUp"], "the mixin's two tiers"),
+    NODE_EXPORTER.covered(
+        "NodeFilesystemAlmostOutOfFiles", ["NodeInodesAlmostExhausted"], "the mixin's 5 % and 3 % free"
+    ),
     NODE_EXPORTER.not_covered("NodeNetworkReceiveErrs", "network interface errors are not watched"),
     NODE_EXPORTER.not_covered("NodeNetworkTransmitErrs", "network interface errors are not watched"),
     NODE_EXPORTER.not_covered("NodeHighNumberConntrackEntriesUsed", "the conntrack table is not watched"),
@@ -258,8 +288,10 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
         "NodeTextFileCollectorScrapeError",
         "neither stack's node-exporter sets `--collector.textfile.directory`, so no textfile is read",
     ),
-    NODE_EXPORTER.not_covered("NodeClockSkewDetected", "the nodes' clocks are not watched yet"),
-    NODE_EXPORTER.not_covered("NodeClockNotSynchronising", "the nodes' clocks are not watched yet"),
+    NODE_EXPORTER.covered(
+        "NodeClockSkewDetected", ["NodeClockSkew"], "more than 50 ms off and not coming back, as the mixin"
+    ),
+    NODE_EXPORTER.covered("NodeClockNotSynchronising", ["NodeClockNotSynchronised"]),
     NODE_EXPORTER.not_applicable("NodeRAIDDegraded", f"{_EC2}: there is no md software RAID to degrade"),
     NODE_EXPORTER.not_applicable("NodeRAIDDiskFailure", f"{_EC2}: there is no md software RAID to degrade"),
     NODE_EXPORTER.not_covered("NodeFileDescriptorLimit", "the nodes' file descriptors are not watched"),
@@ -285,8 +317,8 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     ),
     POSTGRES.covered(
         "PostgreSQLDown",
-        ["PoolQueueSourceDown"],
-        "the pool & queue exporter cannot read the database",
+        ["PostgresDown", "PoolQueueSourceDown"],
+        "postgres_exporter's `pg_up`, critical (the mixin: warning); the pool & queue exporter's own connection too",
     ),
     POSTGRES.partly(
         "PostgreSQLSlowQueries",
@@ -298,19 +330,32 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
         "a fixed ceiling of 10 000 transactions/s says nothing about these databases; load shows in the services' "
         "latency SLOs",
     ),
-    POSTGRES.not_covered("PostgreSQLCacheHitRatio", "the buffer cache hit ratio is not watched yet"),
-    POSTGRES.not_covered("PostgresHasTooManyRollbacks", "the rollback ratio is not watched yet"),
-    POSTGRES.not_covered("PostgresHasHighDeadLocks", "deadlocks are not watched yet"),
+    POSTGRES.covered("PostgreSQLCacheHitRatio", ["PostgresCacheHitRatioLow"], "below 98 % as the mixin"),
+    POSTGRES.covered("PostgresHasTooManyRollbacks", ["PostgresHighRollbackRatio"], "above 10 % as the mixin"),
+    POSTGRES.covered("PostgresHasHighDeadLocks", ["PostgresDeadlocks"], "above 5 a minute as the mixin"),
     POSTGRES.partly(
         "PostgresAcquiredTooManyLocks",
         ["PostgresLockWaits"],
         "sessions waiting on locks are alerted; the lock table's fill against `max_locks_per_transaction` is not",
     ),
-    POSTGRES.not_covered("PostgresReplicationLaggingMore1Hour", "replication lag is not watched yet"),
+    POSTGRES.covered(
+        "PostgresReplicationLaggingMore1Hour",
+        ["PostgresReplicationLag"],
+        "where the datastore has replicas (Aegis production), over an hour as the mixin",
+    ),
     POSTGRES.not_covered("PostgresHasReplicationSlotUsed", "replication slots are not watched"),
     POSTGRES.not_covered("PostgresReplicationRoleChanged", "a failover (replica becoming primary) is not alerted"),
-    POSTGRES.not_covered("PostgresHasExporterErrors", "postgres_exporter's scrape errors are not watched yet"),
-    POSTGRES.not_covered("PostgresTablesNotVaccumed", "vacuum and dead tuples are not watched yet"),
+    POSTGRES.partly(
+        "PostgresHasExporterErrors",
+        ["PostgresDown", "PostgresExporterDown"],
+        "an exporter that cannot connect or cannot be scraped is alerted; one query of the exporter failing while "
+        "the rest work (`pg_exporter_last_scrape_error`) is not",
+    ),
+    POSTGRES.covered(
+        "PostgresTablesNotVaccumed",
+        ["PostgresTableNotVacuumed"],
+        "dead rows above the autovacuum trigger and no vacuum for hours; warning (the mixin: critical)",
+    ),
     POSTGRES.not_covered("PostgresTooManyCheckpointsRequested", "checkpoints are not watched"),
     GENERAL.partly(
         "TargetDown",
