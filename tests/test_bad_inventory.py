@@ -152,6 +152,26 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _set("owner.slack_channel", "shop-alerts"),
         ["owner.slack_channel", "a Slack channel such as #team-alerts", "got 'shop-alerts'"],
     ),
+    "rollout controller without the Rollouts controller's namespace": (
+        _set("services.0.controller", "rollout"),
+        ["services[0].controller", "'rollout' needs platform.argo_rollouts_namespace", "controller: deployment"],
+    ),
+    "platform workload's rollout controller without the Rollouts controller's namespace": (
+        _set("platform", {"workloads": [{"name": "web", "namespace": "edge", "controller": "rollout"}]}),
+        ["platform.workloads[0].controller", "'rollout' needs platform.argo_rollouts_namespace"],
+    ),
+    "platform workload of any controller on an undefined pool": (
+        _set("platform", {"workloads": [{"name": "coredns", "namespace": "kube-system", "node_pool": "system"}]}),
+        ["platform.workloads[0].node_pool", "'system' is not a defined node pool (defined: general)"],
+    ),
+    "platform workload listed twice in a namespace, whatever its controller": (
+        _set("platform", {"workloads": [
+            {"name": "coredns", "namespace": "kube-system"},
+            {"name": "coredns", "namespace": "kube-system", "controller": "daemonset"},
+        ]}),
+        ["platform.workloads[1].name", "duplicate platform workload 'kube-system/coredns'",
+         "(also at platform.workloads[0])"],
+    ),
 }
 
 

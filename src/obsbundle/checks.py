@@ -13,6 +13,7 @@ from obsbundle.errors import KeyPath, Problem, format_key_path
 from obsbundle.model import (
     HISTOGRAM_SETTING,
     Broker,
+    Controller,
     Datastore,
     DatastoreKind,
     Dependency,
@@ -20,6 +21,7 @@ from obsbundle.model import (
     Metrics,
     NodePool,
     Owner,
+    Platform,
     Queue,
     Service,
     SliKind,
@@ -54,6 +56,8 @@ class Parts:
     datastores: tuple[tuple[int, Datastore], ...]
     queues: tuple[tuple[int, Queue], ...]
     dependencies: tuple[tuple[int, Dependency], ...] = ()
+    platform: Platform | None = None
+    """None when the file's `platform` did not validate."""
     # Section → index and name of its entries that did not validate; None when a nameless one is among them.
     unparsed: Mapping[str, tuple[tuple[int, str], ...] | None] = field(default_factory=dict)
 
@@ -72,6 +76,7 @@ class Parts:
             datastores=tuple(enumerate(system.datastores)),
             queues=tuple(enumerate(system.queues)),
             dependencies=tuple(enumerate(system.dependencies)),
+            platform=system.platform,
         )
 
 
@@ -151,7 +156,47 @@ def _problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
             name, services, "services"
         ), services)
 
+    yield from _platform_workload_problems(parts, lambda name: undefined(name, pools, "node_pools"), pools)
     yield from _team_channels(parts)
+
+
+def _platform_workload_problems(
+    parts: Parts, undefined_pool: Callable[[str], bool], pools: set[str]
+) -> Iterator[tuple[KeyPath, str]]:
+    """Platform workloads on defined pools, one per namespace and name, and Rollouts with the
+    namespace of the controller whose metrics describe them."""
+    platform = parts.platform
+    if platform is None:
+        return
+    seen: dict[tuple[str, str], int] = {}
+    for index, workload in enumerate(platform.workloads):
+        at: KeyPath = ("platform", "workloads", index)
+        if workload.node_pool is not None and undefined_pool(workload.node_pool):
+            yield (*at, "node_pool"), _undefined("node pool", workload.node_pool, pools, "node_pools")
+        key = (workload.namespace, workload.name)
+        if key in seen:
+            yield (*at, "name"), (
+                f"duplicate platform workload '{workload.namespace}/{workload.name}' (also at "
+                f"{format_key_path(('platform', 'workloads', seen[key]))}): a namespace holds one "
+                f"{workload.controller.value} of a name, so list it once"
+            )
+        else:
+            seen[key] = index
+        if workload.controller is Controller.ROLLOUT and platform.argo_rollouts_namespace is None:
+            yield (*at, "controller"), _rollouts_unwatched()
+    if platform.argo_rollouts_namespace is None:
+        for index, service, _ in parts.services:
+            if service.controller is Controller.ROLLOUT:
+                yield ("services", index, "controller"), _rollouts_unwatched()
+
+
+def _rollouts_unwatched() -> str:
+    return (
+        "'rollout' needs platform.argo_rollouts_namespace: a Rollout has no kube_deployment_* series, its "
+        "replicas and phase come only from the Argo Rollouts controller's metrics, so set "
+        "platform.argo_rollouts_namespace to the controller's namespace (argo-rollouts in its install "
+        "manifest), or use controller: deployment"
+    )
 
 
 def _dependency_problems(

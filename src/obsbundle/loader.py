@@ -20,7 +20,19 @@ from pydantic_core import ErrorDetails
 
 from obsbundle.checks import Parts, check_parts, check_system
 from obsbundle.errors import InputError, KeyPath, Problem
-from obsbundle.model import API_VERSION, Datastore, Dependency, Inventory, NodePool, Owner, Queue, Service, Slo, System
+from obsbundle.model import (
+    API_VERSION,
+    Datastore,
+    Dependency,
+    Inventory,
+    NodePool,
+    Owner,
+    Platform,
+    Queue,
+    Service,
+    Slo,
+    System,
+)
 from obsbundle.schema import allowed_keys
 
 INVENTORY_SUFFIXES = (".yaml", ".yml", ".jsonnet", ".json")
@@ -173,6 +185,7 @@ def _salvage(data: dict[str, Any], file: str) -> list[Problem]:
         datastores=tuple(entries("datastores", Datastore)),
         queues=tuple(entries("queues", Queue)),
         dependencies=tuple(entries("dependencies", Dependency)),
+        platform=_validated(Platform, data.get("platform", {})),
         unparsed={**unparsed, "services": _names_of_broken(data.get("services", []), {i for i, _, _ in services})},
     )
     return problems + check_parts(parts, file)

@@ -53,6 +53,7 @@ ENTITY_LABELS: Mapping[str, frozenset[str]] = {
     "kubelet": frozenset({"namespace", "persistentvolumeclaim", "node"}),
     "kafka-exporter": frozenset({"consumergroup", "topic", "partition"}),
     "argocd": frozenset({"name", "namespace", "project", "dest_namespace", "dest_server", "repo"}),
+    "argo-rollouts": frozenset({"name", "namespace"}),
     "obsbundle-exporter": frozenset({"source", "queue", "datname", "usename", "database", "user"}),
     "prometheus-client": frozenset({"endpoint", "handler", "path"}),
     "fastapi-instrumentator": frozenset({"handler"}),
