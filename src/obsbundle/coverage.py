@@ -133,9 +133,14 @@ _ONE_OF_SEVERAL = (
 )
 _NO_QUOTA = "no namespace of the fleet has a ResourceQuota (FLEET.md names none; the inventory has no quota key)"
 _EC2 = "the fleet's nodes are EC2 instances (FLEET.md: t3, c5, r5) on EBS volumes"
+_STACK_ARGS = (
+    "neither stack's node-exporter passes it (kube-prometheus-stack values.yaml "
+    "`prometheus-node-exporter.extraArgs`: only the filesystem excludes; kube-prometheus "
+    "components/node-exporter.libsonnet args)"
+)
 _SYSTEMD_OFF = (
-    "node_exporter's systemd collector is disabled by default (node_exporter README.md) and neither stack's "
-    "node-exporter enables it (kube-prometheus components/node-exporter.libsonnet args), so its series never exist"
+    "node_exporter's systemd collector is disabled by default (node_exporter README.md) and "
+    f"{_STACK_ARGS.replace('passes it', 'enables it')}, so its series never exist"
 )
 
 _WORKLOADS = "for the inventory's services, its datastores' StatefulSets and `platform.workloads`"
@@ -286,7 +291,8 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     NODE_EXPORTER.not_covered("NodeHighNumberConntrackEntriesUsed", "the conntrack table is not watched"),
     NODE_EXPORTER.not_applicable(
         "NodeTextFileCollectorScrapeError",
-        "neither stack's node-exporter sets `--collector.textfile.directory`, so no textfile is read",
+        "`--collector.textfile.directory` defaults to none (node_exporter collector/textfile.go) and "
+        f"{_STACK_ARGS}, so no textfile is read",
     ),
     NODE_EXPORTER.covered(
         "NodeClockSkewDetected", ["NodeClockSkew"], "more than 50 ms off and not coming back, as the mixin"
