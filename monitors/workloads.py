@@ -70,7 +70,7 @@ def workload_monitor(system: System, service: Service, settings: Settings) -> di
 
 
 def exporter_monitor(system: System, settings: Settings) -> dict[str, Any]:
-    """The ServiceMonitor of the system's pool & queue exporter (deployed per deploy/exporter/)."""
+    """The ServiceMonitor of the system's pool & queue exporter (deployed from the generated exporter/ folder)."""
     namespace = system.monitoring.namespace
     return {
         "apiVersion": API_VERSION,

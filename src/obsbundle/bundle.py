@@ -29,6 +29,7 @@ from obsbundle.dashboards import generate_dashboards, system_dashboards
 from obsbundle.dashboards.alerts import AlertIndex
 from obsbundle.documents import Document, Format
 from obsbundle.errors import InputError, Problem
+from obsbundle.exporter_manifests import generate_exporter_manifests
 from obsbundle.model import Inventory, System
 from obsbundle.monitors import generate_monitors
 from obsbundle.monitors.probes import generate_probes
@@ -39,7 +40,9 @@ from obsbundle.writer import Drift, Staging, drift, present_files, write_file
 
 Generator = Callable[[System, Config], Iterable[Document]]
 
-GENERATORS: tuple[Generator, ...] = (generate_monitors, generate_probes, generate_alerting)
+GENERATORS: tuple[Generator, ...] = (
+    generate_monitors, generate_probes, generate_alerting, generate_exporter_manifests
+)
 """The generators that need nothing but (system, config); the rules and the dashboards, which
 share the system's rule groups, are the bundle's own tasks (`_rules_task`, `_dashboards_task`)."""
 

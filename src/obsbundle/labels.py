@@ -18,7 +18,7 @@ def object_labels(system: System, settings: Settings) -> dict[str, str]:
 
 
 def exporter_selector(system: System) -> dict[str, str]:
-    """Labels on the system's pool & queue exporter Service and pods (see deploy/exporter/)."""
+    """Labels on the system's pool & queue exporter Service and pods (see obsbundle.exporter_manifests)."""
     return {"app.kubernetes.io/name": EXPORTER_NAME, "app.kubernetes.io/instance": system.name}
 
 

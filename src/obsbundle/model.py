@@ -620,6 +620,11 @@ class Datastore(Frozen):
     owner: Owner | None = Field(
         default=None, description="Who answers its alerts, when not the system's owner (a service's own database)."
     )
+    service_name: Name | None = Field(
+        default=None,
+        description="The Kubernetes Service its clients connect to, when not named like the datastore; "
+        "the pool & queue exporter's generated configuration reads it there.",
+    )
     statefulset: Name | None = Field(
         default=None,
         description="The StatefulSet that runs it, watched for replicas and rollouts; none for an embedded "
