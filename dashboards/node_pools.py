@@ -1,5 +1,7 @@
 """Node pools (EcoEco's "Node Resources"): utilisation, saturation and errors (USE) of CPU, memory,
-disk and network for every pool with its min/max node counts, and one dashboard per pool."""
+disk and network for every pool with its min/max node counts, and one dashboard per pool; the
+nodes' clocks, the kubelet's pressure conditions and inodes beside them, and the claims of the
+platform workloads on the pool (their volume alerts link here)."""
 
 from __future__ import annotations
 
@@ -57,7 +59,11 @@ def node_pools_dashboard(system: System, config: DashboardConfig) -> dict[str, A
         ),
         Row("Utilisation", _utilisation(system, None, config)),
         Row("Saturation and errors", _saturation(system, None, config)),
+        Row("Clock, kubelet and inodes", _node_health(system, None, config)),
     ]
+    claims = platform_claims(system, None)
+    if claims:
+        rows.append(Row("Platform volumes", _volumes(claims, config, "platform workloads that run on no named pool")))
     return dashboard(
         uid=dashboard_uid(system, Board.NODE_POOLS),
         title=f"{system.name} / Node pools",
@@ -78,7 +84,11 @@ def node_pool_dashboard(
         Row("Nodes", [_ready(system, pool), _pods(system, pool, config), _about(system, pool)]),
         Row("Utilisation", _utilisation(system, pool, config)),
         Row("Saturation and errors", _saturation(system, pool, config)),
+        Row("Clock, kubelet and inodes", _node_health(system, pool, config)),
     ]
+    claims = platform_claims(system, pool)
+    if claims:
+        rows.append(Row("Platform volumes", _volumes(claims, config, f"platform workloads on pool {pool.name}")))
     if alerts:
         rows.append(Row("Alerts", [alerts_panel(alerts, pool.name)]))
     return dashboard(
@@ -274,5 +284,95 @@ def _saturation(system: System, pool: NodePool | None, config: DashboardConfig) 
             [Query(q.network_errors(config.exporters, system, pool), "{{node_pool}}")],
             Unit.OPS,
             width=6,
+        ),
+    ]
+
+
+def _node_health(system: System, pool: NodePool | None, config: DashboardConfig) -> list[Any]:
+    """What the node alerts beyond USE read: clock offset, the kubelet's pressure conditions, inodes."""
+    node_legend = "{{node}}" if pool else "{{node_pool}} · {{node}}"
+    limits = config.exporters
+    offset = float(limits.node_clock_offset_seconds)
+    return [
+        timeseries(
+            "Clock offset",
+            f"Each node's offset from its NTP reference (positive: ahead). Beyond ±{offset * 1000:g} ms tokens "
+            "(JWT iat, nbf, exp) issued on one node and checked on another start to fail; NodeClockSkew warns.",
+            [Query(q.clock_offset(limits, system, pool), node_legend)],
+            Unit.SECONDS,
+            panel_id=PanelId.POOL_CLOCK if pool else None,
+            thresholds=higher_is_worse(None, offset),
+            show_thresholds=True,
+            min_value=None,
+            width=8,
+        ),
+        timeseries(
+            "Kubelet pressure",
+            f"1 while the kubelet reports {', '.join(limits.node_pressure_conditions)} on a node: it is "
+            "evicting pods and the scheduler places no new ones there.",
+            [Query(q.node_pressure(limits, system, pool), node_legend + " {{condition}}")],
+            Unit.COUNT,
+            panel_id=PanelId.POOL_PRESSURE if pool else None,
+            thresholds=higher_is_worse(None, 1),
+            max_value=1,
+            width=8,
+        ),
+        timeseries(
+            "Inodes used",
+            "Used share of the inodes of each node's fullest real filesystem: at 100 % no file can be created, "
+            "whatever space is free.",
+            [Query(q.inodes_used(limits, system, pool), node_legend)],
+            Unit.RATIO,
+            panel_id=PanelId.POOL_INODES if pool else None,
+            thresholds=higher_is_worse(None, 1 - float(limits.node_inodes_warning_free)),
+            show_thresholds=True,
+            max_value=1,
+            width=8,
+        ),
+    ]
+
+
+def platform_claims(system: System, pool: NodePool | None) -> dict[str, list[str]]:
+    """The claims of the platform workloads on `pool` (None: on no named pool), by namespace."""
+    found: dict[str, list[str]] = {}
+    for workload in system.platform.workloads:
+        if workload.node_pool == (pool.name if pool else None):
+            found.setdefault(workload.namespace, []).extend(workload.volumes)
+    return {namespace: sorted(claims) for namespace, claims in sorted(found.items()) if claims}
+
+
+def _volumes(claims: dict[str, list[str]], config: DashboardConfig, whose: str) -> list[Any]:
+    """Space and inodes used of the claims (the panel their volume alerts open)."""
+    names = ", ".join(claim for namespace_claims in claims.values() for claim in namespace_claims)
+    return [
+        timeseries(
+            "Volume usage",
+            f"Used share of the claims of the {whose} ({names}): a full volume stops writes.",
+            [
+                Query(q.volume_usage(config.exporters, namespace, namespace_claims), "{{persistentvolumeclaim}}")
+                for namespace, namespace_claims in claims.items()
+            ],
+            Unit.RATIO,
+            panel_id=PanelId.POOL_VOLUMES,
+            thresholds=higher_is_worse(None, config.volume_usage_threshold),
+            show_thresholds=True,
+            max_value=1,
+            width=12,
+        ),
+        timeseries(
+            "Volume inodes used",
+            f"Used share of the inodes of the same claims ({names}).",
+            [
+                Query(
+                    q.volume_inodes_used(config.exporters, namespace, namespace_claims),
+                    "{{persistentvolumeclaim}}",
+                )
+                for namespace, namespace_claims in claims.items()
+            ],
+            Unit.RATIO,
+            thresholds=higher_is_worse(None, 1 - float(config.exporters.volume_inodes_warning_free)),
+            show_thresholds=True,
+            max_value=1,
+            width=12,
         ),
     ]

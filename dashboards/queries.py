@@ -405,6 +405,41 @@ def network_errors(exporters: RuleConfig, system: System, pool: NodePool | None 
     return f"sum by (node_pool) ({on_pool_exporters(errors, system, pool)})"
 
 
+def clock_offset(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
+    """Each node's offset from its NTP reference, in seconds (signed: ahead is positive)."""
+    offset = node_exporter(exporters, "node_timex_offset_seconds")
+    return f"max by (node, node_pool) ({on_pool_exporters(offset, system, pool)})"
+
+
+def node_pressure(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
+    """1 while the kubelet reports a pressure condition, per node and condition (0 otherwise)."""
+    conditions = ksm(
+        exporters,
+        "kube_node_status_condition",
+        None,
+        f"condition=~{any_of(exporters.node_pressure_conditions)}",
+        'status="true"',
+    )
+    return f"max by (node, node_pool, condition) ({on_pool_nodes(conditions, system, pool)})"
+
+
+def inodes_used(exporters: RuleConfig, system: System, pool: NodePool | None = None) -> str:
+    """Used share of the inodes of each node's fullest real filesystem."""
+    free = node_exporter(exporters, "node_filesystem_files_free", exporters.real_filesystems)
+    total = node_exporter(exporters, "node_filesystem_files", exporters.real_filesystems)
+    per_pod = f"max by (namespace, pod) (1 - {free} / {total})"
+    return f"max by (node, node_pool) ({on_pool_exporters(per_pod, system, pool)})"
+
+
+def volume_inodes_used(exporters: RuleConfig, namespace: str, claims: Sequence[str]) -> str:
+    """Used share of each PersistentVolumeClaim's inodes, by namespace and claim."""
+    labels = {naming.NAMESPACE_LABEL: namespace}
+    matcher = f"persistentvolumeclaim=~{any_of(claims)}"
+    used = kubelet(exporters, "kubelet_volume_stats_inodes_used", labels, matcher)
+    total = kubelet(exporters, "kubelet_volume_stats_inodes", labels, matcher)
+    return f"max by (namespace, persistentvolumeclaim) ({used} / {total})"
+
+
 # --- datastores -----------------------------------------------------------------------------------
 
 

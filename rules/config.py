@@ -61,6 +61,23 @@ class RuleConfig:
     node_disk_fill_horizon: str = "24h"
     disk_fill_min_usage: Decimal = Decimal("0.5")
     """Fill predictions only count once a volume is this full: a near-empty disk's trend is noise."""
+    node_fill_warning_free: Decimal = Decimal("0.4")
+    node_fill_critical_free: Decimal = Decimal("0.2")
+    node_fill_critical_horizon: str = "4h"
+    """node-mixin's two-tier prediction for node filesystems, of space and of inodes
+    (fsSpaceFillingUpWarningThreshold 40, fsSpaceFillingUpCriticalThreshold 20, nodeWarningWindowHours
+    24, nodeCriticalWindowHours 4): less free than the tier's share and empty within its horizon."""
+    node_inodes_warning_free: Decimal = Decimal("0.05")
+    node_inodes_critical_free: Decimal = Decimal("0.03")
+    node_inodes_for: str = "1h"
+    """node-mixin's NodeFilesystemAlmostOutOfFiles: below 5 % (warning) and 3 % (critical) free inodes for 1h."""
+    node_clock_offset_seconds: Decimal = Decimal("0.05")
+    node_clock_max_error_seconds: int = 16
+    """The kernel's maximum error once NTP stops disciplining the clock (node-mixin's NodeClockNotSynchronising)."""
+    node_clock_for: str = "10m"
+    node_pressure_conditions: tuple[str, ...] = ("MemoryPressure", "DiskPressure", "PIDPressure")
+    """The kubelet's eviction conditions (core/v1 NodeConditionType), kube-state-metrics' `condition`."""
+    node_pressure_for: str = "10m"
     node_not_ready_for: str = "10m"
     pool_down_for: str = "5m"
     pool_size_for: str = "15m"
@@ -99,6 +116,11 @@ class RuleConfig:
     volume_usage_for: str = "5m"
     volume_fill_horizon: str = "4d"
     """Claims are resized through change control; four days' warning covers a weekend."""
+    volume_inodes_critical_free: Decimal = Decimal("0.03")
+    volume_inodes_warning_free: Decimal = Decimal("0.15")
+    """kubernetes-mixin's KubePersistentVolumeInodesFillingUp: below 3 % free inodes (critical), below
+    15 % and empty within the fill horizon (warning)."""
+    volume_claim_pending_for: str = "5m"
     fill_for: str = "1h"
 
     # --- API alerts (thresholds come from the inventory) -------------------------------------------

@@ -10,7 +10,10 @@ kube-prometheus relabels it to the node's name. Every node and pool rule joins o
 so membership is decided in one place.
 
 Alerts per pool (FLEET.md's thresholds): node CPU and memory above 90 % for 5 minutes and disk
-above 85 % (critical), a disk predicted to fill within a day (warning), a node not ready
+above 85 % (critical); node-mixin's two-tier prediction of free space and of free inodes (warning
+below 40 % free and empty within 24 hours, critical below 20 % and empty within 4 hours) and its
+inodes almost exhausted (warning below 5 %, critical below 3 %); a clock off by more than 50 ms or
+not synchronised, and the kubelet's memory, disk or PID pressure (warning); a node not ready
 (warning), the pool with no ready node (NodePoolDown, critical), fewer nodes than `min_nodes`,
 and an autoscaled pool pinned at `max_nodes` (warning). One alert per system, NodePoolLabelMissing
 (warning), says when kube-state-metrics publishes no node's pool label: no node belongs to a pool
@@ -19,6 +22,8 @@ then, and the pool alerts that would fire on an empty pool hold their fire.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 
 from obsbundle import naming
@@ -36,6 +41,7 @@ from obsbundle.rules.definitions import (
     Recording,
     RuleGroup,
     RunbookCheck,
+    Severity,
 )
 from obsbundle.rules.templating import Description, ValueFormat
 
@@ -73,12 +79,86 @@ DISK_ALMOST_FULL = AlertDoc(
 )
 DISK_FILLING = AlertDoc(
     name="NodeDiskFillingUp",
-    summary="A node's filesystem will fill up within a day at its current rate.",
-    meaning="The filesystem is more than half full and its free space, extrapolated from the last six "
-    "hours, reaches zero within 24 hours.",
+    summary="A node's filesystem will fill up soon at its current rate.",
+    meaning="A writable filesystem of the node has little space left and its free space, extrapolated "
+    "from the last six hours, reaches zero soon: the warning when less than 40 % is free and it fills "
+    "within 24 hours, the page when less than 20 % is free and it fills within 4 hours (node-mixin's "
+    "NodeFilesystemSpaceFillingUp). The warning gives way to the page on the same filesystem. The kubelet "
+    "garbage-collects images from 85 % used, so a steady trend past that point is not images.",
     actions=(
-        "Find what grows on the node (logs, images, emptyDir) and stop or rotate it.",
-        "Grow the volume or clean up before it fills; see NodeDiskAlmostFull.",
+        "Find what grows on the node: `du -xh --max-depth=2 /` (container logs, images, emptyDir volumes).",
+        "Stop or rotate it (`crictl rmi --prune`, log rotation); grow the volume if the workload needs it.",
+    ),
+)
+INODES_FILLING = AlertDoc(
+    name="NodeInodesFillingUp",
+    summary="A node's filesystem will run out of inodes soon at its current rate.",
+    meaning="Files are created faster than they are removed: the filesystem's free inodes, extrapolated "
+    "from the last six hours, reach zero soon (warning below 40 % free and empty within 24 hours, page "
+    "below 20 % and within 4 hours, as node-mixin's NodeFilesystemFilesFillingUp). With no inode left no "
+    "file can be created, whatever space is free: pods fail to start and logs stop.",
+    actions=(
+        "Find the folder with the most files: `du --inodes -x --max-depth=3 / | sort -n | tail`.",
+        "Typical culprits: a cache or session store writing one file per entry, unrotated logs, "
+        "orphaned container layers (`crictl rmi --prune`).",
+    ),
+)
+INODES_EXHAUSTED = AlertDoc(
+    name="NodeInodesAlmostExhausted",
+    summary="A node's filesystem has almost no free inodes left.",
+    meaning="Less than 5 % (warning) or 3 % (page) of the filesystem's inodes are free, as node-mixin's "
+    "NodeFilesystemAlmostOutOfFiles. When none is left, no file can be created: containers cannot start "
+    "and applications fail with 'No space left on device' while `df -h` shows free space.",
+    actions=(
+        "`df -i` on the node, then `du --inodes -x --max-depth=3 / | sort -n | tail` to find the folder.",
+        "Delete the small files that pile up (caches, sessions, old logs) or move the workload to a volume of its own.",
+    ),
+)
+CLOCK_SKEW = AlertDoc(
+    name="NodeClockSkew",
+    summary="A node's clock is off by more than 50 ms and not coming back.",
+    meaning="The kernel's offset from the NTP reference is above the threshold and still growing (or not "
+    "shrinking), as node-mixin's NodeClockSkewDetected. Time-bound credentials depend on the clocks of "
+    "the nodes that issue and check them: a service that issues JWTs on a clock that runs ahead writes "
+    "`iat`/`nbf` in the future, so other nodes reject fresh tokens as not yet valid; one that runs behind "
+    "issues tokens that expire early; a service that checks tokens accepts expired ones or refuses new "
+    "ones. TLS certificates, signed URLs (S3), TOTP codes and log ordering suffer the same way. The "
+    "table below names what runs on each pool.",
+    actions=(
+        "On the node: `chronyc tracking` (or `timedatectl timesync-status`): is a source selected, what is "
+        "the offset?",
+        "Check that the node reaches its time source (the cloud's 169.254.169.123 on AWS, or the NTP pool) "
+        "and restart chrony or systemd-timesyncd if it is stuck.",
+        "If services that issue or check tokens run on the pool, look for token errors in their logs "
+        "('token used before issued', 'token expired') until the clock is back.",
+    ),
+)
+CLOCK_NOT_SYNCHRONISED = AlertDoc(
+    name="NodeClockNotSynchronised",
+    summary="A node's clock is not being synchronised.",
+    meaning="The kernel reports the clock as unsynchronised for five minutes and its maximum error has "
+    "grown to 16 s, where the kernel caps it once nothing disciplines the clock (node-mixin's "
+    "NodeClockNotSynchronising). The clock drifts freely from now on: see NodeClockSkew for why that "
+    "matters to the services on the pool, tokens (JWT `iat`, `nbf`, `exp`) and certificates first.",
+    actions=(
+        "On the node: `timedatectl status` (\"System clock synchronized\") and `chronyc sources`.",
+        "Start or fix the time daemon (chrony, systemd-timesyncd) and its sources; allow UDP 123 out, or "
+        "use the cloud's link-local time service.",
+    ),
+)
+PRESSURE = AlertDoc(
+    name="NodePressure",
+    summary="The kubelet reports memory, disk or PID pressure on a node.",
+    meaning="A node condition MemoryPressure, DiskPressure or PIDPressure has been true for a while, as "
+    "kubernetes-mixin's KubeNodePressure: the node crossed a kubelet eviction threshold. The kubelet evicts "
+    "pods (lowest priority and largest over their requests first) and the scheduler places no new pod "
+    "there; on a pool of one node its workloads have nowhere else to go.",
+    actions=(
+        "`kubectl describe node <node>`: the condition's message and the eviction events.",
+        "MemoryPressure: the largest pods (`kubectl top pod -A --sort-by=memory`), pods without limits. "
+        "DiskPressure: images, container logs and emptyDir on the node (see NodeDiskAlmostFull). "
+        "PIDPressure: a process that forks without bound (`ps -eLf | wc -l` on the node).",
+        "Move workloads off the node or give the pool larger instances.",
     ),
 )
 NODE_NOT_READY = AlertDoc(
@@ -123,6 +203,27 @@ POOL_AT_MAX = AlertDoc(
         "Raise the pool's maximum (and the inventory's max_nodes) or reduce requests.",
     ),
 )
+
+
+def _decimal(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _percent(share: Decimal) -> str:
+    return f"{float(share) * 100:g}%"
+
+
+def pool_workload_names(system: System, pool: NodePool) -> list[tuple[str, str]]:
+    """(name, description) of every service, datastore and platform workload pinned to the pool."""
+    found = [(s.name, s.description) for s in system.services if s.node_pool == pool.name]
+    found += [(d.name, d.description) for d in system.datastores if d.node_pool == pool.name]
+    found += [(w.name, w.description) for w in system.platform.workloads if w.node_pool == pool.name]
+    return found
+
+
+def pool_workloads(system: System, pool: NodePool) -> list[str]:
+    """What runs on the pool, each with its description: `auth-service (OAuth 2.0 login and JWT tokens)`."""
+    return [f"{name} ({about})" if about else name for name, about in pool_workload_names(system, pool)]
 
 
 def label_missing_doc(system: System) -> AlertDoc:
@@ -346,31 +447,190 @@ class _PoolAlerts:
             case=self.cases.disk(),
         )
 
-    def disk_filling(self) -> Alert:
-        fs = self.config.real_filesystems
-        available = self.joins.exporter("node_filesystem_avail_bytes", fs)
-        size = self.joins.exporter("node_filesystem_size_bytes", fs)
-        horizon = parse_duration(self.config.node_disk_fill_horizon)
-        minimum = self.config.disk_fill_min_usage
-        per_pod = (
-            f"max by (namespace, pod, mountpoint) (\n"
-            f"    1 - {available} / {size} > {minimum}\n"
-            f"    and predict_linear({available}[{self.config.disk_fill_lookback}], {horizon}) < 0\n  )"
+    def _filesystem(self, metric: str) -> str:
+        return self.joins.exporter(metric, self.config.real_filesystems)
+
+    def _running_out(self, free_metric: str, total_metric: str, free_share: Decimal, horizon: str) -> str:
+        """Per filesystem: the used share, where less than `free_share` is free, the free amount
+        extrapolated from the lookback reaches zero within `horizon`, and the filesystem is writable
+        (a read-only one cannot fill)."""
+        free, total = self._filesystem(free_metric), self._filesystem(total_metric)
+        return (
+            f"1 - {free} / {total} > {_decimal(1 - free_share)}\n"
+            f"      and predict_linear({free}[{self.config.disk_fill_lookback}], {parse_duration(horizon)}) < 0\n"
+            f"      and {self._filesystem('node_filesystem_readonly')} == 0"
         )
-        expr = self.joins.on_nodes(per_pod, "max", "node, node_pool, mountpoint", self.pool)
+
+    def _less_free_than(self, free_metric: str, total_metric: str, free_share: Decimal) -> str:
+        """Per writable filesystem: the used share, where less than `free_share` is free."""
+        free, total = self._filesystem(free_metric), self._filesystem(total_metric)
+        return (
+            f"1 - {free} / {total} > {_decimal(1 - free_share)}\n"
+            f"      and {self._filesystem('node_filesystem_readonly')} == 0"
+        )
+
+    def _per_filesystem(self, condition: str, unless: str | None = None) -> str:
+        """`condition` by node, pool and mountpoint; `unless` the condition of the tier above, so that
+        a filesystem is in one tier at a time (the page replaces the warning)."""
+        inner = f"(\n      {condition}\n    )" + (f"\n    unless (\n      {unless}\n    )" if unless else "")
+        per_pod = f"max by (namespace, pod, mountpoint) (\n    {inner}\n  )"
+        return self.joins.on_nodes(per_pod, "max", "node, node_pool, mountpoint", self.pool)
+
+    def _filling_tiers(
+        self, doc: AlertDoc, free_metric: str, total_metric: str, what: str, panel: PanelId, *,
+        cases: Mapping[Severity, Case],
+    ) -> list[Alert]:
+        """node-mixin's two tiers of a filesystem running out of `what` (space or inodes): a warning
+        below the warning share free and empty within the day, a page below the critical share and
+        empty within the critical horizon."""
+        config = self.config
+        warning_free, critical_free = config.node_fill_warning_free, config.node_fill_critical_free
+        warning_horizon, critical_horizon = config.node_disk_fill_horizon, config.node_fill_critical_horizon
+        critical = self._running_out(free_metric, total_metric, critical_free, critical_horizon)
+        warning = self._running_out(free_metric, total_metric, warning_free, warning_horizon)
+        tiers: tuple[tuple[Severity, str, Decimal, str], ...] = (
+            ("warning", self._per_filesystem(warning, unless=critical), warning_free, warning_horizon),
+            ("critical", self._per_filesystem(critical), critical_free, critical_horizon),
+        )
+        return [
+            self.subject.alert(
+                doc,
+                expr=expr,
+                severity=severity,
+                description=Description(
+                    f"Filesystem {{mountpoint}} of node {{node}} in pool {{node_pool}} has {{value}} of its {what} "
+                    f"used and will run out within {horizon} at the rate of the last {config.disk_fill_lookback}.",
+                    ValueFormat.PERCENT,
+                ),
+                panel=panel,
+                for_=config.fill_for,
+                case=cases[severity],
+                threshold=f"< {_percent(free)} {what} free, none left within {horizon}",
+            )
+            for severity, expr, free, horizon in tiers
+        ]
+
+    def disk_filling(self) -> list[Alert]:
+        return self._filling_tiers(
+            DISK_FILLING, "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "space", PanelId.POOL_DISK,
+            cases=self.cases.disk_filling(),
+        )
+
+    def inodes_filling(self) -> list[Alert]:
+        return self._filling_tiers(
+            INODES_FILLING, "node_filesystem_files_free", "node_filesystem_files", "inodes", PanelId.POOL_INODES,
+            cases=self.cases.inodes_filling(),
+        )
+
+    def inodes_exhausted(self) -> list[Alert]:
+        """node-mixin's NodeFilesystemAlmostOutOfFiles: a warning below 5 % free inodes, a page below 3 %."""
+        config = self.config
+        free, total = "node_filesystem_files_free", "node_filesystem_files"
+        critical = self._less_free_than(free, total, config.node_inodes_critical_free)
+        warning = self._less_free_than(free, total, config.node_inodes_warning_free)
+        tiers: tuple[tuple[Severity, str, Decimal], ...] = (
+            ("warning", self._per_filesystem(warning, unless=critical), config.node_inodes_warning_free),
+            ("critical", self._per_filesystem(critical), config.node_inodes_critical_free),
+        )
+        cases = self.cases.inodes_exhausted()
+        return [
+            self.subject.alert(
+                INODES_EXHAUSTED,
+                expr=expr,
+                severity=severity,
+                description=Description(
+                    "Filesystem {mountpoint} of node {node} in pool {node_pool} has {value} of its inodes used.",
+                    ValueFormat.PERCENT,
+                ),
+                panel=PanelId.POOL_INODES,
+                for_=config.node_inodes_for,
+                case=cases[severity],
+                threshold=f"< {_percent(share)} inodes free for {config.node_inodes_for}",
+            )
+            for severity, expr, share in tiers
+        ]
+
+    def _clock_subject(self) -> AlertSubject:
+        """The pool's subject, named with what runs on it: the runbook's table says where a skewed
+        clock breaks tokens."""
+        runs = pool_workloads(self.system, self.pool)
+        entity = f"{self.pool.name}: runs {'; '.join(runs)}" if runs else self.pool.name
+        return replace(self.subject, entity=entity)
+
+    def _runs(self) -> str:
+        runs = [name for name, _ in pool_workload_names(self.system, self.pool)]
+        return f" It runs {', '.join(runs)}." if runs else ""
+
+    def clock_skew(self) -> Alert:
+        offset = self.joins.exporter("node_timex_offset_seconds")
+        limit = _decimal(self.config.node_clock_offset_seconds)
+        per_pod = (
+            f"({offset} > {limit} and deriv({offset}[5m]) >= 0)\n"
+            f"  or ({offset} < -{limit} and deriv({offset}[5m]) <= 0)"
+        )
+        return self._clock_subject().alert(
+            CLOCK_SKEW,
+            expr=self.joins.on_nodes(per_pod, pool=self.pool),
+            severity="warning",
+            description=Description(
+                f"The clock of node {{node}} in pool {{node_pool}} is {{value}} off its NTP reference and not "
+                f"converging.{self._runs()}",
+                ValueFormat.DURATION,
+            ),
+            panel=PanelId.POOL_CLOCK,
+            for_=self.config.node_clock_for,
+            case=self.cases.clock_skew(),
+            threshold=f"|offset| > {limit}s, not shrinking, for {self.config.node_clock_for}",
+            checks=(RunbookCheck("Clock offset per node of the pool", self.joins.on_nodes(offset, pool=self.pool),
+                                 "promql"),),
+        )
+
+    def clock_not_synchronised(self) -> Alert:
+        status = self.joins.exporter("node_timex_sync_status")
+        max_error = self.joins.exporter("node_timex_maxerror_seconds")
+        limit = self.config.node_clock_max_error_seconds
+        per_pod = f"{max_error} >= {limit}\n  and min_over_time({status}[5m]) == 0"
+        return self._clock_subject().alert(
+            CLOCK_NOT_SYNCHRONISED,
+            expr=self.joins.on_nodes(per_pod, pool=self.pool),
+            severity="warning",
+            description=Description(
+                f"The clock of node {{node}} in pool {{node_pool}} is not synchronised; its maximum error is "
+                f"{{value}}.{self._runs()}",
+                ValueFormat.DURATION,
+            ),
+            panel=PanelId.POOL_CLOCK,
+            for_=self.config.node_clock_for,
+            case=self.cases.clock_not_synchronised(),
+            threshold=f"unsynchronised and max error ≥ {limit}s for {self.config.node_clock_for}",
+        )
+
+    def pressure(self) -> Alert:
+        conditions = self.joins.ksm(
+            "kube_node_status_condition", f"condition=~{any_of(self.config.node_pressure_conditions)}", 'status="true"'
+        )
+        schedulable = self.joins.ksm("kube_node_spec_unschedulable")
+        # A cordoned node is being drained on purpose: its pressure is the drain's, not news
+        # (kubernetes-mixin leaves it out too).
+        expr = (
+            f"(\n  max by (node, condition) ({conditions}) == 1\n"
+            f"  and on (node) max by (node) ({schedulable}) == 0\n)\n"
+            f"* on (node) group_left (node_pool) {self.joins.membership(self.pool)}"
+        )
         return self.subject.alert(
-            DISK_FILLING,
+            PRESSURE,
             expr=expr,
             severity="warning",
             description=Description(
-                f"Filesystem {{mountpoint}} of node {{node}} is {{value}} full and will fill within "
-                f"{self.config.node_disk_fill_horizon} at the rate of the last {self.config.disk_fill_lookback}.",
-                ValueFormat.PERCENT,
+                f"Node {{node}} of pool {{node_pool}} reports {{condition}}: the kubelet is evicting pods to "
+                f"relieve it.{self._runs()}"
             ),
-            panel=PanelId.POOL_DISK,
-            for_=self.config.fill_for,
-            case=self.cases.disk_filling(),
-            threshold=f"> {float(minimum) * 100:g}% full, full within {self.config.node_disk_fill_horizon}",
+            panel=PanelId.POOL_PRESSURE,
+            for_=self.config.node_pressure_for,
+            case=self.cases.pressure(),
+            threshold=f"{' or '.join(self.config.node_pressure_conditions)} for {self.config.node_pressure_for}",
+            checks=(RunbookCheck("Conditions of the pool's nodes",
+                                 f"kubectl describe nodes -l {self.system.node_pool_label}={self.pool.name}"),),
         )
 
     def not_ready(self) -> Alert:
@@ -453,7 +713,18 @@ class _PoolAlerts:
 
 def pool_alerts(system: System, config: RuleConfig, pool: NodePool) -> list[Alert]:
     build = _PoolAlerts(system, config, pool)
-    alerts = [build.cpu(), build.memory(), build.disk(), build.disk_filling(), build.not_ready()]
+    alerts = [
+        build.cpu(),
+        build.memory(),
+        build.disk(),
+        *build.disk_filling(),
+        *build.inodes_filling(),
+        *build.inodes_exhausted(),
+        build.clock_skew(),
+        build.clock_not_synchronised(),
+        build.pressure(),
+        build.not_ready(),
+    ]
     if pool.min_nodes >= 1:
         alerts += [build.down(), build.below_min()]
     if pool.min_nodes < pool.max_nodes:

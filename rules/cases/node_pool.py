@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -14,7 +14,16 @@ from obsbundle.durations import parse_duration
 from obsbundle.model import NodePool, System
 from obsbundle.promql import selector
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertCheck, Case, Inputs, SampleCheck, UnitTest, merge_inputs
+from obsbundle.rules.definitions import (
+    Alert,
+    AlertCheck,
+    Case,
+    Inputs,
+    SampleCheck,
+    Severity,
+    UnitTest,
+    merge_inputs,
+)
 from obsbundle.rules.input_series import constant, counter
 from obsbundle.stacks import PROFILES, Exporter, Node, exporter_target_labels
 
@@ -27,6 +36,13 @@ FOREIGN_POOL = "other_team"
 keeps it apart from every inventory pool, whose names are DNS labels."""
 MEMORY_BYTES = 8_000_000_000
 DISK_BYTES = 100_000_000_000
+INODES = 10_000_000
+SYNCHRONISED_MAX_ERROR = 0.01
+"""Seconds: a synchronised clock's maximum error is milliseconds; unsynchronised, the kernel lets it
+grow to 16 s and caps it there."""
+UNSYNCHRONISED_MAX_ERROR = 16
+INODES_USED: dict[Severity, float] = {"warning": 0.96, "critical": 0.985}
+"""Inodes used in the firing case of each tier of NodeInodesAlmostExhausted (below 5 % and 3 % free)."""
 
 
 def node_names(pool: NodePool, count: int) -> list[str]:
@@ -46,6 +62,14 @@ class NodeState:
     memory_used: float = 0.5
     disk_used: float = 0.5
     disk_drain_per_minute: float = 0
+    """Bytes of free space lost each minute."""
+    inodes_used: float = 0.5
+    inodes_drain_per_minute: float = 0
+    clock_offset: float = 0.001
+    clock_drift_per_minute: float = 0
+    clock_synchronised: bool = True
+    pressure: str | None = None
+    """The kubelet condition that is true, if any."""
 
 
 HEALTHY = NodeState()
@@ -105,6 +129,7 @@ class PoolInputs:
             "host_network": "true",
         }
         filesystem = {**target, "device": "/dev/nvme0n1p1", "fstype": "ext4", "mountpoint": "/"}
+        max_error = SYNCHRONISED_MAX_ERROR if state.clock_synchronised else UNSYNCHRONISED_MAX_ERROR
         return (
             *self.ksm("kube_pod_info", pod_info, 1),
             constant("up", target, 1, self.minutes),
@@ -121,6 +146,21 @@ class PoolInputs:
                 start=DISK_BYTES * (1 - state.disk_used),
             ),
             constant("node_filesystem_size_bytes", filesystem, DISK_BYTES, self.minutes),
+            counter(
+                "node_filesystem_files_free",
+                filesystem,
+                -state.inodes_drain_per_minute,
+                self.minutes,
+                start=INODES * (1 - state.inodes_used),
+            ),
+            constant("node_filesystem_files", filesystem, INODES, self.minutes),
+            constant("node_filesystem_readonly", filesystem, 0, self.minutes),
+            counter(
+                "node_timex_offset_seconds", target, state.clock_drift_per_minute, self.minutes,
+                start=state.clock_offset,
+            ),
+            constant("node_timex_sync_status", target, int(state.clock_synchronised), self.minutes),
+            constant("node_timex_maxerror_seconds", target, max_error, self.minutes),
         )
 
     def unpooled(self) -> Inputs:
@@ -142,6 +182,16 @@ class PoolInputs:
             *self.ksm(
                 "kube_node_status_condition", {"node": node, "condition": "Ready", "status": "true"}, int(state.ready)
             ),
+            *(
+                item
+                for condition in self.config.node_pressure_conditions
+                for item in self.ksm(
+                    "kube_node_status_condition",
+                    {"node": node, "condition": condition, "status": "true"},
+                    int(state.pressure == condition),
+                )
+            ),
+            *self.ksm("kube_node_spec_unschedulable", {"node": node}, 0),
             *self.exporter(node, state),
         )
 
@@ -193,19 +243,84 @@ class PoolCases:
         used = _halfway(self.config.node_disk)
         return self._node_ratio(self.config.node_disk, self.config.node_disk_for, NodeState(disk_used=used))
 
-    def disk_filling(self) -> Case:
-        """A filesystem past the minimum usage that drains 0.05 % of the disk a minute fires; the
-        same filesystem standing still stays quiet."""
+    def _filling(self, state: Callable[[float, float], NodeState], size: float) -> dict[Severity, Case]:
+        """node-mixin's two tiers by severity: a filesystem 62 % used that loses 0.05 % of its size a
+        minute (empty in about 11 hours) makes the warning fire; one 82 % used that loses 0.1 % a
+        minute (empty in 3 hours) makes the page fire and the warning give way. The same filesystems
+        standing still keep both quiet. `state(used, drain per minute)` is the node's state."""
         at = _minutes(self.config.fill_for) + 30
-        drain = DISK_BYTES * 0.0005
-        start_used = 0.55
+        labels = {"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "mountpoint": "/"}
+        tiers: dict[Severity, tuple[float, float]] = {
+            "warning": (0.62, size * 0.0005),
+            "critical": (0.82, size * 0.001),
+        }
+        return {
+            severity: Case(
+                firing=self.inputs(at).nodes(self.size, state(used, drain)),
+                quiet=self.inputs(at).nodes(self.size, state(used, 0)),
+                labels=labels,
+                value=1 - (size * (1 - used) - drain * at) / size,
+                eval_time=f"{at}m",
+                evaluation_interval="5m",
+            )
+            for severity, (used, drain) in tiers.items()
+        }
+
+    def disk_filling(self) -> dict[Severity, Case]:
+        return self._filling(lambda used, drain: NodeState(disk_used=used, disk_drain_per_minute=drain), DISK_BYTES)
+
+    def inodes_filling(self) -> dict[Severity, Case]:
+        return self._filling(lambda used, drain: NodeState(inodes_used=used, inodes_drain_per_minute=drain), INODES)
+
+    def inodes_exhausted(self) -> dict[Severity, Case]:
+        """96 % of the inodes used makes the warning fire, 98.5 % the page (and the warning give way);
+        half of them used keeps both quiet."""
+        at = _minutes(self.config.node_inodes_for) + 10
+        labels = {"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "mountpoint": "/"}
+        return {
+            severity: Case(
+                firing=self.inputs(at).nodes(self.size, NodeState(inodes_used=used)),
+                quiet=self.inputs(at).nodes(self.size),
+                labels=labels,
+                value=used,
+                eval_time=f"{at}m",
+                evaluation_interval="5m",
+            )
+            for severity, used in INODES_USED.items()
+        }
+
+    def clock_skew(self) -> Case:
+        """A clock 100 ms behind and drifting further fires; one a millisecond ahead and steady stays quiet."""
+        at = _minutes(self.config.node_clock_for) + 7
+        drift = -0.001
         return Case(
-            firing=self.inputs(at).nodes(self.size, NodeState(disk_used=start_used, disk_drain_per_minute=drain)),
-            quiet=self.inputs(at).nodes(self.size, NodeState(disk_used=start_used)),
-            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "mountpoint": "/"},
-            value=1 - (DISK_BYTES * (1 - start_used) - drain * at) / DISK_BYTES,
+            firing=self.inputs(at).nodes(self.size, NodeState(clock_offset=-0.1, clock_drift_per_minute=drift)),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name},
+            value=-0.1 + drift * at,
             eval_time=f"{at}m",
-            evaluation_interval="5m",
+        )
+
+    def clock_not_synchronised(self) -> Case:
+        """An unsynchronised clock at the kernel's 16 s maximum error fires; a synchronised one stays quiet."""
+        at = _minutes(self.config.node_clock_for) + 7
+        return Case(
+            firing=self.inputs(at).nodes(self.size, NodeState(clock_synchronised=False)),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name},
+            value=UNSYNCHRONISED_MAX_ERROR,
+            eval_time=f"{at}m",
+        )
+
+    def pressure(self) -> Case:
+        """A node under DiskPressure fires with the condition named; nodes without pressure stay quiet."""
+        at = _minutes(self.config.node_pressure_for) + 7
+        return Case(
+            firing=self.inputs(at).nodes(self.size, NodeState(pressure="DiskPressure")),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "condition": "DiskPressure"},
+            value=1,
+            eval_time=f"{at}m",
         )
 
     def not_ready(self) -> Case:
