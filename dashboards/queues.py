@@ -33,7 +33,7 @@ from obsbundle.links import Board, PanelId, dashboard_uid
 from obsbundle.model import Broker, Datastore, DatastoreKind, Queue, System
 from obsbundle.rules.brokers import broker_datastores
 
-ALARM_STATES = {0: "clear", 1: "alarm"}
+ALARM_STATES: dict[float, str] = {0: "clear", 1: "alarm"}
 
 
 def queues_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:

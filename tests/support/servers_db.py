@@ -388,6 +388,19 @@ class RabbitMQServer:
         if self.epmd is not None:
             self.epmd.stop()
 
+    def ctl(self, *arguments: str) -> str:
+        """`rabbitmqctl` against this node (its cookie and epmd port); its output, or an error with it."""
+        ctl = require_binary("rabbitmqctl", "rabbitmq-server", [RABBITMQ_BIN])
+        # By its full path, as the server: the /usr/sbin wrapper switches user and drops the environment.
+        ctl_path = str(Path(RABBITMQ_BIN) / "rabbitmqctl") if Path(RABBITMQ_BIN).is_dir() else ctl
+        result = subprocess.run(
+            [ctl_path, "-n", "rabbit@localhost", *arguments],
+            env={**os.environ, **self._env()}, capture_output=True, text=True, timeout=60, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(arguments)} failed: {result.stdout}{result.stderr}")
+        return result.stdout
+
     def api(self, method: str, path: str, body: Any = None) -> requests.Response:
         """A management API call as the administrator."""
         return requests.request(method, self.management_url + path, json=body, auth=RABBITMQ_ADMIN, timeout=30)
