@@ -20,6 +20,7 @@ from obsbundle.dashboards.database import database_dashboard
 from obsbundle.dashboards.gitops import gitops_dashboard
 from obsbundle.dashboards.node_pools import node_pool_dashboard, node_pools_dashboard
 from obsbundle.dashboards.overview import overview
+from obsbundle.dashboards.platform import has_platform_board, platform_dashboard
 from obsbundle.dashboards.queues import queues_dashboard
 from obsbundle.dashboards.service import service_dashboard
 from obsbundle.dashboards.slos import slos_dashboard
@@ -54,6 +55,8 @@ def system_dashboards(system: System, config: DashboardConfig, alerts: AlertInde
         boards.append(slos_dashboard(system, config))
     if has_gitops_board(system):
         boards.append(gitops_dashboard(system, config))
+    if has_platform_board(system):
+        boards.append(platform_dashboard(system, config))
     boards += [
         service_dashboard(system, service, config, alerts.about(namespace=service.namespace, service=service.name))
         for service in sorted(system.services, key=_name)

@@ -23,7 +23,9 @@ from obsbundle.labels import object_labels
 from obsbundle.model import System
 from obsbundle.rules.argocd import argocd_groups
 from obsbundle.rules.brokers import broker_groups
+from obsbundle.rules.cert_manager import cert_manager_groups
 from obsbundle.rules.config import RuleConfig
+from obsbundle.rules.control_plane import control_plane_groups
 from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.dependencies import dependency_groups
 from obsbundle.rules.exporters import watch_exporters
@@ -62,6 +64,8 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("argocd", argocd_groups),
     ("dependencies", dependency_groups),
     ("targets", target_groups),
+    ("control-plane", control_plane_groups),
+    ("cert-manager", cert_manager_groups),
 )
 """Each component's groups go into one PrometheusRule named `<system>-<component>`."""
 

@@ -25,7 +25,7 @@ from obsbundle import naming
 from obsbundle.links import Board, PanelId
 from obsbundle.model import System
 from obsbundle.monitors.argo_rollouts import METRICS_SERVICE, rollouts_presence
-from obsbundle.promql import regex_literal, selector, vector_selectors
+from obsbundle.promql import quote, regex_literal, selector, vector_selectors
 from obsbundle.providers import Provider, source_of
 from obsbundle.rules.alert_labels import AlertSubject, owner_labels
 from obsbundle.rules.cases import exporters as cases
@@ -173,6 +173,61 @@ _WATCHES: dict[Provider, _Watch] = {
         ),
         "ArgoCD's application controller",
         lambda system, config: _argocd_apps(system),
+    ),
+    # The control plane's (rules/control_plane.py): the apiserver and etcd are read by its SLO and
+    # its etcd alerts; etcd's job differs between the stacks (stacks.py), hence the regex.
+    Provider.APISERVER: _Watch(
+        _doc(
+            Provider.APISERVER,
+            "Prometheus scrapes no Kubernetes API server.",
+            "No apiserver target answers, or there is none (kubernetes-mixin's KubeAPIDown). If the apiserver is "
+            "down, nothing in the cluster can change; if only its scrape fails, its SLO and certificate alerts "
+            "cannot fire meanwhile, and Alertmanager mutes them.",
+            (
+                "`kubectl get --raw /readyz?verbose`: does the API answer at all?",
+                "On the master: `sudo crictl ps -a --name kube-apiserver` and its log; the static pod manifest is "
+                "/etc/kubernetes/manifests/kube-apiserver.yaml.",
+                _targets_page("apiserver") + " Certificate or authorisation errors: Prometheus's service account "
+                "needs `get` on the `/metrics` non-resource URL.",
+            ),
+        ),
+        "the Kubernetes API server",
+        _up(lambda config: dict(config.apiserver)),
+    ),
+    Provider.ETCD: _Watch(
+        _doc(
+            Provider.ETCD,
+            "Prometheus scrapes no etcd member.",
+            "No etcd target answers, or there is none. etcd's leader, disk and quota alerts cannot fire meanwhile, "
+            "and Alertmanager mutes them; if etcd itself is down, the apiserver fails every request too.",
+            (
+                "`kubectl -n kube-system get pod -l component=etcd`; on the master, `sudo crictl ps -a --name etcd`.",
+                "kubeadm's etcd serves metrics on 127.0.0.1:2381 only: for Prometheus to reach it, set "
+                "`--listen-metrics-urls=http://0.0.0.0:2381` in /etc/kubernetes/manifests/etcd.yaml "
+                "(kube-prometheus-stack: chart value `kubeEtcd`; kube-prometheus: the static-etcd addon).",
+                _targets_page("kube-etcd") + " (`etcd` under kube-prometheus).",
+            ),
+        ),
+        "etcd",
+        lambda system, config: f"up{{job=~{quote(config.etcd_job)}}} == 1",
+    ),
+    # cert-manager's controller, through the ServiceMonitor obsbundle writes for it.
+    Provider.CERT_MANAGER: _Watch(
+        _doc(
+            Provider.CERT_MANAGER,
+            "Prometheus scrapes no cert-manager controller.",
+            "No cert-manager target answers, or there is none (the cert-manager mixin's CertManagerAbsent). "
+            "Certificates are neither issued nor renewed while cert-manager is down, and their alerts cannot fire "
+            "meanwhile: Alertmanager mutes them.",
+            (
+                "`kubectl -n <platform.cert_manager_namespace> get deploy cert-manager`: is the controller running?",
+                "Is its metrics Service there (`kubectl get svc -l app.kubernetes.io/component=controller`, port "
+                "`http-metrics`; Helm chart: `prometheus.enabled`) and selected by the generated ServiceMonitor?",
+                _targets_page("cert-manager"),
+            ),
+        ),
+        "cert-manager",
+        _up(lambda config: dict(config.cert_manager)),
     ),
     # The Rollouts controller publishes `rollout_info` for every Rollout it manages, the series the
     # Rollout alerts read (argoproj/argo-rollouts@v1.9.1 controller/metrics/rollouts.go).

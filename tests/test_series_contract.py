@@ -29,6 +29,7 @@ from obsbundle.dashboards.walk import expressions
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.monitors.argo_rollouts import rollouts_monitor
+from obsbundle.monitors.cert_manager import cert_manager_monitor
 from obsbundle.monitors.datastores import datastore_monitor, exported_datastores
 from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workload_monitor
@@ -169,6 +170,9 @@ def monitored_series(system: System) -> dict[Provider, list[Series]]:
     rollouts = rollouts_monitor(system, settings)
     if rollouts is not None:
         targets.append((Provider.ARGO_ROLLOUTS, entities(Provider.ARGO_ROLLOUTS.value), rollouts))
+    cert_manager = cert_manager_monitor(system, settings)
+    if cert_manager is not None:
+        targets.append((Provider.CERT_MANAGER, entities(Provider.CERT_MANAGER.value), cert_manager))
     if needs_exporter(system):
         exporter = exporter_monitor(system, settings)
         targets.append((Provider.POOL_QUEUE_EXPORTER, entities("obsbundle-exporter"), exporter))

@@ -79,6 +79,21 @@ POOL_NETWORK_TRANSMIT = "node_pool:node_network_transmit_bytes:rate5m"
 POOL_NODES_READY = "node_pool:kube_node_status_ready:count"
 POOL_NODES = "node_pool:kube_node_info:count"
 
+# --- The apiserver's SLO (labels: system, verb = read | write; rules/control_plane.py) --------------
+APISERVER_ERROR_BUDGET_REMAINING = "apiserver_verb:slo_error_budget_remaining:ratio"
+
+
+def apiserver_events(kind: str, window: str) -> str:
+    """Recorded `bad` (failed, 5xx, or slower than the SLO's bound) or `total` apiserver requests over
+    `window`; `5m` is the recorded base, longer windows sum it."""
+    return f"apiserver_verb:slo_{kind}_events:increase{window}"
+
+
+def apiserver_error_ratio(window: str) -> str:
+    """Recorded share of bad apiserver requests over `window`."""
+    return f"apiserver_verb:slo_error:ratio_rate{window}"
+
+
 # --- Alert label contract (rules set them; routing and inhibition in alerting/ rely on them) -------
 # Every alert: `severity` (critical | warning | info; `none` only for Watchdog), `system`, `team`.
 # Service alerts: `namespace`, `service`, and `node_pool` when the service runs on a known pool
@@ -112,6 +127,9 @@ EXPORTER_ABSENT_ALERTS: Mapping[Provider, str] = {
     Provider.KUBELET: "KubeletDown",
     Provider.KAFKA_EXPORTER: "KafkaExporterDown",
     Provider.ARGOCD: "ArgoCdMetricsDown",
+    Provider.APISERVER: "KubeAPIDown",
+    Provider.ETCD: "EtcdDown",
+    Provider.CERT_MANAGER: "CertManagerAbsent",
     Provider.ARGO_ROLLOUTS: "ArgoRolloutsMetricsDown",
     Provider.BLACKBOX_EXPORTER: "BlackboxExporterDown",
     Provider.POOL_QUEUE_EXPORTER: ALERT_EXPORTER_DOWN,
