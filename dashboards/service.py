@@ -274,10 +274,65 @@ def saturation_panels(service: Service, config: DashboardConfig) -> list[Any]:
             width=8,
         )
     )
+    panels.append(_containers(service, config))
+    if _limit(service, "cpu"):
+        panels.append(_cpu_throttling(service, config))
     panels.append(_replicas(service, config))
     if service.volumes:
         panels.append(_volumes(service, config))
     return panels
+
+
+def _containers(service: Service, config: DashboardConfig) -> Any:
+    """Containers waiting to start (other than crash looping) and OOM kills, as WorkloadContainerWaiting
+    and WorkloadOomKilled see them."""
+    labels = {naming.NAMESPACE_LABEL: service.namespace}
+    pods = q.pod_matcher(service.name)
+    waiting = q.ksm(
+        config.exporters, "kube_pod_container_status_waiting_reason", labels, pods, 'reason!="CrashLoopBackOff"'
+    )
+    restarts = q.ksm(config.exporters, "kube_pod_container_status_restarts_total", labels, pods)
+    oom = q.ksm(
+        config.exporters, "kube_pod_container_status_last_terminated_reason", labels, pods, 'reason="OOMKilled"'
+    )
+    return timeseries(
+        "Waiting and OOM-killed containers",
+        "Containers waiting to start, by reason (ImagePullBackOff, CreateContainerConfigError, ContainerCreating…; "
+        "an hour of it alerts), and restarts over 15 minutes whose last run was OOM-killed.",
+        [
+            Query(f"sum by (pod, reason) ({waiting})", "{{pod}}: {{reason}}"),
+            Query(
+                f"sum by (pod) (increase({restarts}[15m]) and on (namespace, pod, container) {oom} == 1)",
+                "{{pod}}: OOM-killed",
+            ),
+        ],
+        Unit.COUNT,
+        panel_id=PanelId.SERVICE_CONTAINERS,
+        thresholds=_above(1),
+        bars=True,
+        width=8,
+    )
+
+
+def _cpu_throttling(service: Service, config: DashboardConfig) -> Any:
+    """Share of CFS periods throttled per container, against WorkloadCpuThrottlingHigh's threshold."""
+    labels = {naming.NAMESPACE_LABEL: service.namespace}
+    pods = q.pod_matcher(service.name)
+    throttled = q.cadvisor(config.exporters, "container_cpu_cfs_throttled_periods_total", labels, pods, *q.CONTAINERS)
+    periods = q.cadvisor(config.exporters, "container_cpu_cfs_periods_total", labels, pods, *q.CONTAINERS)
+    by = "sum by (pod, container)"
+    threshold = config.exporters.cpu_throttling
+    return timeseries(
+        "CPU throttling",
+        f"Share of CPU periods in which the CFS quota (the CPU limit) paused each container; the alert fires "
+        f"above {threshold:.0%} for {config.exporters.cpu_throttling_for}.",
+        [Query(f"{by} ({q.rate(throttled)})\n/ {by} ({q.rate(periods)})", "{{pod}} {{container}}")],
+        Unit.RATIO,
+        panel_id=PanelId.SERVICE_CPU_THROTTLING,
+        thresholds=_above(threshold),
+        show_thresholds=True,
+        width=8,
+    )
 
 
 def _replicas(service: Service, config: DashboardConfig) -> Any:

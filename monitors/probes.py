@@ -13,8 +13,8 @@ the prometheus-blackbox-exporter Helm chart), and the loader refuses a module th
 them (checks.py).
 
 The same scrape, without the Operator, is `probe_scrape_config`: the scrape configuration Prometheus
-Operator derives from a Probe, written to `blackbox/scrape-configs.yaml` for a Prometheus without
-the Operator (and what the real-component tests load).
+Operator derives from a Probe, written with the system's other scrape configs to
+`prometheus/scrape-configs.yaml` for a Prometheus without the Operator (monitors/scrape_configs.py).
 """
 
 from __future__ import annotations
@@ -71,15 +71,14 @@ BLACKBOX_CONFIG = "blackbox/blackbox.yml"
 """blackbox_exporter's `--config.file`."""
 BLACKBOX_HELM_VALUES = "blackbox/helm-values.yaml"
 """The same modules as values of the prometheus-blackbox-exporter chart (`config.modules`)."""
-SCRAPE_CONFIGS = "blackbox/scrape-configs.yaml"
 
 MIN_SCRAPE_TIMEOUT_S = 10
 """Prometheus's default scrape timeout: no probe gets less."""
 
 
 def generate_probes(system: System, config: Config) -> Iterator[Document]:
-    """A Probe per dependency (by name), then the blackbox_exporter configuration they need and the
-    equivalent scrape configuration; nothing for a system without dependencies."""
+    """A Probe per dependency (by name), then the blackbox_exporter configuration they need;
+    nothing for a system without dependencies."""
     if not system.dependencies:
         return
     probes = [probe(system, dependency, config.output) for dependency in sorted_dependencies(system)]
@@ -87,7 +86,6 @@ def generate_probes(system: System, config: Config) -> Iterator[Document]:
         yield kubernetes_document(obj)
     yield Document(BLACKBOX_CONFIG, {"modules": modules_used(system)})
     yield Document(BLACKBOX_HELM_VALUES, {"config": {"modules": modules_used(system)}})
-    yield Document(SCRAPE_CONFIGS, {"scrape_configs": [probe_scrape_config(obj) for obj in probes]})
 
 
 def sorted_dependencies(system: System) -> list[Dependency]:

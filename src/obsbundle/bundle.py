@@ -33,6 +33,7 @@ from obsbundle.exporter_manifests import generate_exporter_manifests
 from obsbundle.model import Inventory, System
 from obsbundle.monitors import generate_monitors
 from obsbundle.monitors.probes import generate_probes
+from obsbundle.monitors.scrape_configs import generate_scrape_configs
 from obsbundle.render import render
 from obsbundle.rules import ComponentGroups, alerting_components, rule_documents
 from obsbundle.settings import OutputFormat
@@ -41,7 +42,7 @@ from obsbundle.writer import Drift, Staging, drift, present_files, write_file
 Generator = Callable[[System, Config], Iterable[Document]]
 
 GENERATORS: tuple[Generator, ...] = (
-    generate_monitors, generate_probes, generate_alerting, generate_exporter_manifests
+    generate_monitors, generate_probes, generate_scrape_configs, generate_alerting, generate_exporter_manifests
 )
 """The generators that need nothing but (system, config); the rules and the dashboards, which
 share the system's rule groups, are the bundle's own tasks (`_rules_task`, `_dashboards_task`)."""

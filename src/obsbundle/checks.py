@@ -157,7 +157,27 @@ def _problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
         ), services)
 
     yield from _platform_workload_problems(parts, lambda name: undefined(name, pools, "node_pools"), pools)
+    yield from _broker_endpoint_problems(parts)
     yield from _team_channels(parts)
+
+
+RABBITMQ_AGGREGATED_PATH = "/metrics"
+"""rabbitmq_prometheus's aggregated endpoint: the only one that serves the alarm gauges (its
+/metrics/per-object has none: tests/fixtures/exposition/rabbitmq/)."""
+
+
+def _broker_endpoint_problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
+    """A RabbitMQ's exporter endpoint must be the plugin's aggregated one, or its alarm alerts (rules/
+    brokers.py) could never fire."""
+    for index, store in parts.datastores:
+        path = store.metrics.path if store.metrics is not None else RABBITMQ_AGGREGATED_PATH
+        if store.kind is DatastoreKind.RABBITMQ and path != RABBITMQ_AGGREGATED_PATH:
+            yield ("datastores", index, "metrics", "path"), (
+                f"'{path}' serves no memory or disk alarm (rabbitmq_prometheus has them on its aggregated "
+                "endpoint only), so RabbitmqMemoryAlarm and RabbitmqDiskAlarm could never fire: "
+                f"set path: {RABBITMQ_AGGREGATED_PATH} (scrape /metrics/per-object with a monitor of your own "
+                "if you need per-queue series)"
+            )
 
 
 def _platform_workload_problems(

@@ -10,6 +10,7 @@ import pytest
 
 from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.documents import Document
+from obsbundle.errors import InputError, format_key_path
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.render import render
@@ -152,3 +153,19 @@ def test_the_node_down_tests_fail_when_a_missing_target_no_longer_counts_as_no_n
     result = _drifted("ecoeco", tmp_path, " or vector(0)", "")
     assert not result.ok
     assert "fires when Prometheus has no target of the broker" in result.output
+
+
+def test_a_rabbitmq_scraped_on_its_per_object_endpoint_is_refused_since_its_alarms_are_not_there(
+    tmp_path: Path,
+) -> None:
+    text = CLUSTER.read_text().replace(
+        "metrics: {port: prometheus}}", "metrics: {port: prometheus, path: /metrics/per-object}}"
+    )
+    assert "/metrics/per-object" in text
+    (tmp_path / "cluster.yaml").write_text(text)
+    with pytest.raises(InputError) as raised:
+        load_inventory([tmp_path / "cluster.yaml"])
+    (problem,) = raised.value.problems
+    assert format_key_path(problem.path) == "datastores[1].metrics.path"
+    assert "'/metrics/per-object' serves no memory or disk alarm" in problem.message
+    assert "set path: /metrics" in problem.message
