@@ -214,6 +214,18 @@ def inhibit_rules() -> tuple[InhibitRule, ...]:
         )
         for provider, alertname in sorted(naming.EXPORTER_ABSENT_ALERTS.items())
     )
+    # A datastore's own exporter (a sidecar per StatefulSet) explains that datastore's alerts only.
+    rules.extend(
+        InhibitRule(
+            (equals(ALERTNAME, alertname),),
+            (
+                Matcher(naming.EXPORTER_LABEL, "=~", naming.exporter_label_regex(provider)),
+                Matcher(ALERTNAME, "!=", alertname),
+            ),
+            (naming.SYSTEM_LABEL, naming.DATASTORE_LABEL),
+        )
+        for provider, alertname in sorted(naming.DATASTORE_EXPORTER_DOWN_ALERTS.items())
+    )
     pool_queue = Matcher(naming.EXPORTER_LABEL, "=~", naming.exporter_label_regex(Provider.POOL_QUEUE_EXPORTER))
     exporter_alerts = (naming.ALERT_EXPORTER_DOWN, naming.ALERT_EXPORTER_SOURCE_DOWN)
     # One unreadable source likewise explains the exporter alerts about that datastore.

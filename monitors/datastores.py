@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from obsbundle import naming
 from obsbundle.documents import Document, kubernetes_document
 from obsbundle.labels import object_labels
 from obsbundle.model import Datastore, ExporterEndpoint, MonitorKind, System
@@ -34,6 +35,12 @@ def generate_datastore_monitors(system: System, settings: Settings) -> Iterator[
     """A monitor per datastore with `metrics`, sorted by the datastore's name."""
     for store in exported_datastores(system):
         yield kubernetes_document(datastore_monitor(system, store, settings))
+
+
+def datastore_target_labels(store: Datastore) -> dict[str, str]:
+    """The labels that select every series of a datastore's exporter: its namespace and
+    `service=<datastore name>` (the contract its monitor keeps)."""
+    return {naming.NAMESPACE_LABEL: store.namespace, naming.SERVICE_LABEL: store.name}
 
 
 def datastore_monitor_name(store: Datastore) -> str:
@@ -86,7 +93,7 @@ def _endpoint(metrics: ExporterEndpoint, datastore: str) -> dict[str, Any]:
             "scrapeTimeout": metrics.scrape_timeout,
             # A fixed `service`, not the Service's own name (`<name>-metrics`, or none for a
             # PodMonitor): the contract the health rules select by.
-            "relabelings": [{"action": "replace", "targetLabel": "service", "replacement": datastore}],
+            "relabelings": [{"action": "replace", "targetLabel": naming.SERVICE_LABEL, "replacement": datastore}],
         }
     )
     return endpoint

@@ -26,6 +26,7 @@ from obsbundle.rules.brokers import broker_groups
 from obsbundle.rules.cert_manager import cert_manager_groups
 from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.control_plane import control_plane_groups
+from obsbundle.rules.datastore_health import datastore_health_groups
 from obsbundle.rules.definitions import Alert, RuleGroup
 from obsbundle.rules.dependencies import dependency_groups
 from obsbundle.rules.exporters import watch_exporters
@@ -59,6 +60,7 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("platform-workloads", platform_workload_groups),
     ("volumes", volume_groups),
     ("postgres", postgres_groups),
+    ("datastore-health", datastore_health_groups),
     ("queues", queue_groups),
     ("brokers", broker_groups),
     ("argocd", argocd_groups),

@@ -147,6 +147,40 @@ class RuleConfig:
     queue_age_for: str = "5m"
     kafka_lag_for: str = "10m"
 
+    # --- datastore health from the standard exporters (datastore_health.py) -------------------------
+    # Thresholds and `for` of the postgres mixin (prometheus-community/postgres_exporter@dbb1987e
+    # postgres_mixin/alerts/postgres.libsonnet) and the redis mixin (oliver006/redis_exporter@cd5941f
+    # contrib/redis-mixin/alerts/redis.libsonnet) where they have one.
+    postgres_down_for: str = "1m"
+    postgres_deadlocks_per_minute: int = 5
+    postgres_deadlocks_for: str = "5m"
+    postgres_rollback_ratio: Decimal = Decimal("0.1")
+    postgres_rollback_for: str = "5m"
+    postgres_cache_hit_ratio: Decimal = Decimal("0.98")
+    postgres_cache_hit_for: str = "5m"
+    postgres_vacuum_age_seconds: int = 36000
+    """A table past its autovacuum trigger and not vacuumed for this long (the mixin's 10 hours)."""
+    postgres_not_vacuumed_for: str = "30m"
+    postgres_xid_age_share: Decimal = Decimal("0.5")
+    """Share of the 2^31 transaction IDs a database's oldest unfrozen one has used (no mixin has it):
+    five times autovacuum_freeze_max_age's default, so the anti-wraparound vacuum has been failing
+    for a long while; PostgreSQL stops assigning IDs three million short of the whole space."""
+    postgres_xid_age_for: str = "15m"
+    postgres_replication_lag_seconds: int = 3600
+    postgres_replication_lag_for: str = "5m"
+    redis_down_for: str = "5m"
+    redis_memory_share: Decimal = Decimal("0.9")
+    """Of maxmemory (the mixin's 90 % is of the host's memory; a datastore's limit is maxmemory)."""
+    redis_memory_for: str = "5m"
+    redis_evictions_for: str = "5m"
+    redis_rejected_for: str = "1m"
+    """A rejected connection is an error a client saw; the 5m increase keeps it firing for 5 minutes."""
+    redis_replication_for: str = "5m"
+    redis_hit_ratio_window: str = "30m"
+    """A cache hit ratio over a short window swings with every burst of new keys."""
+    redis_hit_ratio_for: str = "15m"
+    datastore_exporter_down_for: str = "5m"
+
     # --- brokers (RabbitMQ's rabbitmq_prometheus, kafka_exporter; rules/brokers.py) -----------------
     # Thresholds from rabbitmq/cluster-operator@9035e765:observability/prometheus/rules/rabbitmq/ and
     # strimzi/strimzi-kafka-operator@0c1a1fba:packaging/examples/metrics/prometheus-install/prometheus-rules.yaml.

@@ -312,7 +312,10 @@ def exporters_read(groups: Iterable[RuleGroup]) -> Callable[[str], frozenset[Pro
                 known[metric] = frozenset().union(*(of_metric(name) for name in recorded[metric]))
             else:
                 source = source_of(metric)
-                watched = source is not None and source.provider in naming.EXPORTER_ABSENT_ALERTS
+                watched = source is not None and (
+                    source.provider in naming.EXPORTER_ABSENT_ALERTS
+                    or source.provider in naming.DATASTORE_EXPORTER_DOWN_ALERTS
+                )
                 known[metric] = frozenset({source.provider}) if source is not None and watched else frozenset()
         return known[metric]
 
@@ -372,7 +375,9 @@ def watch_exporters(system: System, config: RuleConfig, components: ComponentGro
         (name, tuple(replace(group, rules=tuple(map(labelled, group.rules))) for group in component))
         for name, component in components
     )
-    # The pool & queue exporter's absence is PoolQueueExporterDown, with its sources' in targets.py.
+    # The pool & queue exporter's absence is PoolQueueExporterDown, with its sources' in targets.py;
+    # a datastore exporter's (naming.DATASTORE_EXPORTER_DOWN_ALERTS) is its datastore's, in
+    # datastore_health.py.
     alerts = tuple(
         absence_alert(system, config, provider, readers[provider]) for provider in _WATCHES if provider in readers
     )

@@ -138,6 +138,16 @@ EXPORTER_ABSENT_ALERTS: Mapping[Provider, str] = {
 `exporter` label names that exporter (kubernetes-mixin's `kubernetes-absent` group is the peer)."""
 
 
+DATASTORE_EXPORTER_DOWN_ALERTS: Mapping[Provider, str] = {
+    Provider.POSTGRES_EXPORTER: "PostgresExporterDown",
+    Provider.REDIS_EXPORTER: "RedisExporterDown",
+}
+"""Exporters that run once per datastore (a sidecar of each StatefulSet, scraped by the datastore's
+generated monitor): each datastore's exporter has an absence alert of its own (labels: datastore),
+which inhibits the alerts of that datastore whose `exporter` label names it. They get no
+system-wide absence alert: one exporter missing must not mute the other datastores' alerts."""
+
+
 def exporter_label_value(providers: Iterable[Provider]) -> str:
     """The `exporter` label of an alert that reads these exporters: sorted, comma-joined."""
     return ",".join(sorted({provider.value for provider in providers}))

@@ -101,6 +101,8 @@ _MICROMETER_HISTOGRAM = (
     "boundaries (1 ms … 30 s, 68 of them) miss round thresholds such as 0.5 s and 1 s (Spring Boot)"
 )
 
+_PG_QUERIES = "`--extend.query-path=deploy/postgres-exporter/queries.yaml`"
+
 CATALOGUE: Sequence[Entry] = (
     _exact("up", Provider.PROMETHEUS),
     _exact("ALERTS", Provider.PROMETHEUS, "the generated alerting rules loaded"),
@@ -115,6 +117,18 @@ CATALOGUE: Sequence[Entry] = (
     _prefix("container_", Provider.CADVISOR),
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
+    _prefix("pg_", Provider.POSTGRES_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
+    # Later postgres_exporter collectors; deploy/postgres-exporter/queries.yaml gives older versions
+    # the same series (its header says which query to keep on which version).
+    *(
+        _prefix(family, Provider.POSTGRES_EXPORTER, f"postgres_exporter {native}; {_PG_QUERIES} {before}")
+        for family, native, before in (
+            ("pg_stat_user_tables_", "0.12 or later", "before 0.12 (Debian 12: 0.11.1)"),
+            ("pg_replication_", "0.12 or later", "before 0.12 (Debian 12: 0.11.1)"),
+            ("pg_database_wraparound_", "0.14 or later with `--collector.database_wraparound`", "before that"),
+        )
+    ),
+    _prefix("redis_", Provider.REDIS_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
     _prefix(
         "rabbitmq_",
         Provider.RABBITMQ,
