@@ -1,7 +1,8 @@
 """End to end on a real exporter: a real Prometheus scrapes the real node_exporter with each stack's
 target labels, and a kube-state-metrics stand-in serving its own fixture's series for this
-machine's node; the generated node-pool rules record every node and pool series, and every query of
-the generated node-pool dashboards returns data.
+machine's node; the generated node-pool rules record every node and pool series, every series the
+clock, pressure and filesystem alerts read is there and reaches the node and its pool, and every
+query of the generated node-pool dashboards returns data.
 
 kube-state-metrics cannot run here (it needs a Kubernetes API), so the stand-in serves the series
 of tests/fixtures/exposition/kube-state-metrics/ for the fixture's node1 and the pods on it, renamed
@@ -15,6 +16,8 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,16 +28,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from obsbundle import naming
 from obsbundle.bundle import dashboards_of
-from obsbundle.config import DEFAULT_CONFIG
+from obsbundle.config import DEFAULT_CONFIG, Config
 from obsbundle.dashboards.variables import opening_values
 from obsbundle.dashboards.walk import expressions
 from obsbundle.links import Board, dashboard_uid
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
-from obsbundle.promql import selector
+from obsbundle.promql import quote, selector
 from obsbundle.render import render
 from obsbundle.rules import generate_rules
 from obsbundle.stacks import PROFILES, Exporter, InstanceFrom, Node, Stack, exporter_target_labels
+from tests.support.exposition import Selector, selectors
 from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
@@ -90,7 +94,8 @@ def stand_in_exposition(stack: Stack) -> str:
     in pool POOL, and the fixture's node-exporter pod renamed to the stack's."""
     exporter = exporter_target_labels(stack, Exporter.NODE_EXPORTER, HOST)
     daemonset = str(PROFILES[stack][Exporter.NODE_EXPORTER].pod_prefix)
-    text = "".join((KSM_FIXTURES / name).read_text() for name in ("node-role-allowlist.prom", "pods.prom"))
+    files = ("node-role-allowlist.prom", "pods.prom", "node-conditions.prom")
+    text = "".join((KSM_FIXTURES / name).read_text() for name in files)
     samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
     pods_on_node = {(s.labels["namespace"], s.labels["pod"]) for s in samples
                     if s.name == "kube_pod_info" and s.labels.get("node") == FIXTURE_NODE}
@@ -151,10 +156,10 @@ def live_system(stack: Stack, folder: Path) -> System:
     return load_inventory([path]).systems[0]
 
 
-def node_pool_rule_files(system: System, folder: Path) -> list[str]:
+def node_pool_rule_files(system: System, folder: Path, config: Config = DEFAULT_CONFIG) -> list[str]:
     """The system's node-pool rule files, every group evaluated each INTERVAL (not every minute)."""
     files = []
-    for document in generate_rules(system, DEFAULT_CONFIG):
+    for document in generate_rules(system, config):
         name = Path(document.path).name
         if document.path.startswith("prometheus/rules/") and name.endswith(".rules.yaml") and "-node-pool" in name:
             rules = yaml.safe_load(render(document))
@@ -174,9 +179,39 @@ def node_exporter_labels(stack: Stack, port: int) -> dict[str, str]:
     return labels
 
 
+NODE_HEALTH_ALERTS = (
+    "NodeClockSkew", "NodeClockNotSynchronised", "NodePressure",
+    "NodeDiskFillingUp", "NodeInodesFillingUp", "NodeInodesAlmostExhausted",
+)  # fmt: skip
+
+MET_BY_EVERY_NODE = replace(
+    DEFAULT_CONFIG,
+    rules=replace(
+        DEFAULT_CONFIG.rules,
+        node_pressure_conditions=("Ready",),
+        node_inodes_critical_free=Decimal(1),
+    ),
+)
+"""Thresholds a healthy node meets: its Ready condition counts as a pressure condition, and any inode
+in use is too many. The alerts then evaluate to this machine's node whatever its state."""
+
+
 @pytest.fixture
 def prometheus(
     tmp_path: Path, node_exporter: int, kube_state_metrics: tuple[int, Stack]
+) -> Iterator[tuple[PrometheusServer, System]]:
+    yield from _prometheus(tmp_path, node_exporter, kube_state_metrics, DEFAULT_CONFIG)
+
+
+@pytest.fixture
+def prometheus_met_by_every_node(
+    tmp_path: Path, node_exporter: int, kube_state_metrics: tuple[int, Stack]
+) -> Iterator[tuple[PrometheusServer, System]]:
+    yield from _prometheus(tmp_path, node_exporter, kube_state_metrics, MET_BY_EVERY_NODE)
+
+
+def _prometheus(
+    tmp_path: Path, node_exporter: int, kube_state_metrics: tuple[int, Stack], rules: Config
 ) -> Iterator[tuple[PrometheusServer, System]]:
     ksm_port, stack = kube_state_metrics
     system = live_system(stack, tmp_path)
@@ -184,7 +219,7 @@ def prometheus(
     ksm_labels["instance"] = f"127.0.0.1:{ksm_port}"
     config = {
         "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},
-        "rule_files": node_pool_rule_files(system, tmp_path),
+        "rule_files": node_pool_rule_files(system, tmp_path, rules),
         "scrape_configs": [
             {
                 "job_name": "node-exporter",
@@ -266,3 +301,94 @@ def test_every_query_of_the_node_pool_dashboards_returns_data_from_a_real_node_e
     assert len(queries) > 10
     missing = _eventually(server, queries)
     assert not missing, "\n".join(f"{where}\n  {expr}" for where, expr in missing.items())
+
+
+def _as_query(found: Selector) -> str:
+    """A selector as PromQL again, each matcher's value quoted as Prometheus reads it."""
+    matchers = ",".join(f"{matcher.name}{matcher.op}{quote(matcher.value)}" for matcher in found.matchers)
+    return f"{found.name or ''}{{{matchers}}}"
+
+
+def _loaded_alerts(server: PrometheusServer, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The alerting rules Prometheus loaded with one of `names`, as /api/v1/rules reports them."""
+    groups = server.api("rules", type="alert")["groups"]
+    return [rule for group in groups for rule in group["rules"] if rule["name"] in names]
+
+
+@STACKS
+def test_every_series_the_clock_pressure_and_filesystem_alerts_read_reaches_the_node_and_its_pool(
+    prometheus: tuple[PrometheusServer, System],
+) -> None:
+    """node_exporter serves node_timex_* and node_filesystem_files*/readonly for this machine, the
+    stand-in kube-state-metrics the kubelet's pressure conditions; through kube_pod_info each reaches
+    the node and pool, under both stacks' target labels, and every new alert evaluates cleanly."""
+    server, system = prometheus
+    pods = selector(naming.NODE_EXPORTER_PODS, {naming.SYSTEM_LABEL: system.name})
+    node = {"node": HOST.name, naming.NODE_POOL_LABEL: POOL}
+    per_node = {
+        metric: f"max by (node, node_pool) ({selector(metric, DEFAULT_CONFIG.rules.node_exporter)}"
+        f" * on (namespace, pod) group_left (node, node_pool) {pods})"
+        for metric in (
+            "node_timex_offset_seconds", "node_timex_sync_status", "node_timex_maxerror_seconds",
+            "node_filesystem_files", "node_filesystem_files_free", "node_filesystem_readonly",
+            "node_filesystem_avail_bytes",
+        )
+    }  # fmt: skip
+    assert not _eventually(server, per_node)
+    for metric, expr in per_node.items():
+        assert [sample["metric"] for sample in server.query(expr)] == [node], metric
+
+    alerts = _loaded_alerts(server, NODE_HEALTH_ALERTS)
+    assert sorted({rule["name"] for rule in alerts}) == sorted(NODE_HEALTH_ALERTS)
+    read = {_as_query(found) for rule in alerts for found in selectors(rule["query"])}
+    assert not _eventually(server, {expr: f"count({expr})" for expr in read}), "a selector the alerts read is empty"
+    deadline = time.monotonic() + 30
+    while any(rule.get("lastEvaluation", "").startswith("0001") for rule in alerts) and time.monotonic() < deadline:
+        time.sleep(1)
+        alerts = _loaded_alerts(server, NODE_HEALTH_ALERTS)
+    unhealthy = [(rule["name"], rule.get("lastError")) for rule in alerts if rule["health"] != "ok"]
+    assert not unhealthy
+
+
+@STACKS
+def test_the_clock_alert_sees_exactly_what_this_machines_node_exporter_says_of_its_clock(
+    prometheus: tuple[PrometheusServer, System],
+) -> None:
+    """NodeClockNotSynchronised's expression, joined to node and pool, holds for this machine's node
+    exactly when its raw node_exporter series say the clock is unsynchronised at the kernel's 16 s
+    maximum error (a container on an unsynchronised host: both; a synchronised host: neither)."""
+    server, _ = prometheus
+    [rule] = _loaded_alerts(server, ("NodeClockNotSynchronised",))
+    exporter = DEFAULT_CONFIG.rules.node_exporter
+    raw = {
+        "sync": f"max({selector('node_timex_sync_status', exporter)})",
+        "maxerror": f"max({selector('node_timex_maxerror_seconds', exporter)})",
+    }
+    assert not _eventually(server, raw)
+    time.sleep(6)  # min_over_time over 5 minutes needs the series' samples since the start
+    synchronised = float(server.query(f"min_over_time({raw['sync']}[5m:1s])")[0]["value"][1])
+    max_error = float(server.query(raw["maxerror"])[0]["value"][1])
+    expected = [{"node": HOST.name, naming.NODE_POOL_LABEL: POOL}] if synchronised == 0 and max_error >= 16 else []
+    assert [sample["metric"] for sample in server.query(rule["query"])] == expected
+
+
+@STACKS
+def test_with_thresholds_every_node_meets_the_pressure_and_inode_alerts_name_this_machines_node_and_pool(
+    prometheus_met_by_every_node: tuple[PrometheusServer, System],
+) -> None:
+    """With `Ready` counted as a pressure condition and any inode in use as too many, NodePressure
+    and NodeInodesAlmostExhausted (page tier) go pending for this machine's node in its pool, labelled
+    as the alert contract says: the whole path from real series to alert labels holds."""
+    server, system = prometheus_met_by_every_node
+    pending = {
+        name: f'ALERTS{{alertname="{name}",system="{system.name}",node="{HOST.name}",node_pool="{POOL}"}}'
+        for name in ("NodePressure", "NodeInodesAlmostExhausted")
+    }
+    missing = _eventually(server, pending)
+    assert not missing, f"not pending: {sorted(missing)}"
+    [pressure] = server.query(pending["NodePressure"])
+    assert pressure["metric"]["condition"] == "Ready"
+    assert pressure["metric"]["severity"] == "warning"
+    inodes = server.query(pending["NodeInodesAlmostExhausted"])
+    assert {sample["metric"]["severity"] for sample in inodes} == {"critical"}
+    assert all(sample["metric"]["mountpoint"].startswith("/") for sample in inodes)
