@@ -74,7 +74,14 @@ def rollouts_monitor(system: System, settings: Settings) -> dict[str, Any] | Non
             "selector": {"matchLabels": dict(SERVICE_SELECTOR)},
             "namespaceSelector": {"matchNames": [namespace]},
             "endpoints": [
-                {"port": METRICS_PORT, "path": "/metrics", "interval": "30s", "honorLabels": True},
+                {
+                    "port": METRICS_PORT,
+                    "path": "/metrics",
+                    "interval": "30s",
+                    "honorLabels": True,
+                    # The Service's name, as every generated monitor sets `service` explicitly.
+                    "relabelings": [{"action": "replace", "targetLabel": "service", "replacement": METRICS_SERVICE}],
+                },
             ],
         },
     }
