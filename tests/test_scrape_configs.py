@@ -11,6 +11,7 @@ relabelling above all, is the generated text run by a real Prometheus.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -86,7 +87,9 @@ def systems(
     fleet_prometheus_output: dict[str, bytes],
     shop_outputs: tuple[dict[str, bytes], dict[str, bytes]],
 ) -> dict[str, SystemOutput]:
-    found = {name: _system_output(name, default_output, fleet_prometheus_output) for name in ("aegis", "ecoeco", "logpilot")}
+    found = {
+        name: _system_output(name, default_output, fleet_prometheus_output) for name in ("aegis", "ecoeco", "logpilot")
+    }
     found["shop"] = _system_output("shop", *shop_outputs)
     return found
 
@@ -167,8 +170,8 @@ def _with_file_sd(configs: list[dict[str, Any]], sd_dir: Path, cluster: Cluster 
     """The scrape configs with each `kubernetes_sd_configs` replaced by a file of the targets
     Prometheus's Kubernetes discovery would find in `cluster` (none without one)."""
     replaced = []
-    for index, config in enumerate(configs):
-        config = copy.deepcopy(config)
+    for index, written in enumerate(configs):
+        config = copy.deepcopy(written)
         kubernetes = config.pop("kubernetes_sd_configs", None)
         if kubernetes is not None:
             (sd,) = kubernetes
@@ -205,10 +208,223 @@ def test_promtool_accepts_a_prometheus_yml_with_the_scrape_configs_and_the_rule_
     assert f"SUCCESS: {len(systems[system].rule_files)} rule files found" in result.output
 
 
-def test_promtool_rejects_scrape_configs_that_share_a_job_name(systems: dict[str, SystemOutput], tmp_path: Path) -> None:
+def test_promtool_rejects_scrape_configs_that_share_a_job_name(
+    systems: dict[str, SystemOutput], tmp_path: Path
+) -> None:
     output = systems["shop"]
     doubled = SystemOutput(output.name, output.objects, output.scrape_configs * 2, {})
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(_prometheus_yml(doubled, tmp_path, None)))
     result = check_config(tmp_path / "prometheus.yml")
     assert not result.ok
     assert "found multiple scrape configs with job name" in result.output
+
+
+# --- their relabelling gives the monitors' labels -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scraped:
+    """A target the cluster offers a monitor: where it is and what the cluster says about it."""
+
+    address: str
+    pod: str
+    container: str
+    service: Service | None = None
+
+
+def _cluster(objects: list[dict[str, Any]]) -> Cluster:
+    """For each monitor, a Service (or pods) its selector matches with two pods on its port, and
+    beside them what its scrape config must drop: a Service (or pod) whose labels differ in value,
+    a port the monitor does not name, a sidecar's port, and a finished pod."""
+    services: list[Service] = []
+    pods: list[Pod] = []
+    addresses = iter(f"127.0.{i // 200}.{i % 200 + 2}" for i in range(10_000))
+
+    def pod(namespace: str, name: str, labels: Mapping[str, str], port: ContainerPort, phase: str = "Running") -> Pod:
+        containers = (Container("app", (port,)), Container("sidecar", (ContainerPort(9999, "admin"),)))
+        made = Pod(namespace, name, next(addresses), dict(labels), containers, phase)
+        pods.append(made)
+        return made
+
+    for index, obj in enumerate(objects):
+        if obj["kind"] == "Probe":
+            continue
+        name, spec = obj["metadata"]["name"], obj["spec"]
+        (namespace,) = spec["namespaceSelector"]["matchNames"]
+        selected = spec["selector"]["matchLabels"]
+        other = {label: f"{value}-other" for label, value in selected.items()}
+        number = 8000 + index
+        if obj["kind"] == "ServiceMonitor":
+            port_name = spec["endpoints"][0]["port"]
+            for suffix, labels in (("k8s", selected), ("other", other)):
+                service_name = f"{name}-{suffix}"
+                backend = {"backend-of": service_name}
+                for replica in range(2):
+                    pod(namespace, f"{service_name}-{replica}", backend, ContainerPort(number, "web"))
+                pod(namespace, f"{service_name}-done", backend, ContainerPort(number, "web"), phase="Succeeded")
+                ports = (ServicePort(port_name, 80, number), ServicePort("debug", 81, 7000 + index))
+                services.append(Service(namespace, service_name, dict(labels), backend, ports))
+        else:
+            endpoint = spec["podMetricsEndpoints"][0]
+            port = ContainerPort(endpoint.get("portNumber", number), endpoint.get("port", ""))
+            for replica in range(2):
+                pod(namespace, f"{name}-{replica}", selected, port)
+            pod(namespace, f"{name}-other", other, port)
+            pod(namespace, f"{name}-failed", selected, port, phase="Failed")
+    return Cluster(tuple(services), tuple(pods))
+
+
+def _matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(name) == value for name, value in selector.items())
+
+
+def _expected_targets(monitor: Mapping[str, Any], cluster: Cluster) -> list[Scraped]:
+    """What the monitor scrapes by Kubernetes' own rules: the Endpoints of Services its selector
+    matches on the named port, or the running pods it matches on the named or numbered port."""
+    spec = monitor["spec"]
+    namespaces = set(spec["namespaceSelector"]["matchNames"])
+    selector = spec["selector"]["matchLabels"]
+    found = []
+    if monitor["kind"] == "ServiceMonitor":
+        port_name = spec["endpoints"][0]["port"]
+        for service in cluster.services:
+            if service.namespace in namespaces and _matches(service.labels, selector):
+                for service_port in (p for p in service.ports if p.name == port_name):
+                    for pod in cluster.selected_pods(service):
+                        found.append(Scraped(f"{pod.ip}:{service_port.target_port}", pod.name, "app", service))
+    else:
+        endpoint = spec["podMetricsEndpoints"][0]
+        for pod in cluster.pods:
+            if (
+                pod.namespace in namespaces
+                and _matches(pod.labels, selector)
+                and pod.phase not in {"Failed", "Succeeded"}
+            ):
+                for container in pod.containers:
+                    for port in container.ports:
+                        if port.name == endpoint.get("port") or port.number == endpoint.get("portNumber"):
+                            found.append(Scraped(f"{pod.ip}:{port.number}", pod.name, container.name))
+    return found
+
+
+def _operator_labels(monitor: Mapping[str, Any], target: Scraped) -> dict[str, str]:
+    """`workload_target_labels` with the values the cluster decides filled in from its objects."""
+    labels = workload_target_labels(monitor)
+    cluster_values = {"instance": target.address, "pod": target.pod, "container": target.container}
+    if target.service is not None:
+        job_label = monitor["spec"].get("jobLabel")
+        cluster_values["job"] = target.service.labels.get(job_label, "") if job_label else ""
+        cluster_values["job"] = cluster_values["job"] or target.service.name
+        cluster_values["service"] = target.service.name
+    resolved = {name: value if value is not None else cluster_values[name] for name, value in labels.items()}
+    return {name: value for name, value in resolved.items() if value != ""}
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    output: SystemOutput
+    cluster: Cluster
+    active: dict[str, list[dict[str, Any]]]
+    """Prometheus's active targets by job (scrape pool)."""
+    dropped: dict[str, list[dict[str, str]]]
+    """The discovered labels of the targets Prometheus dropped, by job."""
+
+
+def _dropped_job(discovered: Mapping[str, str]) -> str:
+    """The job of a dropped target. Prometheus 2.42 reports a dropped target's labels as the
+    relabelling left them, so `job` may be gone; the Operator's first relabelling kept it."""
+    return discovered.get("job") or discovered["__tmp_prometheus_job_name"]
+
+
+def _targets_settled(server: PrometheusServer, expected: Mapping[str, int]) -> bool:
+    data = server.api("targets", state="any")
+    seen: dict[str, int] = {}
+    for target in data["activeTargets"]:
+        seen[target["scrapePool"]] = seen.get(target["scrapePool"], 0) + 1
+    for target in data["droppedTargets"]:
+        job = _dropped_job(target["discoveredLabels"])
+        seen[job] = seen.get(job, 0) + 1
+    return all(seen.get(job, 0) == count for job, count in expected.items())
+
+
+@pytest.fixture(scope="module")
+def live_runs(
+    systems: dict[str, SystemOutput], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LiveRun]]:
+    """One real Prometheus per system, all started at once, loading its scrape configs over the
+    targets of a cluster made for its monitors; their targets once every job has seen them all."""
+    servers: dict[str, tuple[PrometheusServer, Cluster, dict[str, int]]] = {}
+    try:
+        for name in SYSTEMS:
+            output = systems[name]
+            cluster = _cluster(output.objects)
+            workdir = tmp_path_factory.mktemp(f"scrape-configs-{name}")
+            config = _prometheus_yml(SystemOutput(name, output.objects, output.scrape_configs, {}), workdir, cluster)
+            expected = {}
+            for scrape_config in config["scrape_configs"]:
+                files = scrape_config.get("file_sd_configs", [])
+                groups = [group for sd in files for path in sd["files"] for group in json.loads(Path(path).read_text())]
+                expected[scrape_config["job_name"]] = (
+                    len(groups) if files else len(scrape_config["static_configs"][0]["targets"])
+                )
+            servers[name] = (start_prometheus(workdir, config), cluster, expected)
+        runs = {}
+        for name, (server, cluster, expected) in servers.items():
+            wait_until(functools.partial(_targets_settled, server, expected), timeout=30, what=f"{name}'s targets")
+            data = server.api("targets", state="any")
+            active: dict[str, list[dict[str, Any]]] = {}
+            for target in data["activeTargets"]:
+                active.setdefault(target["scrapePool"], []).append(target)
+            dropped: dict[str, list[dict[str, str]]] = {}
+            for target in data["droppedTargets"]:
+                dropped.setdefault(_dropped_job(target["discoveredLabels"]), []).append(target["discoveredLabels"])
+            runs[name] = LiveRun(systems[name], cluster, active, dropped)
+        yield runs
+    finally:
+        for server, _, _ in servers.values():
+            server.stop()
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_target_prometheus_keeps_has_the_labels_the_operator_gives_it_through_the_monitor(
+    live_runs: dict[str, LiveRun], system: str
+) -> None:
+    run = live_runs[system]
+    checked = 0
+    for monitor in run.output.objects:
+        job = _job_name(monitor)
+        kept = {target["labels"]["instance"]: target["labels"] for target in run.active.get(job, [])}
+        if monitor["kind"] == "Probe":
+            assert list(kept.values()) == [probe_target_labels(monitor)], job
+            continue
+        expected = {
+            target.address: _operator_labels(monitor, target) for target in _expected_targets(monitor, run.cluster)
+        }
+        assert len(expected) >= 2, f"{job}: the cluster offers the monitor its two pods"
+        assert kept == expected, job
+        checked += len(kept)
+    assert checked >= 2 * len([obj for obj in run.output.objects if obj["kind"] != "Probe"])
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_prometheus_drops_the_services_ports_and_pods_the_monitor_does_not_select(
+    live_runs: dict[str, LiveRun], system: str
+) -> None:
+    run = live_runs[system]
+    for monitor in run.output.objects:
+        if monitor["kind"] == "Probe":
+            continue
+        job = _job_name(monitor)
+        name = monitor["metadata"]["name"]
+        dropped = run.dropped[job]
+        if monitor["kind"] == "ServiceMonitor":
+            dropped_services = {labels.get("__meta_kubernetes_service_name") for labels in dropped}
+            assert f"{name}-other" in dropped_services, f"{job} keeps a Service whose labels differ"
+            debug = [labels for labels in dropped if labels.get("__meta_kubernetes_endpoint_port_name") == "debug"]
+            assert f"{name}-k8s" in {labels["__meta_kubernetes_service_name"] for labels in debug}, job
+        else:
+            dropped_pods = {labels.get("__meta_kubernetes_pod_name") for labels in dropped}
+            assert {f"{name}-other", f"{name}-failed"} <= dropped_pods, job
+        sidecars = [labels for labels in dropped if labels.get("__meta_kubernetes_pod_container_name") == "sidecar"]
+        assert sidecars, f"{job} keeps a sidecar's port"
+        assert all(t["labels"].get("container") != "sidecar" for t in run.active.get(job, []))

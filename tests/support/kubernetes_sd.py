@@ -204,7 +204,13 @@ def api_objects(cluster: Cluster) -> dict[str, list[dict[str, Any]]]:
 
 
 def _metadata(namespace: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
-    return {"namespace": namespace, "name": name, "labels": dict(labels), "uid": f"{namespace}-{name}", "resourceVersion": "1"}
+    return {
+        "namespace": namespace,
+        "name": name,
+        "labels": dict(labels),
+        "uid": f"{namespace}-{name}",
+        "resourceVersion": "1",
+    }
 
 
 def _service_object(service: Service) -> dict[str, Any]:
