@@ -131,6 +131,10 @@ _ONE_OF_SEVERAL = (
     f"{_SELF_MANAGED}. The component is alerted when no instance answers: on EcoEco's one master node that is "
     "the instance; one of several unreachable is not"
 )
+_AGGREGATED = (
+    "aggregated APIs are not watched, though every HPA of the fleet reads metrics-server's "
+    "`v1beta1.metrics.k8s.io` through one"
+)
 _NO_QUOTA = "no namespace of the fleet has a ResourceQuota (FLEET.md names none; the inventory has no quota key)"
 _EC2 = "the fleet's nodes are EC2 instances (FLEET.md: t3, c5, r5) on EBS volumes"
 _STACK_ARGS = (
@@ -225,12 +229,8 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     ),
     APISERVER_SLOS.covered("KubeAPIErrorBudgetBurn", ["KubeAPIErrorBudgetBurn"], _SELF_MANAGED),
     APISERVER.covered("KubeClientCertificateExpiration", ["KubeClientCertificateExpiration"], _SELF_MANAGED),
-    APISERVER.not_covered(
-        "KubeAggregatedAPIErrors", "aggregated APIs (`aggregator_unavailable_apiservice*`) are not watched"
-    ),
-    APISERVER.not_covered(
-        "KubeAggregatedAPIDown", "aggregated APIs (`aggregator_unavailable_apiservice*`) are not watched"
-    ),
+    APISERVER.not_covered("KubeAggregatedAPIErrors", _AGGREGATED),
+    APISERVER.not_covered("KubeAggregatedAPIDown", _AGGREGATED),
     APISERVER.covered("KubeAPIDown", ["KubeAPIDown"], _SELF_MANAGED),
     APISERVER.partly("KubeAPIInstanceUnreachable", ["KubeAPIDown"], _ONE_OF_SEVERAL),
     APISERVER.covered("KubeAPITerminatedRequests", ["KubeAPITerminatedRequests"], _SELF_MANAGED),
