@@ -9,10 +9,12 @@ for one of the test systems.
 from __future__ import annotations
 
 import csv
+import importlib.util
 from collections import Counter
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.coverage import CATALOGUE, Mixin, UpstreamAlert, Verdict, markdown_table, sources_table, summary_table
@@ -111,3 +113,29 @@ def test_an_upstream_alert_that_obsbundle_generates_under_the_same_name_is_not_c
         if alert.name in generated and alert.verdict in (Verdict.NOT_COVERED, Verdict.NOT_APPLICABLE)
     ]
     assert not stale, f"generated under the upstream name, yet marked not covered or not applicable: {stale}"
+
+
+def alert_counts_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("alert_counts", REPO / "scripts" / "alert-counts.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_alert_counts_count_every_alerting_rule_and_each_name_once_and_leave_recordings_out(tmp_path: Path) -> None:
+    rules = tmp_path / "shop" / "prometheus" / "rules"
+    rules.mkdir(parents=True)
+    (rules / "shop-volumes.rules.yaml").write_text(
+        "groups:\n- name: shop-volumes\n  rules:\n"
+        "  - {alert: VolumeFillingUp, expr: vector(1)}\n  - {alert: VolumeFillingUp, expr: vector(2)}\n"
+        "  - {record: 'x:y:z', expr: vector(1)}\n",
+        encoding="utf-8",
+    )
+    (rules / "shop-targets.rules.yaml").write_text(
+        "groups:\n- name: shop-targets\n  rules:\n  - {alert: Watchdog, expr: vector(1)}\n", encoding="utf-8"
+    )
+    (rules / "shop-targets.test.yaml").write_text("rule_files: []\n", encoding="utf-8")  # promtool tests: not rules
+    script = alert_counts_script()
+    assert script.alert_counts(tmp_path) == {"shop": (3, 2)}
+    assert script.table({"shop": (3, 2)}, {"shop": (5, 4)}).splitlines()[-1] == "| shop | 3 | 5 | 2 | 4 |"
