@@ -15,6 +15,7 @@ from obsbundle.alerting.generate import alerting_documents
 from obsbundle.alerting.policy import AlertingOptions
 from obsbundle.alerting.slack import templates_file
 from obsbundle.cli import main
+from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.settings import Settings
 from tests.alerting.conftest import TEMPLATES
@@ -152,3 +153,22 @@ def test_routes_group_by_alertname_system_and_service(configs: dict[str, dict[st
     for config in configs.values():
         assert config["route"]["group_by"] == ["alertname", "system", "service"]
         assert config["templates"] == ["slack.tmpl"]
+
+
+def test_amtool_accepts_the_config_of_a_system_with_three_instrumentations_a_worker_and_four_teams(
+    tmp_path: Path,
+) -> None:
+    # tests/rules/fixtures/shipyard.yaml: APIs on prometheus-client, Micrometer and gRPC, a RabbitMQ
+    # worker, Postgres behind PgBouncer, Redis, Kafka and teams of its own per service.
+    [shipyard] = load_inventory([Path(__file__).resolve().parents[1] / "rules" / "fixtures" / "shipyard.yaml"]).systems
+    documents = {d.path: d for d in alerting_documents(shipyard, Settings(), AlertingOptions())}
+    folder = tmp_path / "alertmanager"
+    folder.mkdir()
+    (folder / "alertmanager.yaml").write_text(yaml.safe_dump(documents[CONFIG].content))
+    (folder / Path(TEMPLATES).name).write_text(templates_file())
+    result = amtool.check_config([folder / "alertmanager.yaml"])
+    assert result.ok, result.output
+    teams = {owner.team for owner in (shipyard.owner, *(shipyard.owner_of(s) for s in shipyard.services))}
+    assert len(teams) >= 2
+    receivers = {receiver["name"] for receiver in documents[CONFIG].content["receivers"]}
+    assert {f"{team}-page" for team in teams} | {f"{team}-ticket" for team in teams} <= receivers
