@@ -28,7 +28,7 @@ from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.control_plane import control_plane_groups
 from obsbundle.rules.datastore_health import datastore_health_groups
 from obsbundle.rules.definitions import Alert, RuleGroup
-from obsbundle.rules.dependencies import dependency_groups
+from obsbundle.rules.dependencies import dependency_groups, with_dependency_context
 from obsbundle.rules.exporters import watch_exporters
 from obsbundle.rules.node_pool import node_pool_groups
 from obsbundle.rules.platform_workloads import platform_workload_groups
@@ -82,6 +82,8 @@ def alerting_components(system: System, config: RuleConfig) -> ComponentGroups:
     found = tuple((name, tuple(build(system, config))) for name, build in COMPONENTS)
     # Labels every alert with the exporters it reads and adds their absence alerts (`exporters`).
     watched = watch_exporters(system, config, found)
+    # Names, on every page about a service, the dependencies it uses that fail meanwhile.
+    watched = with_dependency_context(system, watched)
     return tuple((name, groups) for name, groups in watched if groups)
 
 

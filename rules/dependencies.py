@@ -20,19 +20,25 @@ Per dependency of the inventory, selected by the Probe's static labels `system` 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
 from obsbundle import naming
 from obsbundle.links import Board, PanelId
 from obsbundle.model import Dependency, System
 from obsbundle.monitors.probes import PROBE_PATH, latency_alert_seconds, probe_labels, scrape_timeout_seconds
-from obsbundle.promql import selector
+from obsbundle.promql import any_of, selector
 from obsbundle.rules.alert_labels import AlertSubject
 from obsbundle.rules.cases import dependencies as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, RuleGroup, RunbookCheck, Severity
+from obsbundle.rules.definitions import Alert, AlertDoc, Rule, RuleGroup, RunbookCheck, Severity
 from obsbundle.rules.input_series import number
 from obsbundle.rules.templating import Description, ValueFormat
 
 DAY_SECONDS = 86400
+
+ComponentGroups = tuple[tuple[str, tuple[RuleGroup, ...]], ...]
 
 _REPRODUCE = (
     "Reproduce the probe with the runbook's `curl` commands: from a pod, as blackbox_exporter sees it "
@@ -111,6 +117,53 @@ def dependency_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
         for alert in _alerts(system, dependency, config)
     )
     return [RuleGroup(f"{system.name}-dependencies", config.interval, alerts)] if alerts else []
+
+
+CONTEXT_ALERTS = (DOWN.name, SLOW.name)
+"""The dependency alerts a service's page names while they fire."""
+
+
+def failing_dependencies(system: System, dependencies: Sequence[Dependency]) -> str:
+    """A template that names each of `dependencies` whose DependencyDown or DependencySlow fires now,
+    and prints nothing while none does (Prometheus's `query` template function over `ALERTS`)."""
+    alerts = selector(
+        "ALERTS",
+        {"alertstate": "firing", naming.SYSTEM_LABEL: system.name},
+        f"alertname=~{any_of(CONTEXT_ALERTS)}",
+        f"{naming.DEPENDENCY_LABEL}=~{any_of(dependency.name for dependency in dependencies)}",
+    )
+    # A Go string literal: JSON's escapes of `"` and `\` are Go's.
+    return (
+        f"{{{{ range query {json.dumps(alerts)} }}}} It uses {{{{ .Labels.{naming.DEPENDENCY_LABEL} }}}}, "
+        "which is failing too ({{ .Labels.alertname }}).{{ end }}"
+    )
+
+
+def with_dependency_context(system: System, components: ComponentGroups) -> ComponentGroups:
+    """Every alert about a service that a dependency's `used_by` names, its description followed by
+    the dependencies failing meanwhile.
+
+    Why an annotation and not an inhibition: the service's alert is still true (its users see the
+    errors, its budget burns) and may have another cause, so it must page; what the on-call engineer
+    needs is to know at once that a dependency fails too, and whose it is."""
+    used: dict[str, list[Dependency]] = {}
+    for dependency in sorted(system.dependencies, key=lambda dependency: dependency.name):
+        for name in dependency.used_by:
+            used.setdefault(name, []).append(dependency)
+    if not used:
+        return components
+
+    def annotated(rule: Rule) -> Rule:
+        service = rule.labels.get(naming.SERVICE_LABEL) if isinstance(rule, Alert) else None
+        if not isinstance(rule, Alert) or service not in used:
+            return rule
+        context = failing_dependencies(system, used[service])
+        return replace(rule, description=replace(rule.description, context=context))
+
+    return tuple(
+        (name, tuple(replace(group, rules=tuple(map(annotated, group.rules))) for group in groups))
+        for name, groups in components
+    )
 
 
 def _subject(system: System, dependency: Dependency) -> AlertSubject:

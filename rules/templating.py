@@ -117,6 +117,10 @@ class Description:
 
     text: str
     value_format: ValueFormat = ValueFormat.NUMBER
+    context: str = ""
+    """A Prometheus template appended as is: a `query` of what else fires now (the failing
+    dependencies of a service, rules/dependencies.py). It prints nothing while that query returns
+    nothing, as in the generated tests, so `render` leaves it out."""
 
     def fields(self) -> list[str]:
         return [name for _, name, _, _ in string.Formatter().parse(self.text) if name is not None]
@@ -129,7 +133,7 @@ class Description:
             if name is None:
                 continue
             parts.append(_TEMPLATE_OF[self.value_format] if name == "value" else f"{{{{ $labels.{name} }}}}")
-        return "".join(parts)
+        return "".join(parts) + self.context
 
     def render(self, value: float, labels: Mapping[str, str]) -> str:
         """What Prometheus writes into the annotation for an alert with `value` and `labels`."""

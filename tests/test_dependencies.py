@@ -23,16 +23,17 @@ from obsbundle.monitors.probes import (
     BLACKBOX_HELM_VALUES,
     HTTP_2XX,
     HTTP_REACHABLE,
-    SCRAPE_CONFIGS,
     generate_probes,
     probe,
     probe_scrape_config,
 )
+from obsbundle.promql import selector
 from obsbundle.rules import alerting_components, rule_documents, rule_groups
 from obsbundle.rules.definitions import Alert
 from obsbundle.settings import OutputFormat, Settings
 from obsbundle.stacks import probe_target_labels
 from tests.conftest import REPO
+from tests.support import promtool
 from tests.support.crds import validation_errors
 
 SYSTEM: dict[str, Any] = {
@@ -152,7 +153,6 @@ def test_the_generated_modules_are_http_2xx_as_blackbox_defines_it_and_http_reac
     assert reachable["tls_config"] == {"insecure_skip_verify": False}
     assert reachable["follow_redirects"] is True and reachable["preferred_ip_protocol"] == "ip4"
     assert documents[BLACKBOX_HELM_VALUES] == {"config": {"modules": modules}}
-    assert len(documents[SCRAPE_CONFIGS]["scrape_configs"]) == 3
 
 
 def test_a_system_without_dependencies_gets_no_probe_and_no_blackbox_files(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_a_system_without_dependencies_gets_no_probe_and_no_blackbox_files(tmp_p
 def test_the_prometheus_format_keeps_the_blackbox_files_and_drops_the_probes(system: System) -> None:
     config = dataclasses.replace(DEFAULT_CONFIG, output=Settings(output_format=OutputFormat.PROMETHEUS))
     paths = {document.path for document in system_documents(system, config)}
-    assert {BLACKBOX_CONFIG, BLACKBOX_HELM_VALUES, SCRAPE_CONFIGS} <= paths
+    assert {BLACKBOX_CONFIG, BLACKBOX_HELM_VALUES} <= paths
     assert not any(path.endswith("-probe.yaml") for path in paths)
 
 
@@ -266,3 +266,55 @@ def test_a_dependency_alert_opens_the_success_panel_of_its_first_users_dashboard
     assert down.dashboard_url.endswith(f"/d/probed-service-checkout?viewPanel={int(PanelId.DEPENDENCY_SUCCESS)}")
     [orphan] = [a for a in _alerts(system, "DependencyDown") if a.labels[naming.DEPENDENCY_LABEL] == "legacy-feed"]
     assert orphan.dashboard_url.endswith(f"/d/probed-overview?viewPanel={int(PanelId.OVERVIEW_ALERTS)}")
+
+
+# --- The page about a service names its failing dependencies ----------------------------------------------
+
+
+def test_every_alert_about_a_service_that_uses_dependencies_names_them_when_they_fail(system: System) -> None:
+    described = {
+        alert.labels.get(naming.SERVICE_LABEL): alert.description.context
+        for group in rule_groups(system, DEFAULT_CONFIG.rules)
+        for alert in group.alerts
+        if naming.SERVICE_LABEL in alert.labels
+    }
+    assert 'dependency=~\\"payments|shop\\\\\\\\-public\\"' in described["checkout"]
+    assert 'dependency=~\\"shop\\\\\\\\-public\\"' in described["mailer"]
+
+
+def test_promtool_renders_the_failing_dependency_into_the_services_page_and_nothing_while_none_fails(
+    system: System, tmp_path: Path
+) -> None:
+    [alert] = [
+        a for a in _alerts(system, "ServiceTargetDown") if a.labels[naming.SERVICE_LABEL] == "checkout"
+    ]
+    case = alert.case
+    assert case is not None
+    group = {"name": "context", "interval": "1m", "rules": [alert.to_dict()]}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [group]}), encoding="utf-8")
+    failing = {"alertname": "DependencyDown", "alertstate": "firing", "system": "probed",
+               "dependency": "shop-public", "severity": "critical", "team": "platform"}
+    dependency_down = {"series": selector("ALERTS", failing), "values": "1x30"}
+
+    def test(name: str, extra: list[dict[str, str]], suffix: str) -> dict[str, Any]:
+        annotations = alert.expected_annotations(case.labels, case.value)
+        annotations["description"] += suffix
+        expected = {"exp_labels": alert.expected_labels(case.labels), "exp_annotations": annotations}
+        return {
+            "name": name,
+            "interval": "1m",
+            "input_series": [{"series": item.series, "values": item.values} for item in case.firing] + extra,
+            "alert_rule_test": [{"eval_time": case.eval_time, "alertname": alert.name, "exp_alerts": [expected]}],
+        }
+
+    named = " It uses shop-public, which is failing too (DependencyDown)."
+    (tmp_path / "context.test.yaml").write_text(yaml.safe_dump({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            test("a failing dependency is named", [dependency_down], named),
+            test("nothing is added while no dependency fails", [], ""),
+        ],
+    }), encoding="utf-8")
+    result = promtool.test_rules([tmp_path / "context.test.yaml"])
+    assert result.ok, result.output

@@ -1,8 +1,9 @@
 """The dependency probes end to end, with real components: Debian's prometheus-blackbox-exporter
 loaded with the generated modules (blackbox/blackbox.yml) probes a local HTTP server that answers
-what the test says, and a real Prometheus scrapes it through the generated scrape configuration
-(blackbox/scrape-configs.yaml, the Probe's equivalent). The generated alerts' expressions are
-asked of that Prometheus as they stand in the generated rule files.
+what the test says, and a real Prometheus scrapes it through the scrape configuration Prometheus
+Operator derives from the generated Probe (`probe_scrape_config`, as `--format prometheus` writes
+it). The generated alerts' expressions are asked of that Prometheus as they stand in the generated
+rule files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import yaml
 from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import System
-from obsbundle.monitors.probes import BLACKBOX_CONFIG, SCRAPE_CONFIGS, generate_probes
+from obsbundle.monitors.probes import BLACKBOX_CONFIG, generate_probes, probe_scrape_config
 from obsbundle.rules import rule_groups
 from tests.support.probe_targets import StatusServer, status_server
 from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
@@ -90,6 +91,11 @@ def _generated(system: System) -> dict[str, Any]:
     return {document.path: document.content for document in generate_probes(system, DEFAULT_CONFIG)}
 
 
+def _scrape_configs(generated: dict[str, Any]) -> dict[str, Any]:
+    probes = [content for path, content in generated.items() if path.endswith("-probe.yaml")]
+    return {"scrape_configs": [probe_scrape_config(obj) for obj in probes]}
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     binary = require_binary("prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
@@ -117,7 +123,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             prometheus = start_prometheus(
                 tmp_path / "prometheus",
                 {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                 **generated[SCRAPE_CONFIGS]},
+                 **_scrape_configs(generated)},
             )
             try:
                 yield Stack(system, blackbox, prometheus, target)
