@@ -151,7 +151,13 @@ _WORKLOADS = "for the inventory's services, its datastores' StatefulSets and `pl
 
 CATALOGUE: tuple[UpstreamAlert, ...] = (
     APPS.covered("KubePodCrashLooping", ["WorkloadCrashLooping"], "critical after 5m, where the mixin warns after 15m"),
-    APPS.covered("KubePodNotReady", ["WorkloadPodsNotReady"]),
+    APPS.covered(
+        "KubePodNotReady",
+        ["WorkloadPodsNotReady", "WorkloadReplicasMismatch", "WorkloadStatefulSetReplicasMismatch"],
+        "a pod never scheduled has no Ready condition, so no `kube_pod_status_ready` series (kube-state-metrics "
+        "internal/store/pod.go) for WorkloadPodsNotReady; "
+        "its controller's replicas alert reports it",
+    ),
     APPS.covered(
         "KubeDeploymentGenerationMismatch", ["WorkloadGenerationMismatch"], "one alert for Deployments and StatefulSets"
     ),
