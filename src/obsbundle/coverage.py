@@ -371,7 +371,18 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     POSTGRES.not_covered("PostgresTooManyCheckpointsRequested", "checkpoints are not watched"),
     GENERAL.partly(
         "TargetDown",
-        ["ServiceTargetDown", "NodeExporterDown", "KubeStateMetricsDown", "KubeletDown", "KubeletCadvisorDown"],
+        [
+            "ServiceTargetDown",
+            "NodeExporterDown",
+            "KubeStateMetricsDown",
+            "KubeletDown",
+            "KubeletCadvisorDown",
+            "PostgresExporterDown",
+            "RedisExporterDown",
+            "KafkaExporterDown",
+            "PoolQueueExporterDown",
+            "BlackboxExporterDown",
+        ],
         "fires when every target of a service or exporter is down; the mixin's share (over 10 % of a job's targets) "
         "is not alerted",
     ),
