@@ -170,13 +170,18 @@ def target_labels(store: Datastore) -> dict[str, str]:
     return {naming.NAMESPACE_LABEL: store.namespace, naming.SERVICE_LABEL: store.name}
 
 
+def node_pod(store: Datastore) -> str:
+    """Where a node's commands run: the only pod, or the one the alert names in a cluster."""
+    return first_pod(store) if store.replicas == 1 else "<pod>"
+
+
 def first_pod(store: Datastore) -> str:
     """The StatefulSet's first pod, where the runbooks' commands run."""
     return f"{store.statefulset or store.name}-0"
 
 
-def exec_in(store: Datastore, command: str) -> str:
-    return f"kubectl exec -n {store.namespace} {first_pod(store)} -- {command}"
+def exec_in(store: Datastore, command: str, pod: str | None = None) -> str:
+    return f"kubectl exec -n {store.namespace} {pod or first_pod(store)} -- {command}"
 
 
 def rabbitmq_series(store: Datastore, metric: str) -> str:
@@ -233,7 +238,15 @@ def _reads(query: str) -> RunbookCheck:
 
 
 def _shell(title: str, store: Datastore, *commands: str) -> RunbookCheck:
+    """Commands any broker pod answers for the whole cluster (cluster status, topics, bindings)."""
     return RunbookCheck(title, "\n".join(exec_in(store, command) for command in commands))
+
+
+def _on_node(title: str, store: Datastore, *commands: str) -> RunbookCheck:
+    """Commands about one node (its alarms, memory, descriptors), in the pod the alert names."""
+    last = f"{store.statefulset or store.name}-{store.replicas - 1}"
+    pods = "" if store.replicas == 1 else f" (`<pod>`: the pod the alert names, {first_pod(store)} … {last})"
+    return RunbookCheck(title + pods, "\n".join(exec_in(store, command, node_pod(store)) for command in commands))
 
 
 class _Broker:
@@ -285,7 +298,7 @@ class _RabbitMQ(_Broker):
             entity=f"{self.store.name} ({severity})" if replicas > 2 else None,
         )
 
-    def _alarm(self, doc: AlertDoc, metric: str, what: str, panel: PanelId) -> Alert:
+    def _alarm(self, doc: AlertDoc, metric: str, what: str, panel: PanelId, check: RunbookCheck) -> Alert:
         window = self.config.rabbitmq_alarm_window
         alarm = rabbitmq_alarm(self.store, metric, window)
         return self.subject.alert(
@@ -300,27 +313,28 @@ class _RabbitMQ(_Broker):
             for_=None,
             case=self.cases.rabbitmq_alarm(metric),
             threshold=f"{metric} = 1 at any scrape of the last {window}",
-            checks=(
-                _reads(alarm),
-                _shell(
-                    "The node's alarms, memory and queues",
-                    self.store,
-                    "rabbitmq-diagnostics alarms",
-                    "rabbitmq-diagnostics memory_breakdown",
-                    "rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers memory",
-                ),
-            ),
+            checks=(_reads(alarm), check),
         )
 
     def memory_alarm(self) -> Alert:
-        return self._alarm(
-            RABBITMQ_MEMORY_ALARM, "rabbitmq_alarms_memory_used_watermark", "memory", PanelId.QUEUE_RABBITMQ_MEMORY
+        check = _on_node(
+            "The node's alarms, memory and queues", self.store,
+            "rabbitmq-diagnostics alarms",
+            "rabbitmq-diagnostics memory_breakdown",
+            "rabbitmqctl list_queues name messages_ready messages_unacknowledged consumers memory",
         )
+        return self._alarm(RABBITMQ_MEMORY_ALARM, "rabbitmq_alarms_memory_used_watermark", "memory",
+                           PanelId.QUEUE_RABBITMQ_MEMORY, check)
 
     def disk_alarm(self) -> Alert:
-        return self._alarm(
-            RABBITMQ_DISK_ALARM, "rabbitmq_alarms_free_disk_space_watermark", "disk", PanelId.QUEUE_RABBITMQ_ALARMS
+        check = _on_node(
+            "The node's alarms, free disk and persistent messages", self.store,
+            "rabbitmq-diagnostics alarms",
+            "rabbitmqctl status",
+            "rabbitmqctl list_queues name messages messages_persistent",
         )
+        return self._alarm(RABBITMQ_DISK_ALARM, "rabbitmq_alarms_free_disk_space_watermark", "disk",
+                           PanelId.QUEUE_RABBITMQ_ALARMS, check)
 
     def file_descriptors(self) -> Alert:
         share = self.config.rabbitmq_fd_share
@@ -340,8 +354,8 @@ class _RabbitMQ(_Broker):
             threshold=f"> {float(share) * 100:g}% of rabbitmq_process_max_fds for {self.config.rabbitmq_fd_for}",
             checks=(
                 _reads(usage),
-                _shell("Descriptors and connections", self.store, "rabbitmqctl status",
-                       "rabbitmqctl list_connections name channels client_properties"),
+                _on_node("Descriptors and connections", self.store, "rabbitmqctl status",
+                         "rabbitmqctl list_connections name channels client_properties"),
             ),
         )
 

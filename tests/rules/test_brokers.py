@@ -109,15 +109,25 @@ def test_every_broker_alert_links_the_queue_dashboard_with_its_datastore_selecte
                              alert.dashboard_url), alert.dashboard_url
 
 
-def test_every_runbook_check_names_the_namespace_and_first_pod_of_the_statefulset() -> None:
-    pods = {"rabbitmq": "default rabbitmq-0", "kafka": "aegis-user-service kafka-0",
-            "events": "messaging events-server-0", "stream": "streaming stream-broker-0"}
+def test_every_runbook_command_runs_in_the_brokers_namespace_and_a_pod_of_its_statefulset() -> None:
+    """The first pod, for one node or a cluster-wide command; the pod the alert names, for a node's
+    own state in a cluster, with the StatefulSet's pods listed in the check's title."""
+    pods = {"rabbitmq": ("default", "rabbitmq-0"), "kafka": ("aegis-user-service", "kafka-0"),
+            "events": ("messaging", "events-server-0"), "pair": ("messaging", "pair-0"),
+            "stream": ("streaming", "stream-broker-0")}
+    seen = set()
     for system in ("ecoeco", "aegis", "harbour"):
         for alert in _group(system).alerts:
-            shell = "\n".join(check.code for check in alert.checks if check.language == "shell")
-            store = alert.labels["datastore"]
-            if store in pods:
-                assert f"-n {pods[store]}" in shell, (alert.name, shell)
+            namespace, first = pods[alert.labels["datastore"]]
+            for check in (check for check in alert.checks if check.language == "shell"):
+                for line in check.code.splitlines():
+                    if line.startswith("kubectl exec"):
+                        assert line.startswith((f"kubectl exec -n {namespace} {first} -- ",
+                                                f"kubectl exec -n {namespace} <pod> -- ")), line
+                        if "<pod>" in line:
+                            assert f"the pod the alert names, {first} … " in check.title, check.title
+                        seen.add(line.split(" -- ")[0].split()[-1])
+    assert {"rabbitmq-0", "kafka-0", "events-server-0", "<pod>", "stream-broker-0"} <= seen
 
 
 @pytest.mark.parametrize("system", ["ecoeco", "aegis", "harbour"])
