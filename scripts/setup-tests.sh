@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 packages=(prometheus prometheus-alertmanager postgresql pgbouncer rabbitmq-server redis-server
           prometheus-postgres-exporter prometheus-pgbouncer-exporter
-          prometheus-node-exporter prometheus-blackbox-exporter prometheus-redis-exporter etcd-server)
+          prometheus-node-exporter prometheus-blackbox-exporter prometheus-redis-exporter
+          victoria-metrics etcd-server)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

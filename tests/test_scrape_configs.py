@@ -5,14 +5,20 @@ Operator gives the same target through the generated monitor.
 Debian's Prometheus 2.42 is built without Kubernetes service discovery, so the configs are loaded
 with their `kubernetes_sd_configs` swapped for `file_sd_configs` that hold the targets Prometheus's
 Kubernetes discovery would find (tests/support/kubernetes_sd.py): everything else, the
-relabelling above all, is the generated text run by a real Prometheus.
+relabelling above all, is the generated text run by a real Prometheus. The configs as written,
+Kubernetes discovery included, run in a real VictoriaMetrics (Debian `victoria-metrics`, whose
+scraper takes Prometheus's configuration) pointed at a local API server that serves the same
+cluster (tests/support/kubernetes_api.py): its discovery must find what the model says Prometheus's
+finds, and its relabelling must agree with Prometheus's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +35,21 @@ from obsbundle.monitors.scrape_configs import SCRAPE_CONFIGS, generate_scrape_co
 from obsbundle.settings import OutputFormat
 from obsbundle.stacks import probe_target_labels, workload_target_labels
 from tests.conftest import FIXTURES
-from tests.support.kubernetes_sd import Cluster, Container, ContainerPort, Pod, Service, ServicePort, discovered_targets
-from tests.support.processes import wait_until
+from tests.support.kubernetes_api import kubernetes_api
+from tests.support.kubernetes_sd import (
+    Cluster,
+    Container,
+    ContainerPort,
+    Pod,
+    Service,
+    ServicePort,
+    api_objects,
+    discovered_targets,
+)
+from tests.support.processes import require_binary, wait_until
 from tests.support.prometheus import PrometheusServer, start_prometheus
 from tests.support.promtool import check_config
+from tests.support.victoria_metrics import VictoriaMetrics, start_victoria_metrics
 
 PROMETHEUS_CONFIG = build_config(OutputFormat.PROMETHEUS)
 SCRAPED_KINDS = ("ServiceMonitor", "PodMonitor", "Probe")
@@ -428,3 +445,139 @@ def test_prometheus_drops_the_services_ports_and_pods_the_monitor_does_not_selec
         sidecars = [labels for labels in dropped if labels.get("__meta_kubernetes_pod_container_name") == "sidecar"]
         assert sidecars, f"{job} keeps a sidecar's port"
         assert all(t["labels"].get("container") != "sidecar" for t in run.active.get(job, []))
+
+
+# --- the configs as written, with a real Kubernetes discovery --------------------------------------
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_victoria_metrics_strict_parser_accepts_the_scrape_configs_as_written(
+    systems: dict[str, SystemOutput], system: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "scrape-configs.yaml"
+    path.write_text(yaml.safe_dump({"scrape_configs": systems[system].scrape_configs}))
+    result = _victoria_metrics_dry_run(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_victoria_metrics_strict_parser_rejects_a_kubernetes_field_it_does_not_know(
+    systems: dict[str, SystemOutput], tmp_path: Path
+) -> None:
+    configs = copy.deepcopy(systems["shop"].scrape_configs)
+    configs[0]["kubernetes_sd_configs"][0]["namespace"] = configs[0]["kubernetes_sd_configs"][0].pop("namespaces")
+    path = tmp_path / "scrape-configs.yaml"
+    path.write_text(yaml.safe_dump({"scrape_configs": configs}))
+    result = _victoria_metrics_dry_run(path)
+    assert result.returncode != 0
+    assert "field namespace not found" in result.stdout + result.stderr
+
+
+def _victoria_metrics_dry_run(path: Path) -> subprocess.CompletedProcess[str]:
+    binary = require_binary("victoria-metrics", "victoria-metrics")
+    args = [binary, f"-promscrape.config={path}", "-promscrape.config.dryRun", "-promscrape.config.strictParse"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+@dataclass(frozen=True)
+class DiscoveryRun:
+    discovered: dict[str, list[dict[str, str]]]
+    """Every target VictoriaMetrics's Kubernetes discovery found, by job: its discovered labels."""
+    kept: dict[str, list[dict[str, str]]]
+    """The final labels of the targets its relabelling kept, by job."""
+
+
+def _by_job(targets: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    found: dict[str, list[dict[str, str]]] = {}
+    for target in targets:
+        found.setdefault(target["discoveredLabels"]["job"], []).append(target["discoveredLabels"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def discovery_runs(
+    systems: dict[str, SystemOutput], live_runs: dict[str, LiveRun], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, DiscoveryRun]]:
+    """Per system, VictoriaMetrics scraping by the configs as written, their `api_server` set to a
+    local API server that serves the system's cluster (the one the Prometheus runs were given)."""
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name in SYSTEMS:
+            cluster = live_runs[name].cluster
+            url = stack.enter_context(kubernetes_api(api_objects(cluster)))
+            configs = copy.deepcopy(systems[name].scrape_configs)
+            expected = {}
+            for config in configs:
+                for sd in config.get("kubernetes_sd_configs", []):
+                    sd["api_server"] = url
+                    expected[config["job_name"]] = len(
+                        discovered_targets(cluster, sd["role"], sd["namespaces"]["names"])
+                    )
+            server = start_victoria_metrics(tmp_path_factory.mktemp(f"victoria-{name}"), {"scrape_configs": configs})
+            stack.callback(server.stop)
+            servers[name] = (server, expected)
+        runs = {}
+        for name, (server, expected) in servers.items():
+
+            def settled(server: VictoriaMetrics = server, expected: dict[str, int] = expected) -> bool:
+                data = server.targets()
+                found = _by_job(data["activeTargets"] + data["droppedTargets"])
+                return all(len(found.get(job, [])) == count for job, count in expected.items())
+
+            wait_until(settled, timeout=30, what=f"victoria-metrics to discover {name}'s targets")
+            data = server.targets()
+            kept: dict[str, list[dict[str, str]]] = {}
+            for target in data["activeTargets"]:
+                kept.setdefault(target["discoveredLabels"]["job"], []).append(target["labels"])
+            runs[name] = DiscoveryRun(_by_job(data["activeTargets"] + data["droppedTargets"]), kept)
+        yield runs
+
+
+def _read_labels(config: Mapping[str, Any]) -> set[str]:
+    """The discovered labels a scrape config's relabelling reads."""
+    return {label for rule in config["relabel_configs"] for label in rule.get("source_labels", [])} - {"job"}
+
+
+def _shape(labels: Mapping[str, str], read: set[str]) -> tuple[tuple[str, str], ...]:
+    """A target as the relabelling sees it: its address and the non-empty labels it reads (an empty
+    label is no label to Prometheus)."""
+    kept = {name: value for name, value in labels.items() if name in read | {"__address__"} and value != ""}
+    return tuple(sorted(kept.items()))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_real_kubernetes_discovery_finds_the_targets_the_model_gives_prometheus(
+    systems: dict[str, SystemOutput],
+    live_runs: dict[str, LiveRun],
+    discovery_runs: dict[str, DiscoveryRun],
+    system: str,
+) -> None:
+    cluster = live_runs[system].cluster
+    compared = 0
+    for config in systems[system].scrape_configs:
+        if "kubernetes_sd_configs" not in config:
+            continue
+        (sd,) = config["kubernetes_sd_configs"]
+        read = _read_labels(config)
+        modelled = sorted(
+            _shape({"__address__": t.address, **t.labels}, read)
+            for t in discovered_targets(cluster, sd["role"], sd["namespaces"]["names"])
+        )
+        found = sorted(_shape(labels, read) for labels in discovery_runs[system].discovered[config["job_name"]])
+        assert found == modelled, config["job_name"]
+        compared += len(found)
+    assert compared > 0
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_configs_as_written_keep_the_same_targets_with_the_same_labels_under_both_relabelling_engines(
+    live_runs: dict[str, LiveRun], discovery_runs: dict[str, DiscoveryRun], system: str
+) -> None:
+    prometheus = live_runs[system].active
+    for job, kept in discovery_runs[system].kept.items():
+        assert sorted(map(_sorted_items, kept)) == sorted(_sorted_items(t["labels"]) for t in prometheus[job]), job
+    kubernetes_jobs = {job for job in prometheus if not job.startswith("probe/")}
+    assert kubernetes_jobs <= set(discovery_runs[system].kept)
+
+
+def _sorted_items(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
