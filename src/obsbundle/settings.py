@@ -10,7 +10,8 @@ class OutputFormat(StrEnum):
     OPERATOR = "operator"
     """Prometheus Operator objects (ServiceMonitor, PrometheusRule, …) plus the plain files."""
     PROMETHEUS = "prometheus"
-    """Plain Prometheus files only: rule files, unit tests, dashboards JSON, alertmanager.yaml."""
+    """Plain Prometheus files only: rule files, unit tests, dashboards JSON, alertmanager.yaml, and
+    the scrape configs the Operator would derive from the monitors (monitors/scrape_configs.py)."""
 
 
 @dataclass(frozen=True)
