@@ -33,7 +33,7 @@ from obsbundle.dashboards.queues import queue_panels
 from obsbundle.dashboards.variables import inventory_variable
 from obsbundle.durations import parse_duration_ms
 from obsbundle.links import Board, PanelId, dashboard_uid, dashboard_url
-from obsbundle.model import DatastoreKind, Service, System, WorkloadKind
+from obsbundle.model import Controller, DatastoreKind, Service, System, WorkloadKind
 from obsbundle.slo_math import BURN_TIERS
 
 QUANTILE_LEGEND = "P{{quantile}}"
@@ -351,6 +351,22 @@ def _replicas(service: Service, config: DashboardConfig) -> Any:
             Unit.COUNT,
             panel_id=PanelId.SERVICE_REPLICAS,
             dashed=["min", "max"],
+            width=8,
+        )
+    if service.workload_controller is Controller.ROLLOUT:
+        # A Rollout has no kube_deployment_* series: the Rollouts controller counts its replicas.
+        rollout = {naming.NAMESPACE_LABEL: service.namespace, "name": service.name}
+        return timeseries(
+            "Replicas (Argo Rollout)",
+            f"Available replicas of Rollout {service.name}, stable and canary together, against the replicas it "
+            "asks for, as the Argo Rollouts controller reports them.",
+            [
+                Query(f"max({q.sel('rollout_info_replicas_available', rollout)})", "available"),
+                Query(f"max({q.sel('rollout_info_replicas_desired', rollout)})", "wanted"),
+            ],
+            Unit.COUNT,
+            panel_id=PanelId.SERVICE_REPLICAS,
+            dashed=["wanted"],
             width=8,
         )
     return timeseries(
