@@ -6,7 +6,7 @@ scrape configs' relabelling, the thing under test, runs in it all the same: `dis
 gives the label sets Prometheus 2.42's discovery would hand the relabelling for the cluster's
 objects, and the tests feed them to a real Prometheus through `file_sd_configs`. `api_objects`
 gives the same cluster as the Kubernetes API's list responses, for a real Kubernetes discovery
-(vmagent's) to check those label sets against.
+(VictoriaMetrics') to check those label sets against.
 
 The label sets follow prometheus/prometheus@v2.42.0: discovery/kubernetes/endpoints.go
 (buildEndpoints: a target per Endpoints address and port, with the Service's and the pod's
