@@ -66,22 +66,24 @@ class PanelId(IntEnum):
     DB_PGBOUNCER_MAXWAIT = 34
     DB_EXPORTER_UP = 35
     DB_VOLUME_USAGE = 36
-    # database dashboard: datastore health from the standard exporters (postgres_exporter, redis_exporter)
-    DB_DATASTORE_EXPORTER_UP = 110
-    DB_POSTGRES_UP = 111
-    DB_DEADLOCKS = 112
-    DB_ROLLBACKS = 113
-    DB_CACHE_HIT = 114
-    DB_DEAD_TUPLES = 115
-    DB_XID_AGE = 116
-    DB_REPLICATION_LAG = 117
-    DB_REDIS_UP = 118
-    DB_REDIS_MEMORY = 119
-    DB_REDIS_HIT_RATIO = 120
-    DB_REDIS_EVICTIONS = 121
-    DB_REDIS_CLIENTS = 122
+    # database dashboard: datastore health from the standard exporters (postgres_exporter,
+    # redis_exporter), in the gaps below FIRST_FREE_ID (dashboards/panels.py numbers unlinked panels
+    # from 100 up, so linked ids must stay below it)
+    DB_DATASTORE_EXPORTER_UP = 37
+    DB_POSTGRES_UP = 38
+    DB_DEADLOCKS = 39
+    DB_ROLLBACKS = 44
+    DB_CACHE_HIT = 45
+    DB_DEAD_TUPLES = 46
+    DB_XID_AGE = 47
+    DB_REPLICATION_LAG = 48
+    DB_REDIS_UP = 49
+    DB_REDIS_MEMORY = 52
+    DB_REDIS_HIT_RATIO = 53
+    DB_REDIS_EVICTIONS = 54
+    DB_REDIS_CLIENTS = 55
     """Connected clients and rejected connections."""
-    DB_REDIS_REPLICATION = 123
+    DB_REDIS_REPLICATION = 56
     # queues dashboard
     QUEUE_BACKLOG = 40
     QUEUE_OLDEST_AGE = 41
