@@ -52,7 +52,7 @@ def _rollout_labels(system: System) -> dict[str, str]:
     return {
         naming.NAMESPACE_LABEL: rollout_namespaces(system)[0],
         "name": "guestbook-canary",
-        "phase": "Healthy",
+        "phase": "Completed",
         "strategy": "canary",
         "traffic_router": "",
     }
