@@ -4,6 +4,7 @@ really has, labelled for who answers them, and explained by a runbook that names
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from obsbundle.rules.cases.workload import controller_test_pod
 from obsbundle.rules.definitions import Alert
 from obsbundle.rules.workload import controller_pod_pattern
 from obsbundle.settings import Settings
+from tests.rules.test_workloads_promtool import write_workload_groups
+from tests.support import promtool
 from tests.support.crds import validation_errors
 
 CONTROLLER_ALERTS = {
@@ -189,11 +192,49 @@ def test_a_statefulsets_pod_pattern_takes_only_ordinals() -> None:
     assert not any(pattern.fullmatch(controller_test_pod("redis-exporter", other)) for other in Controller)
 
 
-def test_a_rollout_service_needs_the_rollouts_namespace_to_load(tmp_path: Path) -> None:
+def test_a_rollout_service_with_the_rollouts_namespace_loads_and_gets_the_controllers_monitor(
+    tmp_path: Path,
+) -> None:
+    system = _shop_with(tmp_path, {"argo_rollouts_namespace": "argo-rollouts"}, controller="rollout")
+    monitor = rollouts_monitor(system, Settings())
+    assert monitor is not None and monitor["metadata"]["namespace"] == "argo-rollouts"
+
+
+def _shop_with(tmp_path: Path, platform: Mapping[str, object] | None = None, **service: object) -> System:
+    """The shop fixture with its worker (`mailer`) changed as given."""
     inventory = yaml.safe_load((Path(__file__).parent.parent / "fixtures" / "inventory" / "shop.yaml").read_text())
-    inventory["services"][0]["controller"] = "rollout"
-    inventory["platform"] = {"argo_rollouts_namespace": "argo-rollouts"}
+    inventory["services"][1].update(service)
+    if platform is not None:
+        inventory["platform"] = dict(platform)
     path = tmp_path / "shop.yaml"
     path.write_text(yaml.safe_dump(inventory))
     (system,) = load_inventory([path]).systems
-    assert rollouts_monitor(system, Settings()) is not None
+    return system
+
+
+@pytest.mark.parametrize("controller", [Controller.STATEFULSET, Controller.DAEMONSET])
+def test_a_service_run_by_another_controller_gets_its_alerts_in_place_of_the_deployments(
+    tmp_path: Path, controller: Controller
+) -> None:
+    system = _shop_with(tmp_path, controller=controller.value)
+    worker = system.services[1]
+    alerts = _groups(system)[f"shop-workload-{worker.name}"]
+    names = _names(alerts)
+    assert names & ALL_CONTROLLER_ALERTS == CONTROLLER_ALERTS[controller]
+    assert {"WorkloadCrashLooping", "WorkloadPodsNotReady", "WorkloadMemoryNearLimit"} <= names
+    assert not any("kube_deployment_" in alert.expr for alert in alerts)
+    pods = f'pod=~"{controller_pod_pattern(worker.name, controller)}"'.replace("\\", "\\\\")
+    crash = next(alert for alert in alerts if alert.name == "WorkloadCrashLooping")
+    assert pods in crash.expr
+
+
+@pytest.mark.parametrize("controller", [Controller.STATEFULSET, Controller.DAEMONSET, Controller.ROLLOUT])
+def test_the_promtool_cases_of_a_service_pass_under_each_controller(tmp_path: Path, controller: Controller) -> None:
+    platform = {"argo_rollouts_namespace": "argo-rollouts"} if controller is Controller.ROLLOUT else None
+    system = _shop_with(tmp_path, platform, controller=controller.value)
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    tests = [file for file in write_workload_groups(system, folder) if "-workload-mailer." in file.name]
+    assert tests
+    result = promtool.test_rules(tests)
+    assert result.ok, result.output
