@@ -234,6 +234,7 @@ class FleetSeries:
         self._volumes(system)
         self._exporter(system)
         self._kafka(system)
+        self._brokers(system)
         self._argocd(system)
         self._alerts(system)
 
@@ -525,11 +526,54 @@ class FleetSeries:
             for partition in ("0", "1", "2"):
                 topic = {**exporter, "topic": queue.name, "partition": partition}
                 group = {**topic, "consumergroup": queue.consumer_group or ""}
-                self.out.counter("kafka_topic_partition_current_offset", topic, wave(queue.name + partition, 20, 5),
-                                 start=1e6)
-                self.out.counter("kafka_consumergroup_current_offset", group,
-                                 wave(queue.name + partition + "c", 20, 5), start=1e6 - 300)
+                self.out.counter(
+                    "kafka_topic_partition_current_offset", topic, wave(queue.name + partition, 20, 5), start=1e6
+                )
+                self.out.counter(
+                    "kafka_consumergroup_current_offset",
+                    group,
+                    wave(queue.name + partition + "c", 20, 5),
+                    start=1e6 - 300,
+                )
                 self.out.gauge("kafka_consumergroup_lag", group, wave(queue.name + partition + "lag", 300, 200))
+
+    def _brokers(self, system: System) -> None:
+        """rabbitmq_prometheus per RabbitMQ node and kafka_exporter per Kafka, for the datastores whose
+        exporter is scraped, with the target labels of their generated monitors (`service` = the
+        datastore's name) and the label sets of tests/fixtures/exposition/{rabbitmq,kafka-exporter}."""
+        out = self.out
+        for store in system.datastores:
+            if store.metrics is None or store.kind not in (DatastoreKind.RABBITMQ, DatastoreKind.KAFKA):
+                continue
+            target = {"job": store.name, "namespace": store.namespace, "service": store.name,
+                      "endpoint": str(store.metrics.port)}
+            if store.kind is DatastoreKind.KAFKA:
+                exporter = {**target, "pod": f"{store.name}-metrics-0"}
+                out.gauge("up", exporter, 1)
+                out.gauge("kafka_brokers", exporter, store.replicas)
+                for partition in range(3):
+                    labels = {**exporter, "topic": "__consumer_offsets", "partition": str(partition)}
+                    out.gauge("kafka_topic_partition_replicas", labels, min(store.replicas, 3))
+                    out.gauge("kafka_topic_partition_leader", labels, partition % store.replicas)
+                    out.gauge("kafka_topic_partition_under_replicated_partition", labels, 0)
+                continue
+            for ordinal in range(store.replicas):
+                node = {**target, "pod": f"{store.statefulset or store.name}-{ordinal}"}
+                key = node["pod"]
+                out.gauge("up", node, 1)
+                for alarm in ("memory_used_watermark", "free_disk_space_watermark", "file_descriptor_limit"):
+                    out.gauge(f"rabbitmq_alarms_{alarm}", node, 0)
+                out.gauge("rabbitmq_process_resident_memory_bytes", node, wave(key + "mem", 160e6, 40e6))
+                out.gauge("rabbitmq_resident_memory_limit_bytes", node, 400e6)
+                out.gauge("rabbitmq_disk_space_available_bytes", node, wave(key + "disk", 20e9, 1e9))
+                out.gauge("rabbitmq_disk_space_available_limit_bytes", node, 50e6)
+                out.gauge("rabbitmq_process_open_fds", node, wave(key + "fds", 60, 15))
+                out.gauge("rabbitmq_process_max_fds", node, 1_048_576)
+                out.gauge("rabbitmq_connections", node, wave(key + "conn", 6, 2))
+                out.gauge("rabbitmq_channels", node, wave(key + "chan", 12, 4))
+                amqp = {**node, "protocol": "amqp091"}
+                out.counter("rabbitmq_global_messages_unroutable_dropped_total", amqp, pulses(2700, self.window.step))
+                out.counter("rabbitmq_global_messages_unroutable_returned_total", amqp, 0)
 
     def _argocd(self, system: System) -> None:
         namespace = system.platform.argocd_namespace
