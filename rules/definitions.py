@@ -7,8 +7,8 @@ turns them into PrometheusRule objects, plain rule files, promtool test files an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from obsbundle.rules.templating import Description
@@ -212,3 +212,20 @@ class RuleGroup:
             "interval": self.interval,
             "rules": [rule.to_dict() for rule in self.rules],
         }
+
+
+def with_rules_replaced(group: RuleGroup, new: Callable[[Rule], Rule]) -> RuleGroup:
+    """`group` with each rule replaced by `new(rule)` (a pass that adds labels or text), and its own
+    tests expecting the replaced alerts: a test built with the component's alert would otherwise
+    expect the labels it had before the pass."""
+    rules = tuple(new(rule) for rule in group.rules)
+    fresh = {id(old): rule for old, rule in zip(group.rules, rules, strict=True) if isinstance(rule, Alert)}
+
+    def expected(alert: ExpectedAlert) -> ExpectedAlert:
+        return replace(alert, alert=fresh.get(id(alert.alert), alert.alert))
+
+    def checked(check: AlertCheck) -> AlertCheck:
+        return replace(check, firing=tuple(map(expected, check.firing)))
+
+    tests = tuple(replace(test, alert_checks=tuple(map(checked, test.alert_checks))) for test in group.tests)
+    return replace(group, rules=rules, tests=tests)

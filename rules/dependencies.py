@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from urllib.parse import quote
 
 from obsbundle import naming
 from obsbundle.links import Board, PanelId
@@ -32,7 +33,18 @@ from obsbundle.promql import any_of, selector
 from obsbundle.rules.alert_labels import AlertSubject
 from obsbundle.rules.cases import dependencies as cases
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Rule, RuleGroup, RunbookCheck, Severity
+from obsbundle.rules.definitions import (
+    Alert,
+    AlertCheck,
+    AlertDoc,
+    ExpectedAlert,
+    Rule,
+    RuleGroup,
+    RunbookCheck,
+    Severity,
+    UnitTest,
+    with_rules_replaced,
+)
 from obsbundle.rules.input_series import number
 from obsbundle.rules.templating import Description, ValueFormat
 
@@ -116,7 +128,27 @@ def dependency_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
         for dependency in sorted(system.dependencies, key=lambda dependency: dependency.name)
         for alert in _alerts(system, dependency, config)
     )
-    return [RuleGroup(f"{system.name}-dependencies", config.interval, alerts)] if alerts else []
+    if not alerts:
+        return []
+    return [RuleGroup(f"{system.name}-dependencies", config.interval, alerts, tests=_timeout_tests(alerts))]
+
+
+def _timeout_tests(alerts: Sequence[Alert]) -> tuple[UnitTest, ...]:
+    """The first dependency's probe failing slowly (a timeout) raises DependencyDown and not
+    DependencySlow: one outage, one alert."""
+    down = next(alert for alert in alerts if alert.name == DOWN.name)
+    slow = next(alert for alert in alerts if alert.name == SLOW.name and alert.labels == down.labels)
+    assert down.case is not None and slow.case is not None
+    return (
+        UnitTest(
+            f"{SLOW.name} stays quiet and {DOWN.name} fires while a probe of {down.entity} times out",
+            cases.timing_out(slow.case),
+            (
+                AlertCheck(down.case.eval_time, SLOW.name),
+                AlertCheck(down.case.eval_time, DOWN.name, (ExpectedAlert(down, down.case.labels, 0),)),
+            ),
+        ),
+    )
 
 
 CONTEXT_ALERTS = (DOWN.name, SLOW.name)
@@ -161,7 +193,7 @@ def with_dependency_context(system: System, components: ComponentGroups) -> Comp
         return replace(rule, description=replace(rule.description, context=context))
 
     return tuple(
-        (name, tuple(replace(group, rules=tuple(map(annotated, group.rules))) for group in groups))
+        (name, tuple(with_rules_replaced(group, annotated) for group in groups))
         for name, groups in components
     )
 
@@ -192,7 +224,8 @@ def _checks(system: System, dependency: Dependency) -> tuple[RunbookCheck, ...]:
     timeout = scrape_timeout_seconds(dependency)
     probe_url = (
         f"http://{system.monitoring.blackbox_exporter}{PROBE_PATH}?module={dependency.module}"
-        f"&target={dependency.url}&debug=true"
+        # The target as a query parameter: its own `?` and `&` encoded, its scheme and path kept readable.
+        f"&target={quote(dependency.url, safe=':/')}&debug=true"
     )
     return (
         RunbookCheck(

@@ -38,6 +38,7 @@ from obsbundle.rules.definitions import (
     RuleGroup,
     RunbookCheck,
     Severity,
+    with_rules_replaced,
 )
 from obsbundle.rules.templating import Description
 
@@ -372,7 +373,7 @@ def watch_exporters(system: System, config: RuleConfig, components: ComponentGro
         return alert
 
     watched = tuple(
-        (name, tuple(replace(group, rules=tuple(map(labelled, group.rules))) for group in component))
+        (name, tuple(with_rules_replaced(group, labelled) for group in component))
         for name, component in components
     )
     # The pool & queue exporter's absence is PoolQueueExporterDown, with its sources' in targets.py;

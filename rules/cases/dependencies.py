@@ -52,6 +52,14 @@ def slow(system: System, dependency: Dependency) -> Case:
     )
 
 
+def timing_out(slow: Case) -> Inputs:
+    """The slow case's probes, each failing after the same long wait: a timeout."""
+    def failed(item: InputSeries) -> InputSeries:
+        return InputSeries(item.series, "0x" + item.values.split("x", 1)[1])
+
+    return tuple(failed(item) if item.series.startswith("probe_success") else item for item in slow.firing)
+
+
 def missing(system: System, dependency: Dependency) -> Case:
     """A probe that stores no result fires; one that answers keeps it quiet. The firing input is the
     quiet one's series with every sample missing (`_`), so that it replaces that series where the
