@@ -158,6 +158,7 @@ def _problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
 
     yield from _platform_workload_problems(parts, lambda name: undefined(name, pools, "node_pools"), pools)
     yield from _broker_endpoint_problems(parts)
+    yield from _datastore_exporter_problems(parts)
     yield from _team_channels(parts)
 
 
@@ -177,6 +178,18 @@ def _broker_endpoint_problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
                 "endpoint only), so RabbitmqMemoryAlarm and RabbitmqDiskAlarm could never fire: "
                 f"set path: {RABBITMQ_AGGREGATED_PATH} (scrape /metrics/per-object with a monitor of your own "
                 "if you need per-queue series)"
+            )
+
+
+def _datastore_exporter_problems(parts: Parts) -> Iterator[tuple[KeyPath, str]]:
+    """A Redis's cache_hit_target is held against redis_exporter's keyspace counters (rules/
+    datastore_health.py): without the exporter's endpoint no alert or panel would ever read it."""
+    for index, store in parts.datastores:
+        if store.cache_hit_target is not None and store.metrics is None:
+            yield ("datastores", index, "cache_hit_target"), (
+                f"{store.cache_hit_target.normalize():f} % is compared with redis_exporter's hit ratio, but "
+                f"{store.name} names no exporter: add metrics (e.g. {{port: http-metrics}}, the Bitnami chart's "
+                "metrics Service port) or drop cache_hit_target"
             )
 
 
