@@ -13,6 +13,10 @@ Every service's series are selected by the `namespace` and `service` labels its 
   as Java's `Status.Code.name()`; `methodType` `UNARY` for unary calls). Its gRPC `service` tag
   arrives as `exported_service`: the monitor's `service` target label wins.
 - custom: the SLO's own `good_query` and `total_query`; no RED.
+- bad-events: the SLO's own `bad_query` and `total_query`; good is total − bad.
+- error-ratio: the SLO's own `error_ratio_query` (Sloth's `raw`), recorded at 5m as one event per
+  5-minute piece, bad by the ratio's value, so that every window is the average of its pieces.
+- gauge: the SLO's own `gauge_query` (a 0/1 gauge), one event per sample, good when 1.
 """
 
 from __future__ import annotations
@@ -136,11 +140,43 @@ def _increase(series: str) -> str:
 _PLAIN_SELECTOR = re.compile(r"^\s*[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?\s*$")
 
 
+def at_window(query: str, window: str = INCREASE_WINDOW) -> str:
+    """`query` with Sloth's `{{.window}}` placeholder (spaces inside the braces allowed) set to `window`."""
+    return re.sub(r"\{\{\s*\.window\s*\}\}", window, query.strip())
+
+
+def has_window(query: str) -> bool:
+    return at_window(query, "") != query.strip()
+
+
 def _increase_of_query(query: str) -> str:
-    """5m increase of a custom counter query: a selector directly, any other expression as a subquery."""
+    """5m increase of a custom counter query: a selector directly, any other expression as a
+    subquery; a query over `{{.window}}` already counts the window's events, so it is only summed."""
+    if has_window(query):
+        return f"sum({at_window(query)})"
     if _PLAIN_SELECTOR.match(query):
         return f"sum(increase({query.strip()}[{INCREASE_WINDOW}]))"
     return f"sum(increase(({query.strip()})[{INCREASE_WINDOW}:]))"
+
+
+def _error_ratio_queries(query: str) -> tuple[str, str]:
+    """(good, total) of a ready-made error ratio: each 5-minute piece is one event, bad by the
+    ratio's value. A ratio that is not a number (0/0 while nothing is served) records nothing, so
+    the piece weighs nothing in the windows. Several series count as their worst."""
+    ratio = f"max({at_window(query)}) >= 0"
+    return f"1 - clamp_max({ratio}, 1)", f"({ratio}) * 0 + 1"
+
+
+def _gauge_queries(query: str) -> tuple[str, str]:
+    """(good, total) of a 0/1 gauge selector: every sample of every series in the last 5 minutes is
+    one event, good when 1 (Pyrra's bool_gauge counts the same way). The samples are the
+    scrapes' own, which a subquery would replace with its evaluation steps: checks.py requires a
+    selector."""
+    selector_text = query.strip()
+    return (
+        f"sum(sum_over_time({selector_text}[{INCREASE_WINDOW}]))",
+        f"sum(count_over_time({selector_text}[{INCREASE_WINDOW}]))",
+    )
 
 
 def sli_event_queries(service: Service, slo: Slo) -> tuple[str, str]:
@@ -152,6 +188,16 @@ def sli_event_queries(service: Service, slo: Slo) -> tuple[str, str]:
     if slo.kind is SliKind.CUSTOM:
         assert slo.good_query is not None and slo.total_query is not None
         return _increase_of_query(slo.good_query), _increase_of_query(slo.total_query)
+    if slo.kind is SliKind.BAD_EVENTS:
+        assert slo.bad_query is not None and slo.total_query is not None
+        total = _increase_of_query(slo.total_query)
+        return f"{total}\n- ({_increase_of_query(slo.bad_query)} or vector(0))", total
+    if slo.kind is SliKind.ERROR_RATIO:
+        assert slo.error_ratio_query is not None
+        return _error_ratio_queries(slo.error_ratio_query)
+    if slo.kind is SliKind.GAUGE:
+        assert slo.gauge_query is not None
+        return _gauge_queries(slo.gauge_query)
     metrics = request_metrics(service)
     assert metrics is not None, "checks.py requires standard request metrics for availability and latency SLOs"
     labels = target_labels(service)

@@ -168,7 +168,9 @@ def budget_burned(ratio: float, tier: BurnTier, slo: Slo) -> float:
 
 def min_bad_events(slo: Slo, config: RuleConfig) -> int:
     """Fewest bad events in a tier's long window for it to alert: the SLO's own minimum, else the
-    rule settings' `slo_min_bad_events`."""
+    rule settings' `slo_min_bad_events`; 0 (no guard) for an error ratio, which counts no events."""
+    if not slo.has_event_counts:
+        return 0
     return config.slo_min_bad_events if slo.min_bad_events is None else slo.min_bad_events
 
 
@@ -274,8 +276,12 @@ def _bad_events_wording(slo: Slo) -> str:
             return "failed"
         case SliKind.LATENCY:
             return f"took longer than {slo.threshold}"
-        case SliKind.CUSTOM:
+        case SliKind.CUSTOM | SliKind.BAD_EVENTS:
             return "were bad"
+        case SliKind.ERROR_RATIO:
+            return "the error-ratio query counts as bad; each 5-minute value weighs the same"
+        case SliKind.GAUGE:
+            return "are samples of the SLO's gauge that are not 1"
 
 
 def _subject(system: System, item: ServiceSlo, **variables: str) -> AlertSubject:
@@ -301,9 +307,16 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
     # the alert's value. The value is the share of the period's budget that the long window's
     # error ratio burns per long window: what the on-call needs to weigh, where the bare ratio
     # (25 % of requests failing) says nothing about how soon the budget is gone.
+    # An error-ratio SLI records one event per 5-minute piece: no bad events to count, no guard.
+    guard_line = f"  and {long_total} - {long_good} >= {guard}\n" if guard else ""
     expr = (
         f"(\n  {long_ratio} > {threshold}\n  and {short_ratio} > {threshold}\n"
-        f"  and {long_total} - {long_good} >= {guard}\n)\n{budget_burned_text(tier, slo)}"
+        f"{guard_line})\n{budget_burned_text(tier, slo)}"
+    )
+    guard_text = (
+        f", ≥ {guard} bad events over {tier.long_window}"
+        if guard
+        else " (no low-traffic guard: an error ratio has no events to count)"
     )
     spent = percent_text(tier.budget_spent)
     description = Description(
@@ -326,7 +339,7 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
         entity=f"{service.name} / {slo.name} ({tier.window_pair})",
         threshold=(
             f"error ratio > {percent_text(tier_threshold(tier, slo))} ({factor} × {budget_text(slo)}) over "
-            f"{tier.long_window} and {tier.short_window}, ≥ {guard} bad events over {tier.long_window}"
+            f"{tier.long_window} and {tier.short_window}{guard_text}"
         ),
         checks=(
             RunbookCheck("Error ratio over the alert's windows", f"{long_ratio}\n{short_ratio}", "promql"),

@@ -300,20 +300,33 @@ def traffic_inputs(service: Service, profiles: Sequence[tuple[Slo, Sequence[Segm
     availability = [segments for slo, segments in profiles if slo.kind is SliKind.AVAILABILITY]
     latency = [(slo, segments) for slo, segments in profiles if slo.kind is SliKind.LATENCY]
     for slo, segments in profiles:
-        if slo.kind is not SliKind.CUSTOM:
-            continue
-        assert slo.good_query is not None and slo.total_query is not None
-        good_selector = plain_selector_labels(slo.good_query)
-        total_selector = plain_selector_labels(slo.total_query)
-        if good_selector is None or total_selector is None:
+        if slo.kind in (SliKind.ERROR_RATIO, SliKind.GAUGE):
+            # A ratio or a gauge has no counters to feed with these segments; tests/rules/test_sli_kinds.py
+            # runs their outages and healthy days in promtool.
             return None
-        inputs.append(_counter(*good_selector, _share_of(segments, lambda s: 1 - s.bad_share)))
-        (good_metric, good_labels), (total_metric, total_labels) = good_selector, total_selector
-        narrower = [name for name in good_labels if name not in total_labels]
-        if good_metric == total_metric and narrower and total_labels.items() <= good_labels.items():
-            # The total counts the good series too: the bad events are a sibling series.
-            bad_labels = {**good_labels, narrower[0]: good_labels[narrower[0]] + "-not"}
-            inputs.append(_counter(good_metric, bad_labels, _share_of(segments, lambda s: s.bad_share)))
+        if slo.kind not in (SliKind.CUSTOM, SliKind.BAD_EVENTS):
+            continue
+        assert slo.total_query is not None
+        counted = slo.good_query if slo.kind is SliKind.CUSTOM else slo.bad_query
+        assert counted is not None
+        counted_selector = plain_selector_labels(counted)
+        total_selector = plain_selector_labels(slo.total_query)
+        if counted_selector is None or total_selector is None:
+            return None
+
+        def counted_share(segment: Segment, kind: SliKind = slo.kind) -> Fraction:
+            return 1 - segment.bad_share if kind is SliKind.CUSTOM else segment.bad_share
+
+        def other_share(segment: Segment) -> Fraction:
+            return 1 - counted_share(segment)
+
+        inputs.append(_counter(*counted_selector, _share_of(segments, counted_share)))
+        (counted_metric, counted_labels), (total_metric, total_labels) = counted_selector, total_selector
+        narrower = [name for name in counted_labels if name not in total_labels]
+        if counted_metric == total_metric and narrower and total_labels.items() <= counted_labels.items():
+            # The total counts the counted series too: the other events are a sibling series.
+            other_labels = {**counted_labels, narrower[0]: counted_labels[narrower[0]] + "-not"}
+            inputs.append(_counter(counted_metric, other_labels, _share_of(segments, other_share)))
         else:
             inputs.append(_counter(total_metric, total_labels, _share_of(segments, lambda s: Fraction(1))))
     if metrics is None or not (availability or latency):
@@ -677,6 +690,8 @@ class SloTests:
 
     def item_tests(self, item: ServiceSlo) -> list[UnitTest]:
         """Each tier at 1.1 × and 0.9 × its threshold, a full outage, and traffic below the guard."""
+        if sli_inputs(item, _steady(1, QUIET_RATE, Fraction(0))) is None:
+            return []  # no series to feed: the scenarios need not be worked out
         scenarios = _scenarios(item, self.config)
         return [test for scenario in scenarios if (test := self._scenario_test(item, scenario)) is not None]
 

@@ -55,6 +55,14 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("owner.oncall_channel", "shop-oncall"),
     ("name", "Shop_1"),
     ("services.0.name", "checkout-"),
+    # One SLI kind's keys on another, or two kinds' keys at once (tests/rules/test_sli_kinds.py has the messages).
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "sli": "gauge", "gauge_query": "up", "total_query": "x"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "good_query": "x", "bad_query": "y", "total_query": "z"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "sli": "bad-events", "bad_query": "x"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "total_query": "x"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "error_ratio_query": "x", "min_bad_events": 3}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "sli": "error-ratio", "gauge_query": "up"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "threshold": "1s", "gauge_query": "up"}),
 ]
 
 GOOD_VALUES: list[tuple[str, Any]] = [
@@ -77,6 +85,11 @@ GOOD_VALUES: list[tuple[str, Any]] = [
     ("services.3", {"name": "migrate", "namespace": "shop", "kind": "cronjob", "schedule": "@daily"}),
     ("owner.slack_channel", "#shop-oncall"),
     ("name", "shop-2"),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "bad_query": "x", "total_query": "y"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "sli": "bad-events", "bad_query": "x", "total_query": "y"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "error_ratio_query": "x"}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "gauge_query": "up", "min_bad_events": 2}),
+    ("services.0.slos.0", {"name": "a", "objective": 99.9, "sli": "custom", "good_query": "x", "total_query": "y"}),
 ]
 
 

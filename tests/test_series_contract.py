@@ -35,6 +35,7 @@ from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import exporter_monitor, needs_exporter, workload_monitor
 from obsbundle.providers import DATASTORE_EXPORTERS, Provider, markdown_table, source_of
 from obsbundle.rules import rule_groups
+from obsbundle.rules.sli import at_window
 from obsbundle.settings import Settings
 from obsbundle.stacks import (
     PROFILES,
@@ -212,10 +213,10 @@ def inventory_metrics(system: System) -> frozenset[str]:
         query
         for service in system.services
         for slo in service.slos
-        for query in (slo.good_query, slo.total_query)
+        for query in (slo.good_query, slo.bad_query, slo.total_query, slo.error_ratio_query, slo.gauge_query)
         if query
     ]
-    return frozenset(selector.name for query in queries for selector in selectors(query) if selector.name)
+    return frozenset(selector.name for query in queries for selector in selectors(at_window(query)) if selector.name)
 
 
 def reads(system: System) -> Iterator[Read]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+import promql_parser
+
 from obsbundle.durations import parse_duration, parse_duration_ms
 from obsbundle.errors import KeyPath, Problem, format_key_path
 from obsbundle.model import (
@@ -29,6 +31,7 @@ from obsbundle.model import (
     System,
 )
 from obsbundle.monitors.probes import MODULES
+from obsbundle.rules.sli import at_window, has_window
 from obsbundle.slo_math import BURN_TIERS, fastest_page_factor, format_factor
 
 # Which datastore kind can hold which broker's queues.
@@ -276,6 +279,49 @@ def _slo_problems(service: Service, slo: Slo, at: KeyPath, service_index: int) -
             )
     if slo.kind is SliKind.AVAILABILITY and metrics is not None and metrics.instrumentation is Instrumentation.CUSTOM:
         yield (*at, "sli"), "a custom-instrumented service needs sli: custom with good_query and total_query"
+    yield from _sli_query_problems(slo, at)
+
+
+_EVENT_QUERY_KEYS = ("good_query", "bad_query", "total_query")
+
+
+def _sli_query_problems(slo: Slo, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """The SLO's own PromQL: it parses (with `{{.window}}` set to 5m); an event query over the
+    window counts events (increase), not a rate; a gauge query is a selector, whose samples are
+    the events."""
+    for key in (*_EVENT_QUERY_KEYS, "error_ratio_query", "gauge_query"):
+        query = getattr(slo, key)
+        if not query:
+            continue
+        try:
+            parsed = promql_parser.parse(at_window(query))
+        except ValueError as error:
+            yield (*at, key), f"is not PromQL ({error}): {query!r}"
+            continue
+        if key in _EVENT_QUERY_KEYS and has_window(query) and _rate_calls(parsed):
+            yield (*at, key), (
+                f"counts events per second ({', '.join(sorted(_rate_calls(parsed)))} over [{{{{.window}}}}]), and "
+                "the SLI sums event counts: write increase(...[{{.window}}]) instead (Sloth's rate() ratios "
+                "become increase() ratios; the ratio is the same)"
+            )
+        if key == "gauge_query" and not isinstance(parsed, promql_parser.VectorSelector):
+            yield (*at, key), (
+                f"must be a selector such as probe_success{{dependency=\"api\"}} or up{{job=\"x\"}} (got {query!r}): "
+                "its scraped samples are the SLI's events, which an expression's evaluation steps would replace; "
+                "record the expression first and select the recorded series"
+            )
+
+
+def _rate_calls(expr: promql_parser.Expr) -> set[str]:
+    """Names of the per-second functions (rate, irate) the expression calls."""
+    found: set[str] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.Call) and node.func.name in ("rate", "irate"):
+            found.add(node.func.name)
+
+    promql_parser.walk(expr, visit)
+    return found
 
 
 def _never_fires(slo: Slo, factor: Fraction) -> str:

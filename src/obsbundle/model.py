@@ -12,10 +12,11 @@ import itertools
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from prometheus_client import Histogram
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from obsbundle.durations import parse_duration, parse_duration_ms
 from obsbundle.stacks import Stack
@@ -368,21 +369,92 @@ class SliKind(StrEnum):
     AVAILABILITY = "availability"
     LATENCY = "latency"
     CUSTOM = "custom"
+    """Good and total events: `good_query` and `total_query`."""
+    BAD_EVENTS = "bad-events"
+    """Bad and total events: `bad_query` and `total_query`; good is total − bad."""
+    ERROR_RATIO = "error-ratio"
+    """A ready-made ratio of bad over all events (Sloth's `raw`): `error_ratio_query`."""
+    GAUGE = "gauge"
+    """A 0/1 gauge such as `probe_success` or `up`: every sample is one event, good when 1."""
+
+
+SLI_QUERY_KEYS: dict[SliKind, tuple[str, ...]] = {
+    SliKind.AVAILABILITY: (),
+    SliKind.LATENCY: ("threshold",),
+    SliKind.CUSTOM: ("good_query", "total_query"),
+    SliKind.BAD_EVENTS: ("bad_query", "total_query"),
+    SliKind.ERROR_RATIO: ("error_ratio_query",),
+    SliKind.GAUGE: ("gauge_query",),
+}
+"""The keys each SLI kind needs; every other kind's keys are refused on it."""
+
+WINDOW_PLACEHOLDER = "{{.window}}"
+"""Sloth's and the importer's range placeholder in SLI queries; obsbundle evaluates it as 5m."""
+
+
+def _slo_kind_schema(schema: JsonDict) -> None:
+    """The loader's rules on SLI keys, for editors: each key only with a kind that takes it, each
+    kind with its keys, keys of different kinds never together, no guard on an error ratio."""
+    keys = sorted({key for needed in SLI_QUERY_KEYS.values() for key in needed})
+    rules: list[Any] = []  # JSON Schema fragments; pydantic's JsonValue is too narrow to build them in
+    for key in keys:
+        kinds = [kind.value for kind, needed in SLI_QUERY_KEYS.items() if key in needed]
+        rules.append({"if": {"required": [key]}, "then": {"properties": {"sli": {"enum": kinds}}}})
+    for kind, needed in SLI_QUERY_KEYS.items():
+        if needed:
+            chosen = {"properties": {"sli": {"const": kind.value}}, "required": ["sli"]}
+            rules.append({"if": chosen, "then": {"required": list(needed)}})
+    for first, second in itertools.combinations(keys, 2):
+        if not any(first in needed and second in needed for needed in SLI_QUERY_KEYS.values()):
+            rules.append({"not": {"required": [first, second]}})
+    for key in ("good_query", "bad_query"):
+        rules.append({"if": {"required": [key]}, "then": {"required": ["total_query"]}})
+    counted = {"anyOf": [{"required": ["good_query"]}, {"required": ["bad_query"]}]}
+    rules.append({"if": {"required": ["total_query"]}, "then": counted})
+    ratio = {"properties": {"sli": {"const": SliKind.ERROR_RATIO.value}}, "required": ["sli"]}
+    for condition in ({"required": ["error_ratio_query"]}, ratio):
+        rules.append({"if": condition, "then": {"not": {"required": ["min_bad_events"]}}})
+    schema["allOf"] = rules
 
 
 class Slo(Frozen):
     """A service level objective over a rolling window."""
 
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, json_schema_extra=_slo_kind_schema
+    )
+
     name: Name
     sli: SliKind | None = Field(
         default=None,
-        description="availability, latency or custom; defaults to latency when a threshold is given.",
+        description="availability, latency, custom (good/total), bad-events (bad/total), error-ratio or gauge; "
+        "defaults to the kind whose keys are given (latency for a threshold), else availability.",
     )
     objective: Percent = Field(description="Percent of good events, strictly between 0 and 100.")
     window: Duration = "30d"
     threshold: FineDuration | None = Field(default=None, description="Latency SLOs: the slowest good request.")
-    good_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of good events.")
-    total_query: str | None = Field(default=None, description="Custom SLIs: PromQL counter of all events.")
+    good_query: str | None = Field(
+        default=None,
+        description="custom: PromQL counter of good events, or their increase over [{{.window}}].",
+    )
+    bad_query: str | None = Field(
+        default=None,
+        description="bad-events: PromQL counter of bad events, or their increase over [{{.window}}].",
+    )
+    total_query: str | None = Field(
+        default=None,
+        description="custom and bad-events: PromQL counter of all events, or their increase over [{{.window}}].",
+    )
+    error_ratio_query: str | None = Field(
+        default=None,
+        description="error-ratio: PromQL ratio (0 to 1) of bad over all events over [{{.window}}]; every window "
+        "is the average of its 5-minute values.",
+    )
+    gauge_query: str | None = Field(
+        default=None,
+        description="gauge: a 0/1 gauge selector such as probe_success{dependency=\"x\"}; every sample is one event, "
+        "good when 1.",
+    )
     min_bad_events: int | None = Field(
         default=None,
         ge=1,
@@ -416,22 +488,60 @@ class Slo(Frozen):
 
     @model_validator(mode="after")
     def _fields_match_the_sli(self) -> Slo:
+        given = self._given_keys()
+        implied = [kind for kind, keys in SLI_QUERY_KEYS.items() if keys and given & set(keys) == set(keys)]
+        if self.sli is None and len(implied) > 1:
+            raise ValueError(
+                f"{' and '.join(sorted(given))} belong to different SLI kinds "
+                f"({', '.join(kind.value for kind in implied)}): keep one kind's keys, or say which with sli:"
+            )
         kind = self.kind
-        if kind is SliKind.LATENCY and self.threshold is None:
-            raise ValueError("a latency SLO needs a threshold, e.g. threshold: 500ms")
-        if kind is not SliKind.LATENCY and self.threshold is not None:
-            raise ValueError(f"threshold is only for latency SLOs, but sli is {kind.value}")
-        if kind is SliKind.CUSTOM and (not self.good_query or not self.total_query):
-            raise ValueError("a custom SLO needs both good_query and total_query")
-        if kind is not SliKind.CUSTOM and (self.good_query or self.total_query):
-            raise ValueError(f"good_query and total_query are only for custom SLOs, but sli is {kind.value}")
+        needed = SLI_QUERY_KEYS[kind]
+        missing = [key for key in needed if key not in given]
+        if missing:
+            example = {"threshold": "threshold: 500ms"}.get(missing[0], f"{missing[0]}: <PromQL>")
+            raise ValueError(f"a {kind.value} SLO needs {' and '.join(missing)}, e.g. {example}")
+        foreign = sorted(given - set(needed))
+        if foreign:
+            owners = sorted({k.value for k, keys in SLI_QUERY_KEYS.items() if set(foreign) & set(keys)})
+            raise ValueError(
+                f"{' and '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} for {' or '.join(owners)} SLOs, "
+                f"but sli is {kind.value}: remove {'it' if len(foreign) == 1 else 'them'}, or set sli: {owners[0]} "
+                f"and give its keys ({', '.join(SLI_QUERY_KEYS[SliKind(owners[0])])})"
+            )
+        if kind is SliKind.ERROR_RATIO and self.min_bad_events is not None:
+            raise ValueError(
+                "min_bad_events counts bad events, and an error-ratio SLI has none (only their ratio): remove it, "
+                "or give bad_query and total_query (a bad-events SLI) so that the low-traffic guard can count them"
+            )
         return self
+
+    def _given_keys(self) -> set[str]:
+        values = {
+            "threshold": self.threshold,
+            "good_query": self.good_query,
+            "bad_query": self.bad_query,
+            "total_query": self.total_query,
+            "error_ratio_query": self.error_ratio_query,
+            "gauge_query": self.gauge_query,
+        }
+        return {key for key, value in values.items() if value}
 
     @property
     def kind(self) -> SliKind:
         if self.sli is not None:
             return self.sli
-        return SliKind.LATENCY if self.threshold is not None else SliKind.AVAILABILITY
+        given = self._given_keys()
+        for kind in (SliKind.ERROR_RATIO, SliKind.GAUGE, SliKind.BAD_EVENTS, SliKind.CUSTOM, SliKind.LATENCY):
+            if given & set(SLI_QUERY_KEYS[kind]) - {"total_query"}:
+                return kind
+        return SliKind.AVAILABILITY
+
+    @property
+    def has_event_counts(self) -> bool:
+        """Whether the SLI records events that the low-traffic guard can count: all kinds but a
+        ready-made error ratio, whose 5-minute pieces each weigh one."""
+        return self.kind is not SliKind.ERROR_RATIO
 
     @property
     def error_budget(self) -> Decimal:
