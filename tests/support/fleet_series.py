@@ -30,9 +30,11 @@ import yaml
 from obsbundle.dashboards.queries import ENDPOINT_METRICS, EndpointMetrics
 from obsbundle.labels import exporter_service_name
 from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
+from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
-from obsbundle.stacks import Exporter, exporter_target_labels
+from obsbundle.settings import Settings
+from obsbundle.stacks import Exporter, exporter_target_labels, probe_target_labels
 from tests.support import promtool
 from tests.support.prometheus import PrometheusServer, start_prometheus
 
@@ -236,6 +238,7 @@ class FleetSeries:
         self._kafka(system)
         self._brokers(system)
         self._argocd(system)
+        self._probes(system)
         self._alerts(system)
 
     def _node(self, system: System, pool: NodePool, node: str) -> None:
@@ -588,6 +591,17 @@ class FleetSeries:
                                                "health_status": "Progressing" if out_of_sync else "Healthy"}, 1)
             for phase, every in (("Succeeded", 1800 + 300 * index), ("Failed", 7200)):
                 self.out.counter("argocd_app_sync_total", {**labels, "phase": phase}, pulses(every, self.window.step))
+
+    def _probes(self, system: System) -> None:
+        """Each dependency's probe as blackbox_exporter answers it through the generated Probe: up,
+        a wavering duration, and a certificate that ends a month or more after the window."""
+        for index, dependency in enumerate(sorted(system.dependencies, key=lambda dependency: dependency.name)):
+            labels = probe_target_labels(probe(system, dependency, Settings()))
+            self.out.gauge("up", labels, 1)
+            self.out.gauge("probe_success", labels, 1)
+            self.out.gauge("probe_duration_seconds", labels, wave(f"probe/{dependency.name}", 0.3, 0.1))
+            if dependency.url.startswith("https://"):
+                self.out.gauge("probe_ssl_earliest_cert_expiry", labels, self.window.end + (30 + 15 * index) * 86400)
 
     def _alerts(self, system: System) -> None:
         base = {"alertstate": "firing", "system": system.name, "team": system.owner.team}
