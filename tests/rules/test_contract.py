@@ -26,7 +26,7 @@ from tests.support.crds import validation_errors
 
 COMPONENT_PREFIXES = (
     "Slo", "Api", "NodePool", "Node", "Workload", "Volume", "Postgres", "PgBouncer", "Queue", "ArgoCd",
-    "ServiceTarget", "PoolQueue", "Dependency",
+    "ServiceTarget", "PoolQueue", "Dependency", "Rabbitmq", "Kafka",
 )  # fmt: skip
 SEVERITIES = {"critical", "warning", "info"}
 
