@@ -239,7 +239,8 @@ def rabbitmq_panels(stores: Sequence[Datastore], config: DashboardConfig) -> lis
             "Messages per second published to an exchange that routed them to no queue: dropped, or returned "
             "to publishers that set `mandatory`. Anything above zero is lost work.",
             [
-                Query(q.broker_rate(stores, "rabbitmq_global_messages_unroutable_dropped_total"), "{{service}} dropped"),
+                Query(q.broker_rate(stores, "rabbitmq_global_messages_unroutable_dropped_total"),
+                      "{{service}} dropped"),
                 Query(q.broker_rate(stores, "rabbitmq_global_messages_unroutable_returned_total"),
                       "{{service}} returned"),
             ],
