@@ -90,12 +90,18 @@ def test_monitors_use_the_inventory_port_path_interval_and_timeout(default_outpu
     assert logpilot["spec"]["podMetricsEndpoints"][0]["port"] == "management"
 
 
+PLATFORM_COMPONENTS = ("cert-manager", "argo-rollouts")
+"""Monitors of cluster add-ons' controllers (monitors/cert_manager.py, monitors/argo_rollouts.py)."""
+
+
 def test_every_target_gets_the_inventory_service_name_as_its_service_label(default_output: dict[str, bytes]) -> None:
     for path, obj in _objects(default_output).items():
         if obj.get("kind") not in ("ServiceMonitor", "PodMonitor") or "exporter" in path:
             continue
         if obj["metadata"]["labels"]["app.kubernetes.io/component"].endswith("-metrics"):
             continue  # a datastore exporter's monitor: tests/test_datastore_monitors.py
+        if obj["metadata"]["labels"]["app.kubernetes.io/component"] in PLATFORM_COMPONENTS:
+            continue  # a cluster add-on's controller, no inventory service: its own module's tests
         endpoints = obj["spec"].get("endpoints") or obj["spec"]["podMetricsEndpoints"]
         assert {"action": "replace", "targetLabel": "service", "replacement": obj["metadata"]["name"]} in (
             endpoints[0]["relabelings"]

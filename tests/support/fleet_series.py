@@ -29,7 +29,18 @@ import yaml
 
 from obsbundle.dashboards.queries import ENDPOINT_METRICS, EndpointMetrics
 from obsbundle.labels import exporter_service_name
-from obsbundle.model import Broker, Datastore, DatastoreKind, Instrumentation, NodePool, Service, System, WorkloadKind
+from obsbundle.model import (
+    Broker,
+    ControlPlane,
+    Datastore,
+    DatastoreKind,
+    Instrumentation,
+    NodePool,
+    Service,
+    System,
+    WorkloadKind,
+)
+from obsbundle.monitors.argo_rollouts import METRICS_PORT, METRICS_SERVICE, is_rollout
 from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
@@ -248,6 +259,8 @@ class FleetSeries:
         # node through the pod's kube_pod_info, never through `instance`.
         exporter = exporter_target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
         cpus = int(pool.vcpu or 2)
+        self._control_plane(system)
+        self._cert_manager(system)
         memory = float(pool.memory_gib or 4) * 2**30
         disk = float(pool.disk_gib or 50) * 2**30
         busy = wave(node, 0.35, 0.2)
@@ -721,6 +734,66 @@ def backfill_rules(
         result = promtool.run(
             "tsdb", "create-blocks-from", "rules",
             f"--start={window.start}", f"--end={window.end}", f"--url={server.url}",
+    def _control_plane(self, system: System) -> None:
+        """A self-managed control plane on one master, labelled as the stack scrapes it: the
+        apiserver's requests (reads, writes, a few 5xx and terminations) with latency buckets and
+        client certificates, etcd, the scheduler and the controller-manager (fixture label sets)."""
+        if system.platform.control_plane is not ControlPlane.SELF_MANAGED:
+            return
+        out, stack, master = self.out, system.monitoring.stack, node_host(f"{system.name}-master")
+        target = {exporter: exporter_target_labels(stack, exporter, master) for exporter in Exporter}
+        for exporter in (Exporter.APISERVER, Exporter.ETCD, Exporter.KUBE_SCHEDULER, Exporter.KUBE_CONTROLLER_MANAGER):
+            out.gauge("up", target[exporter], 1)
+        api = {**target[Exporter.APISERVER], "component": "apiserver", "resource": "pods", "version": "v1"}
+        for verb, scope, code, rate in (("GET", "resource", "200", 20.0), ("GET", "resource", "500", 0.02),
+                                        ("LIST", "cluster", "200", 2.0), ("POST", "resource", "201", 5.0)):
+            labels = {**api, "scope": scope, "verb": verb}
+            out.counter("apiserver_request_total", {**labels, "code": code}, wave(f"api/{verb}/{code}", rate, rate / 4))
+        for verb, scope, rate in (("GET", "resource", 20.0), ("LIST", "cluster", 2.0), ("POST", "resource", 5.0)):
+            labels = {**api, "scope": scope, "verb": verb}
+            out.counter("apiserver_request_sli_duration_seconds_count", labels, rate)
+            for le, share in (("0.1", 0.7), ("1", 0.99), ("5", 1.0), ("30", 1.0), ("60", 1.0), ("+Inf", 1.0)):
+                out.counter("apiserver_request_sli_duration_seconds_bucket", {**labels, "le": le}, rate * share)
+        out.counter("apiserver_request_terminations_total", {**api, "scope": "cluster", "verb": "LIST", "code": "429"},
+                    pulses(1800, self.window.step))
+        certs = target[Exporter.APISERVER]
+        for le in ("604800", "2592000", "31104000", "+Inf"):
+            out.counter("apiserver_client_certificate_expiration_seconds_bucket", {**certs, "le": le},
+                        0 if le == "604800" else 1.0)
+        out.counter("apiserver_client_certificate_expiration_seconds_count", certs, 1.0)
+        etcd = target[Exporter.ETCD]
+        out.gauge("etcd_server_has_leader", etcd, 1)
+        out.counter("etcd_server_leader_changes_seen_total", etcd, 0, start=1)
+        out.gauge("etcd_mvcc_db_total_size_in_bytes", etcd, wave("etcd/db", 60e6, 5e6))
+        out.gauge("etcd_server_quota_backend_bytes", etcd, 2147483648)
+        for metric in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
+            for le, share in (("0.002", 0.6), ("0.008", 0.95), ("0.032", 1.0), ("+Inf", 1.0)):
+                out.counter(f"{metric}_bucket", {**etcd, "le": le}, 50 * share)
+
+    def _cert_manager(self, system: System) -> None:
+        """Two Certificates cert-manager reports through the generated ServiceMonitor (the
+        Certificate's own `namespace`): one ready, one not yet issued (expiration 0)."""
+        namespace = system.platform.cert_manager_namespace
+        if namespace is None:
+            return
+        for index, name in enumerate(("api-tls", "grafana-tls")):
+            labels = {
+                "job": "cert-manager",
+                "namespace": min(service.namespace for service in system.services),
+                "name": name,
+                "issuer_name": "letsencrypt",
+                "issuer_kind": "ClusterIssuer",
+                "issuer_group": "cert-manager.io",
+            }
+            issued = index == 0
+            self.out.gauge("certmanager_certificate_expiration_timestamp_seconds", labels,
+                           self.window.end + 40 * 86400 if issued else 0)
+            for condition in ("True", "False", "Unknown"):
+                ready = (condition == "True") == issued and condition != "Unknown"
+                self.out.gauge("certmanager_certificate_ready_status", {**labels, "condition": condition}, int(ready))
+        # The fleet shares one Prometheus: each system's controller is a target of its own.
+        self.out.gauge("up", {"job": "cert-manager", "namespace": namespace, "instance": f"{system.name}:9402"}, 1)
+
             f"--output-dir={blocks}", f"--eval-interval={window.step}s", str(rule_file),
         )
         if not result.ok:
