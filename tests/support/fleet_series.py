@@ -40,7 +40,6 @@ from obsbundle.model import (
     System,
     WorkloadKind,
 )
-from obsbundle.monitors.argo_rollouts import METRICS_PORT, METRICS_SERVICE, is_rollout
 from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
