@@ -23,7 +23,7 @@ from typing import Any
 from obsbundle import naming
 from obsbundle.documents import Document, kubernetes_document
 from obsbundle.labels import object_labels
-from obsbundle.model import Controller, System
+from obsbundle.model import Controller, Service, System
 from obsbundle.promql import quote, selector
 from obsbundle.settings import Settings
 
@@ -34,9 +34,14 @@ METRICS_PORT = "metrics"
 SERVICE_SELECTOR = {"app.kubernetes.io/name": METRICS_SERVICE}
 
 
+def is_rollout(service: Service) -> bool:
+    """Whether an Argo Rollout runs the service (its replicas are then the controller's, not a Deployment's)."""
+    return service.workload_controller is Controller.ROLLOUT
+
+
 def rollout_namespaces(system: System) -> list[str]:
     """The namespaces of the system's Argo Rollouts (services and platform workloads), sorted."""
-    services = {s.namespace for s in system.services if s.workload_controller is Controller.ROLLOUT}
+    services = {s.namespace for s in system.services if is_rollout(s)}
     platform = {w.namespace for w in system.platform.workloads if w.controller is Controller.ROLLOUT}
     return sorted(services | platform)
 

@@ -152,6 +152,7 @@ def test_every_panel_id_alerts_link_to_is_on_its_dashboard(default_inventory: In
                                                       PanelId.SERVICE_CPU, PanelId.SERVICE_MEMORY,
                                                       PanelId.SERVICE_RESTARTS, PanelId.SERVICE_REPLICAS]),
         (ids(ecoeco, Board.SERVICE, "scan-service"), [PanelId.SERVICE_SLO_BUDGET, PanelId.SERVICE_SLO_BURN_RATE]),
+        (ids(ecoeco, Board.SERVICE, "scan-service"), [PanelId.SERVICE_CPU_THROTTLING, PanelId.SERVICE_CONTAINERS]),
         (ids(aegis, Board.SERVICE, "postgres-backup"), [PanelId.SERVICE_PVC_USAGE, PanelId.SERVICE_JOBS]),
         (ids(ecoeco, Board.NODE_POOL, "scan"), [PanelId.POOL_NODES_READY, PanelId.POOL_CPU, PanelId.POOL_MEMORY,
                                                 PanelId.POOL_DISK, PanelId.POOL_NETWORK]),

@@ -40,6 +40,7 @@ from obsbundle.model import (
     System,
     WorkloadKind,
 )
+from obsbundle.monitors.argo_rollouts import METRICS_PORT, METRICS_SERVICE, is_rollout
 from obsbundle.monitors.probes import probe
 from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
@@ -141,6 +142,13 @@ class OpenMetrics:
                 yield total
 
         self._write(name, labels, totals())
+
+    def gauge_while(self, name: str, labels: Mapping[str, str], value: float, active: Callable[[float], bool]) -> None:
+        """A gauge that exists only while `active`, as kube-state-metrics' waiting reasons do."""
+        rendered = ",".join(f"{key}={json.dumps(label, ensure_ascii=False)}" for key, label in labels.items())
+        start = self.window.start
+        self.lines.extend(f"{name}{{{rendered}}} {value:.12g} {start + t}" for t in self.window.offsets if active(t))
+        self.series += 1
 
     def _write(self, name: str, labels: Mapping[str, str], values: Iterator[float]) -> None:
         rendered = ",".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in labels.items())
@@ -346,6 +354,29 @@ class FleetSeries:
         out.gauge("container_memory_working_set_bytes", cadvisor, wave(pod.name + "mem", 0.6 * memory_ceiling,
                                                                       0.2 * memory_ceiling))
 
+    def _container_states(self, pod: Pod, first: bool, cpu_limit: float | None) -> None:
+        """CFS throttling of a container with a CPU limit (cAdvisor has it for no other), and for the
+        first pod of each service: its incident restarts were OOM kills, and at the rollout two
+        thirds into the window its container waited four minutes in ContainerCreating."""
+        if cpu_limit is not None:
+            cadvisor = {
+                "job": "kubelet", "metrics_path": "/metrics/cadvisor", "instance": pod.node,
+                "namespace": pod.namespace, "pod": pod.name, "container": pod.workload,
+            }
+            # 10 CFS periods a second (100 ms each), a few to a third of them throttled.
+            self.out.counter("container_cpu_cfs_periods_total", cadvisor, 10)
+            self.out.counter("container_cpu_cfs_throttled_periods_total", cadvisor, wave(pod.name + "cfs", 1.8, 1.5))
+        if not first:
+            return
+        container = {"job": "kube-state-metrics", "namespace": pod.namespace, "pod": pod.name,
+                     "container": pod.workload}
+        self.out.gauge("kube_pod_container_status_last_terminated_reason", {**container, "reason": "OOMKilled"}, 1)
+        rollout = 2 * self.window.duration / 3
+        self.out.gauge_while(
+            "kube_pod_container_status_waiting_reason", {**container, "reason": "ContainerCreating"}, 1,
+            lambda t: rollout <= t < rollout + 240,
+        )
+
     def _pod(self, system: System, service: Service, pod: Pod) -> None:
         requests = service.resources.requests if service.resources else None
         limits = service.resources.limits if service.resources else None
@@ -362,6 +393,8 @@ class FleetSeries:
             restarts=(lambda t: 2 / 600 if self.window.in_incident(t) and t < 0.42 * self.window.duration else 0)
             if first else 0.0,
         )
+        if not finished:
+            self._container_states(pod, first, _cpu_millicores(limits.cpu if limits else None))
         if service.metrics is None or finished:
             return
         target = {"job": f"{service.namespace}/{service.name}", "namespace": service.namespace,
@@ -422,7 +455,17 @@ class FleetSeries:
     def _workload(self, system: System, service: Service, pods: Sequence[Pod]) -> None:
         out = self.out
         namespace = {"job": "kube-state-metrics", "namespace": service.namespace}
-        if service.kind in (WorkloadKind.API, WorkloadKind.WORKER):
+        if is_rollout(service):
+            # A Rollout has no kube_deployment_*: the Argo Rollouts controller reports it, under the
+            # generated ServiceMonitor's target labels with the Rollout's own namespace.
+            rollout = {
+                "job": METRICS_SERVICE, "service": METRICS_SERVICE, "endpoint": METRICS_PORT,
+                "namespace": service.namespace, "name": service.name,
+            }
+            out.gauge("rollout_info", {**rollout, "phase": "Completed", "strategy": "canary", "traffic_router": ""}, 1)
+            out.gauge("rollout_info_replicas_desired", rollout, len(pods))
+            out.gauge("rollout_info_replicas_available", rollout, len(pods))
+        elif service.kind in (WorkloadKind.API, WorkloadKind.WORKER):
             deployment = {**namespace, "deployment": service.name}
             out.gauge("kube_deployment_spec_replicas", deployment, len(pods))
             out.gauge("kube_deployment_status_replicas_available", deployment, len(pods))
