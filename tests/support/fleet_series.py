@@ -154,8 +154,9 @@ class OpenMetrics:
         rendered = ",".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in labels.items())
         prefix = f"{name}{{{rendered}}} "
         start = self.window.start
-        self.lines.extend(f"{prefix}{value:.12g} {start + t}" for t, value in zip(self.window.offsets, values,
-                                                                                    strict=True))
+        self.lines.extend(
+            f"{prefix}{value:.12g} {start + t}" for t, value in zip(self.window.offsets, values, strict=True)
+        )
         self.series += 1
 
     def text(self) -> str:
@@ -194,8 +195,10 @@ def service_pods(system: System, service: Service) -> list[Pod]:
         names = [f"{job_name(system, service)}-{_short_hash(service.name, 5)}"]
     else:
         replica_set = _short_hash(service.name, 10)
-        names = [f"{service.name}-{replica_set}-{_short_hash(f'{service.name}{index}', 5)}"
-                 for index in range(replicas(service))]
+        names = [
+            f"{service.name}-{replica_set}-{_short_hash(f'{service.name}{index}', 5)}"
+            for index in range(replicas(service))
+        ]
     return [Pod(name, service.namespace, nodes[index % len(nodes)], service.name) for index, name in enumerate(names)]
 
 
@@ -256,6 +259,8 @@ class FleetSeries:
         self._kafka(system)
         self._brokers(system)
         self._argocd(system)
+        self._control_plane(system)
+        self._cert_manager(system)
         self._probes(system)
         self._alerts(system)
 
@@ -266,8 +271,6 @@ class FleetSeries:
         # node through the pod's kube_pod_info, never through `instance`.
         exporter = exporter_target_labels(system.monitoring.stack, Exporter.NODE_EXPORTER, node_host(node))
         cpus = int(pool.vcpu or 2)
-        self._control_plane(system)
-        self._cert_manager(system)
         memory = float(pool.memory_gib or 4) * 2**30
         disk = float(pool.disk_gib or 50) * 2**30
         busy = wave(node, 0.35, 0.2)
@@ -275,18 +278,26 @@ class FleetSeries:
         out.gauge("kube_node_labels", {**ksm, system.node_pool_label_name: pool.name}, 1)
         for status, ready in (("true", 1), ("false", 0), ("unknown", 0)):
             out.gauge("kube_node_status_condition", {**ksm, "condition": "Ready", "status": status}, ready)
-        capacities: tuple[tuple[str, str, float], ...] = (("cpu", "core", cpus), ("memory", "byte", memory),
-                                                          ("pods", "integer", 110))
+        capacities: tuple[tuple[str, str, float], ...] = (
+            ("cpu", "core", cpus),
+            ("memory", "byte", memory),
+            ("pods", "integer", 110),
+        )
         for resource, unit, value in capacities:
             out.gauge("kube_node_status_allocatable", {**ksm, "resource": resource, "unit": unit}, value)
             out.gauge("kube_node_status_capacity", {**ksm, "resource": resource, "unit": unit}, value)
         out.gauge("up", exporter, 1)
         for cpu in range(cpus):
             for mode, share in (("user", 0.7), ("system", 0.25), ("iowait", 0.05)):
-                out.counter("node_cpu_seconds_total", {**exporter, "cpu": str(cpu), "mode": mode},
-                            times(busy, share), start=1e5)
-            out.counter("node_cpu_seconds_total", {**exporter, "cpu": str(cpu), "mode": "idle"},
-                        lambda t: 1 - busy(t), start=1e6)
+                out.counter(
+                    "node_cpu_seconds_total", {**exporter, "cpu": str(cpu), "mode": mode}, times(busy, share), start=1e5
+                )
+            out.counter(
+                "node_cpu_seconds_total",
+                {**exporter, "cpu": str(cpu), "mode": "idle"},
+                lambda t: 1 - busy(t),
+                start=1e6,
+            )
         used = wave(node + "memory", 0.55, 0.15)
         out.gauge("node_memory_MemTotal_bytes", exporter, memory)
         out.gauge("node_memory_MemAvailable_bytes", exporter, lambda t: memory * (1 - used(t)))
@@ -312,9 +323,14 @@ class FleetSeries:
         out.counter("node_disk_read_bytes_total", disk_labels, wave(node + "rd", 5e5, 2e5), start=1e9)
         out.counter("node_disk_written_bytes_total", disk_labels, wave(node + "wr", 8e5, 3e5), start=1e9)
         # Every node runs node-exporter, whose requests put every pool in the requests panels.
-        self._pod_series(Pod(exporter["pod"], exporter["namespace"], node, "node-exporter"),
-                         cpu_request=0.1, memory_request=180 * 2**20, cpu_limit=0.25, memory_limit=180 * 2**20,
-                         phase="Running")
+        self._pod_series(
+            Pod(exporter["pod"], exporter["namespace"], node, "node-exporter"),
+            cpu_request=0.1,
+            memory_request=180 * 2**20,
+            cpu_limit=0.25,
+            memory_limit=180 * 2**20,
+            phase="Running",
+        )
 
     def _pod_series(
         self,
@@ -341,18 +357,32 @@ class FleetSeries:
             ("limits", "memory", "byte", memory_limit),
         ):
             if value is not None:
-                out.gauge(f"kube_pod_container_resource_{kind}", {**container, "resource": resource, "unit": unit},
-                          value)
+                out.gauge(
+                    f"kube_pod_container_resource_{kind}", {**container, "resource": resource, "unit": unit}, value
+                )
         if phase != "Running":
             return
-        cadvisor = {"job": "kubelet", "metrics_path": "/metrics/cadvisor", "instance": pod.node,
-                    "namespace": pod.namespace, "pod": pod.name, "container": pod.workload}
+        cadvisor = {
+            "job": "kubelet",
+            "metrics_path": "/metrics/cadvisor",
+            "instance": pod.node,
+            "namespace": pod.namespace,
+            "pod": pod.name,
+            "container": pod.workload,
+        }
         cpu_ceiling = cpu_limit or 0.5
         memory_ceiling = memory_limit or 256 * 2**20
-        out.counter("container_cpu_usage_seconds_total", cadvisor, wave(pod.name, 0.4 * cpu_ceiling,
-                                                                        0.25 * cpu_ceiling), start=100)
-        out.gauge("container_memory_working_set_bytes", cadvisor, wave(pod.name + "mem", 0.6 * memory_ceiling,
-                                                                      0.2 * memory_ceiling))
+        out.counter(
+            "container_cpu_usage_seconds_total",
+            cadvisor,
+            wave(pod.name, 0.4 * cpu_ceiling, 0.25 * cpu_ceiling),
+            start=100,
+        )
+        out.gauge(
+            "container_memory_working_set_bytes",
+            cadvisor,
+            wave(pod.name + "mem", 0.6 * memory_ceiling, 0.2 * memory_ceiling),
+        )
 
     def _container_states(self, pod: Pod, first: bool, cpu_limit: float | None) -> None:
         """CFS throttling of a container with a CPU limit (cAdvisor has it for no other), and for the
@@ -391,21 +421,28 @@ class FleetSeries:
             phase="Succeeded" if finished else "Running",
             # One pod of each service restarted twice during the incident.
             restarts=(lambda t: 2 / 600 if self.window.in_incident(t) and t < 0.42 * self.window.duration else 0)
-            if first else 0.0,
+            if first
+            else 0.0,
         )
         if not finished:
             self._container_states(pod, first, _cpu_millicores(limits.cpu if limits else None))
         if service.metrics is None or finished:
             return
-        target = {"job": f"{service.namespace}/{service.name}", "namespace": service.namespace,
-                  "service": service.name, "pod": pod.name, "instance": f"{pod.name}:8000"}
+        target = {
+            "job": f"{service.namespace}/{service.name}",
+            "namespace": service.namespace,
+            "service": service.name,
+            "pod": pod.name,
+            "instance": f"{pod.name}:8000",
+        }
         self.out.gauge("up", target, 1)
         metrics = ENDPOINT_METRICS.get(service.metrics.instrumentation)
         if service.has_http_api and metrics is not None:
             self._requests(system, service, pod, target, metrics)
 
-    def _requests(self, system: System, service: Service, pod: Pod, target: dict[str, str],
-                  metrics: EndpointMetrics) -> None:
+    def _requests(
+        self, system: System, service: Service, pod: Pod, target: dict[str, str], metrics: EndpointMetrics
+    ) -> None:
         """Request counters and latency histograms in the shape of the service's instrumentation."""
         instrumentation = service.metrics.instrumentation if service.metrics else Instrumentation.CUSTOM
         incident_service = next(s for s in system.services if s.has_http_api and s.metrics is not None)
@@ -442,8 +479,14 @@ class FleetSeries:
             if not timer:
                 self._histogram(metrics, base, buckets, rate, mean_latency)
 
-    def _histogram(self, metrics: EndpointMetrics, labels: Mapping[str, str], buckets: Sequence[float],
-                   rate: Signal, mean_latency: Signal) -> None:
+    def _histogram(
+        self,
+        metrics: EndpointMetrics,
+        labels: Mapping[str, str],
+        buckets: Sequence[float],
+        rate: Signal,
+        mean_latency: Signal,
+    ) -> None:
         """Buckets, sum and count of exponentially distributed durations arriving at `rate`."""
         for bound in (*buckets, math.inf):
             le = "+Inf" if bound == math.inf else repr(float(bound))
@@ -471,10 +514,16 @@ class FleetSeries:
             out.gauge("kube_deployment_status_replicas_available", deployment, len(pods))
             out.gauge("kube_deployment_status_replicas", deployment, len(pods))
             # A rollout two thirds into the window: the generation moves on.
-            out.gauge("kube_deployment_metadata_generation", deployment,
-                      lambda t: 7 if t >= 2 * self.window.duration / 3 else 6)
-            out.gauge("kube_deployment_status_observed_generation", deployment,
-                      lambda t: 7 if t >= 2 * self.window.duration / 3 else 6)
+            out.gauge(
+                "kube_deployment_metadata_generation",
+                deployment,
+                lambda t: 7 if t >= 2 * self.window.duration / 3 else 6,
+            )
+            out.gauge(
+                "kube_deployment_status_observed_generation",
+                deployment,
+                lambda t: 7 if t >= 2 * self.window.duration / 3 else 6,
+            )
         if service.autoscaling is not None:
             hpa = {**namespace, "horizontalpodautoscaler": service.autoscaling.hpa_name or service.name}
             out.gauge("kube_horizontalpodautoscaler_spec_min_replicas", hpa, service.autoscaling.min)
@@ -501,29 +550,47 @@ class FleetSeries:
         if store.kind is DatastoreKind.SQLITE:
             return
         node = _nodes_of(system, store.node_pool)[0]
-        self._pod_series(Pod(f"{store.name}-0", store.namespace, node, store.name), cpu_request=0.25,
-                         memory_request=512 * 2**20, cpu_limit=None, memory_limit=None, phase="Running")
+        self._pod_series(
+            Pod(f"{store.name}-0", store.namespace, node, store.name),
+            cpu_request=0.25,
+            memory_request=512 * 2**20,
+            cpu_limit=None,
+            memory_limit=None,
+            phase="Running",
+        )
 
     def _volumes(self, system: System) -> None:
         claims = {(service.namespace, claim) for service in system.services for claim in service.volumes}
         claims |= {(store.namespace, store.volume) for store in system.datastores if store.volume}
         for namespace, claim in sorted(claims):
-            labels = {"job": "kubelet", "metrics_path": "/metrics", "namespace": namespace,
-                      "persistentvolumeclaim": claim}
+            labels = {
+                "job": "kubelet",
+                "metrics_path": "/metrics",
+                "namespace": namespace,
+                "persistentvolumeclaim": claim,
+            }
             capacity = 100.0 * 2**30
             self.out.gauge("kubelet_volume_stats_capacity_bytes", labels, capacity)
-            self.out.gauge("kubelet_volume_stats_used_bytes", labels,
-                           times(ramp(0.40, 0.45, self.window.duration), capacity))
-            self.out.gauge("kubelet_volume_stats_available_bytes", labels,
-                           times(ramp(0.60, 0.55, self.window.duration), capacity))
+            self.out.gauge(
+                "kubelet_volume_stats_used_bytes", labels, times(ramp(0.40, 0.45, self.window.duration), capacity)
+            )
+            self.out.gauge(
+                "kubelet_volume_stats_available_bytes", labels, times(ramp(0.60, 0.55, self.window.duration), capacity)
+            )
 
     def _exporter(self, system: System) -> None:
         exported = [store for store in system.datastores if store.kind in EXPORTED_KINDS]
         if not exported:
             return
         name = exporter_service_name(system)
-        target = {"job": name, "namespace": system.monitoring.namespace, "service": name, "system": system.name,
-                  "pod": f"{name}-{_short_hash(name, 10)}-{_short_hash(name, 5)}", "instance": f"{name}:9187"}
+        target = {
+            "job": name,
+            "namespace": system.monitoring.namespace,
+            "service": name,
+            "system": system.name,
+            "pod": f"{name}-{_short_hash(name, 10)}-{_short_hash(name, 5)}",
+            "instance": f"{name}:9187",
+        }
         out = self.out
         out.gauge("up", target, 1)
         for store in exported:
@@ -542,10 +609,15 @@ class FleetSeries:
         for queue in system.queues:
             if queue.broker is Broker.KAFKA:
                 continue
-            labels = {**target, "source": system.datastore(queue.datastore).source, "broker": queue.broker.value,
-                      "queue": queue.name}
-            out.gauge("poolq_queue_messages_ready", labels, wave(queue.name, queue.max_backlog * 0.3,
-                                                                 queue.max_backlog * 0.2))
+            labels = {
+                **target,
+                "source": system.datastore(queue.datastore).source,
+                "broker": queue.broker.value,
+                "queue": queue.name,
+            }
+            out.gauge(
+                "poolq_queue_messages_ready", labels, wave(queue.name, queue.max_backlog * 0.3, queue.max_backlog * 0.2)
+            )
             out.gauge("poolq_queue_messages_unacked", labels, wave(queue.name + "u", 8, 4))
             out.gauge("poolq_queue_consumers", labels, max(len(queue.consumers), 1))
             out.gauge("poolq_queue_oldest_message_age_seconds", labels, wave(queue.name + "age", 60, 40))
@@ -556,8 +628,11 @@ class FleetSeries:
         out.gauge("poolq_pg_max_connections", source, 100)
         out.gauge("poolq_pg_reserved_connections", source, 3)
         for state, level in (("active", 12.0), ("idle", 25.0), ("idle in transaction", 2.0)):
-            out.gauge("poolq_pg_connections", {**database, "usename": "app", "state": state},
-                      wave(store.name + state, level, level / 3))
+            out.gauge(
+                "poolq_pg_connections",
+                {**database, "usename": "app", "state": state},
+                wave(store.name + state, level, level / 3),
+            )
         out.gauge("poolq_pg_waiting_connections", database, wave(store.name + "wait", 0.6, 0.6))
         out.gauge("poolq_pg_oldest_transaction_seconds", database, wave(store.name + "tx", 20, 15))
         out.gauge("poolq_pg_longest_query_seconds", database, wave(store.name + "q", 2, 1.5))
@@ -639,13 +714,85 @@ class FleetSeries:
             return
         apps = sorted({service.name for service in system.services} | {"platform"})
         for index, app in enumerate(apps):
-            labels = {"job": "argocd-application-controller-metrics", "namespace": namespace, "name": app,
-                      "project": "default", "dest_namespace": "default"}
+            labels = {
+                "job": "argocd-application-controller-metrics",
+                "namespace": namespace,
+                "name": app,
+                "project": "default",
+                "dest_namespace": "default",
+            }
             out_of_sync = index == 1
-            self.out.gauge("argocd_app_info", {**labels, "sync_status": "OutOfSync" if out_of_sync else "Synced",
-                                               "health_status": "Progressing" if out_of_sync else "Healthy"}, 1)
+            self.out.gauge(
+                "argocd_app_info",
+                {
+                    **labels,
+                    "sync_status": "OutOfSync" if out_of_sync else "Synced",
+                    "health_status": "Progressing" if out_of_sync else "Healthy",
+                },
+                1,
+            )
             for phase, every in (("Succeeded", 1800 + 300 * index), ("Failed", 7200)):
                 self.out.counter("argocd_app_sync_total", {**labels, "phase": phase}, pulses(every, self.window.step))
+
+    def _control_plane(self, system: System) -> None:
+        """A self-managed control plane on one master, labelled as the stack scrapes it: the
+        apiserver's requests (reads, writes, a few 5xx and terminations) with latency buckets and
+        client certificates, etcd, the scheduler and the controller-manager (fixture label sets)."""
+        if system.platform.control_plane is not ControlPlane.SELF_MANAGED:
+            return
+        out, stack, master = self.out, system.monitoring.stack, node_host(f"{system.name}-master")
+        target = {exporter: exporter_target_labels(stack, exporter, master) for exporter in Exporter}
+        for exporter in (Exporter.APISERVER, Exporter.ETCD, Exporter.KUBE_SCHEDULER, Exporter.KUBE_CONTROLLER_MANAGER):
+            out.gauge("up", target[exporter], 1)
+        api = {**target[Exporter.APISERVER], "component": "apiserver", "resource": "pods", "version": "v1"}
+        for verb, scope, code, rate in (("GET", "resource", "200", 20.0), ("GET", "resource", "500", 0.02),
+                                        ("LIST", "cluster", "200", 2.0), ("POST", "resource", "201", 5.0)):
+            labels = {**api, "scope": scope, "verb": verb}
+            out.counter("apiserver_request_total", {**labels, "code": code}, wave(f"api/{verb}/{code}", rate, rate / 4))
+        for verb, scope, rate in (("GET", "resource", 20.0), ("LIST", "cluster", 2.0), ("POST", "resource", 5.0)):
+            labels = {**api, "scope": scope, "verb": verb}
+            out.counter("apiserver_request_sli_duration_seconds_count", labels, rate)
+            for le, share in (("0.1", 0.7), ("1", 0.99), ("5", 1.0), ("30", 1.0), ("60", 1.0), ("+Inf", 1.0)):
+                out.counter("apiserver_request_sli_duration_seconds_bucket", {**labels, "le": le}, rate * share)
+        out.counter("apiserver_request_terminations_total", {**api, "scope": "cluster", "verb": "LIST", "code": "429"},
+                    pulses(1800, self.window.step))
+        certs = target[Exporter.APISERVER]
+        for le in ("604800", "2592000", "31104000", "+Inf"):
+            out.counter("apiserver_client_certificate_expiration_seconds_bucket", {**certs, "le": le},
+                        0 if le == "604800" else 1.0)
+        out.counter("apiserver_client_certificate_expiration_seconds_count", certs, 1.0)
+        etcd = target[Exporter.ETCD]
+        out.gauge("etcd_server_has_leader", etcd, 1)
+        out.counter("etcd_server_leader_changes_seen_total", etcd, 0, start=1)
+        out.gauge("etcd_mvcc_db_total_size_in_bytes", etcd, wave("etcd/db", 60e6, 5e6))
+        out.gauge("etcd_server_quota_backend_bytes", etcd, 2147483648)
+        for metric in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
+            for le, share in (("0.002", 0.6), ("0.008", 0.95), ("0.032", 1.0), ("+Inf", 1.0)):
+                out.counter(f"{metric}_bucket", {**etcd, "le": le}, 50 * share)
+
+    def _cert_manager(self, system: System) -> None:
+        """Two Certificates cert-manager reports through the generated ServiceMonitor (the
+        Certificate's own `namespace`): one ready, one not yet issued (expiration 0)."""
+        namespace = system.platform.cert_manager_namespace
+        if namespace is None:
+            return
+        for index, name in enumerate(("api-tls", "grafana-tls")):
+            labels = {
+                "job": "cert-manager",
+                "namespace": min(service.namespace for service in system.services),
+                "name": name,
+                "issuer_name": "letsencrypt",
+                "issuer_kind": "ClusterIssuer",
+                "issuer_group": "cert-manager.io",
+            }
+            issued = index == 0
+            self.out.gauge("certmanager_certificate_expiration_timestamp_seconds", labels,
+                           self.window.end + 40 * 86400 if issued else 0)
+            for condition in ("True", "False", "Unknown"):
+                ready = (condition == "True") == issued and condition != "Unknown"
+                self.out.gauge("certmanager_certificate_ready_status", {**labels, "condition": condition}, int(ready))
+        # The fleet shares one Prometheus: each system's controller is a target of its own.
+        self.out.gauge("up", {"job": "cert-manager", "namespace": namespace, "instance": f"{system.name}:9402"}, 1)
 
     def _probes(self, system: System) -> None:
         """Each dependency's probe as blackbox_exporter answers it through the generated Probe: up,
@@ -663,9 +810,19 @@ class FleetSeries:
         self.out.gauge("ALERTS", {**base, "alertname": "Watchdog", "severity": "none"}, 1)
         incident = next((s for s in system.services if s.slos), None)
         if incident is not None:
-            self.out.gauge("ALERTS", {**base, "alertname": "SloErrorBudgetBurn", "severity": "critical",
-                                      "namespace": incident.namespace, "service": incident.name,
-                                      "slo": incident.slos[0].name, "window": "1h-5m"}, 1)
+            self.out.gauge(
+                "ALERTS",
+                {
+                    **base,
+                    "alertname": "SloErrorBudgetBurn",
+                    "severity": "critical",
+                    "namespace": incident.namespace,
+                    "service": incident.name,
+                    "slo": incident.slos[0].name,
+                    "window": "1h-5m",
+                },
+                1,
+            )
 
 
 def _routes(service: Service, instrumentation: Instrumentation) -> list[tuple[str, str]]:
@@ -710,8 +867,7 @@ def start_fleet_prometheus(
     source.unlink()
 
     def start(data: Path) -> PrometheusServer:
-        return start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}},
-                                tsdb=data)
+        return start_prometheus(workdir, {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}}, tsdb=data)
 
     rules = recording_rules(rule_groups)
     if not rules:
@@ -774,69 +930,15 @@ def backfill_rules(
         rule_file.write_text(yaml.safe_dump({"groups": [{"name": f"level-{index}", "rules": level}]}, width=10_000))
         blocks = workdir / f"level-{index}"
         result = promtool.run(
-            "tsdb", "create-blocks-from", "rules",
-            f"--start={window.start}", f"--end={window.end}", f"--url={server.url}",
-    def _control_plane(self, system: System) -> None:
-        """A self-managed control plane on one master, labelled as the stack scrapes it: the
-        apiserver's requests (reads, writes, a few 5xx and terminations) with latency buckets and
-        client certificates, etcd, the scheduler and the controller-manager (fixture label sets)."""
-        if system.platform.control_plane is not ControlPlane.SELF_MANAGED:
-            return
-        out, stack, master = self.out, system.monitoring.stack, node_host(f"{system.name}-master")
-        target = {exporter: exporter_target_labels(stack, exporter, master) for exporter in Exporter}
-        for exporter in (Exporter.APISERVER, Exporter.ETCD, Exporter.KUBE_SCHEDULER, Exporter.KUBE_CONTROLLER_MANAGER):
-            out.gauge("up", target[exporter], 1)
-        api = {**target[Exporter.APISERVER], "component": "apiserver", "resource": "pods", "version": "v1"}
-        for verb, scope, code, rate in (("GET", "resource", "200", 20.0), ("GET", "resource", "500", 0.02),
-                                        ("LIST", "cluster", "200", 2.0), ("POST", "resource", "201", 5.0)):
-            labels = {**api, "scope": scope, "verb": verb}
-            out.counter("apiserver_request_total", {**labels, "code": code}, wave(f"api/{verb}/{code}", rate, rate / 4))
-        for verb, scope, rate in (("GET", "resource", 20.0), ("LIST", "cluster", 2.0), ("POST", "resource", 5.0)):
-            labels = {**api, "scope": scope, "verb": verb}
-            out.counter("apiserver_request_sli_duration_seconds_count", labels, rate)
-            for le, share in (("0.1", 0.7), ("1", 0.99), ("5", 1.0), ("30", 1.0), ("60", 1.0), ("+Inf", 1.0)):
-                out.counter("apiserver_request_sli_duration_seconds_bucket", {**labels, "le": le}, rate * share)
-        out.counter("apiserver_request_terminations_total", {**api, "scope": "cluster", "verb": "LIST", "code": "429"},
-                    pulses(1800, self.window.step))
-        certs = target[Exporter.APISERVER]
-        for le in ("604800", "2592000", "31104000", "+Inf"):
-            out.counter("apiserver_client_certificate_expiration_seconds_bucket", {**certs, "le": le},
-                        0 if le == "604800" else 1.0)
-        out.counter("apiserver_client_certificate_expiration_seconds_count", certs, 1.0)
-        etcd = target[Exporter.ETCD]
-        out.gauge("etcd_server_has_leader", etcd, 1)
-        out.counter("etcd_server_leader_changes_seen_total", etcd, 0, start=1)
-        out.gauge("etcd_mvcc_db_total_size_in_bytes", etcd, wave("etcd/db", 60e6, 5e6))
-        out.gauge("etcd_server_quota_backend_bytes", etcd, 2147483648)
-        for metric in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
-            for le, share in (("0.002", 0.6), ("0.008", 0.95), ("0.032", 1.0), ("+Inf", 1.0)):
-                out.counter(f"{metric}_bucket", {**etcd, "le": le}, 50 * share)
-
-    def _cert_manager(self, system: System) -> None:
-        """Two Certificates cert-manager reports through the generated ServiceMonitor (the
-        Certificate's own `namespace`): one ready, one not yet issued (expiration 0)."""
-        namespace = system.platform.cert_manager_namespace
-        if namespace is None:
-            return
-        for index, name in enumerate(("api-tls", "grafana-tls")):
-            labels = {
-                "job": "cert-manager",
-                "namespace": min(service.namespace for service in system.services),
-                "name": name,
-                "issuer_name": "letsencrypt",
-                "issuer_kind": "ClusterIssuer",
-                "issuer_group": "cert-manager.io",
-            }
-            issued = index == 0
-            self.out.gauge("certmanager_certificate_expiration_timestamp_seconds", labels,
-                           self.window.end + 40 * 86400 if issued else 0)
-            for condition in ("True", "False", "Unknown"):
-                ready = (condition == "True") == issued and condition != "Unknown"
-                self.out.gauge("certmanager_certificate_ready_status", {**labels, "condition": condition}, int(ready))
-        # The fleet shares one Prometheus: each system's controller is a target of its own.
-        self.out.gauge("up", {"job": "cert-manager", "namespace": namespace, "instance": f"{system.name}:9402"}, 1)
-
-            f"--output-dir={blocks}", f"--eval-interval={window.step}s", str(rule_file),
+            "tsdb",
+            "create-blocks-from",
+            "rules",
+            f"--start={window.start}",
+            f"--end={window.end}",
+            f"--url={server.url}",
+            f"--output-dir={blocks}",
+            f"--eval-interval={window.step}s",
+            str(rule_file),
         )
         if not result.ok:
             server.stop()
