@@ -11,6 +11,7 @@ from obsbundle.alerting.policy import no_deadmans_switch_notice
 from obsbundle.bundle import PARALLEL_FROM_SERVICES, default_jobs, stale_output, write_output
 from obsbundle.config import Config, build_config
 from obsbundle.errors import InputError
+from obsbundle.importer import import_specs
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
 from obsbundle.schema import inventory_json_schema
@@ -55,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the CPUs available); the output is the same for any N",
     )
     parser.add_argument("--schema", action="store_true", help="print the inventory's JSON Schema and exit")
+    parser.add_argument(
+        "--import", dest="import_files", type=Path, nargs="+", metavar="FILE",
+        help="print an inventory converted from Sloth, OpenSLO and Pyrra SLO specs, and exit",
+    )
     _verify_arguments(parser)
     return parser
 
@@ -114,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
     if args.schema:
         sys.stdout.write(inventory_json_schema())
+        return EXIT_OK
+    if args.import_files:
+        try:
+            sys.stdout.write(import_specs(args.import_files))
+        except InputError as error:
+            for problem in error.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         return EXIT_OK
     config = build_config(OutputFormat(args.format))
     try:
