@@ -95,6 +95,11 @@ SLI_ABSENT = AlertDoc(
         "Query the raw SLI series shown below; if a library upgrade renamed them, update the "
         "inventory's instrumentation or histogram_buckets.",
         "For a latency SLO, check that the threshold is still one of the histogram's `le` values.",
+        "For an error-ratio SLO (`error_ratio_query`), the ratio is not a number while nothing is served "
+        "(0/0) and records nothing: a quiet service's ratio SLI is absent; prefer bad_query and total_query "
+        "where the counters exist.",
+        "For a gauge SLO (`gauge_query`, such as probe_success or up), check what produces the gauge: the "
+        "Probe and blackbox_exporter (DependencyAbsent, BlackboxExporterDown) or the target's scrape.",
     ),
 )
 

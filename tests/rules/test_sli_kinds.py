@@ -16,10 +16,12 @@ from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.monitors.probes import probe_labels
 from obsbundle.promql import selector
-from obsbundle.rules import rule_groups
+from obsbundle.render import render
+from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.slo import ServiceSlo
 from obsbundle.rules.slo_scenarios import page_detection_bound_minutes
 from obsbundle.slo_math import BURN_TIERS
+from tests.support import promtool
 from tests.support.slo_promtool import (
     burn_alerts,
     count_at,
@@ -268,3 +270,19 @@ def test_the_loader_refuses_a_kind_s_keys_on_another_kind_naming_the_fix(
     messages = "\n".join(_load(tmp_path, slo))
     for part in expected:
         assert part in messages, messages
+
+
+def test_a_bad_events_slo_on_plain_selectors_gets_the_generated_scenarios_and_every_kind_s_tests_pass(
+    kinds: System, tmp_path: Path
+) -> None:
+    """The generator feeds a bad/total SLI's counters itself (tier, outage and guard scenarios);
+    an error ratio's and a gauge's SLIs have no counters it can derive (the tests above run theirs),
+    so their generated files test the absent-SLI alert only. promtool passes them all."""
+    for document in generate_rules(kinds, DEFAULT_CONFIG):
+        (tmp_path / Path(document.path).name).write_bytes(render(document))
+    ledger = yaml.safe_load((tmp_path / "kinds-slo-alerts-ledger.test.yaml").read_text())
+    names = [test["name"] for test in ledger["tests"]]
+    assert any("a full outage pages" in name for name in names), names
+    assert any("the guard needs 5" in name for name in names), names
+    result = promtool.test_rules(sorted(tmp_path.glob("kinds-slo-alerts-*.test.yaml")))
+    assert result.ok, result.output
