@@ -104,6 +104,22 @@ CASES: dict[str, tuple[Mutation, list[str]]] = {
         _set("datastores.0.max_connections_alert", 80),
         ["datastores[0].max_connections_alert", "is a share of 1, not a percentage: write 0.8 for 80 %", "got 80"],
     ),
+    "a gauge SLO with another kind's query": (
+        _append(
+            "services.0.slos",
+            {"name": "probe", "objective": 99.9, "gauge_query": "probe_success", "bad_query": "x_total"},
+        ),
+        ["services[0].slos[1]", "bad_query is for bad-events SLOs, but gauge_query makes this a gauge SLO",
+         "remove it, or set sli: bad-events and give its keys (bad_query, total_query)"],
+    ),
+    "an event SLO counting a rate over the window": (
+        _append(
+            "services.0.slos",
+            {"name": "jobs", "objective": 99, "bad_query": "sum(rate(jobs_failed_total[{{.window}}]))",
+             "total_query": "sum(increase(jobs_total[{{.window}}]))"},
+        ),
+        ["services[0].slos[1].bad_query", "counts events per second", "write increase(...[{{.window}}]) instead"],
+    ),
     "latency threshold without a unit": (
         _append("services.0.slos", {"name": "latency", "objective": 99, "threshold": 300}),
         ["services[0].slos[1].threshold", "a duration needs a unit", "ms, s, m, h, d, w or y", "got 300"],

@@ -504,9 +504,15 @@ class Slo(Frozen):
         foreign = sorted(given - set(needed))
         if foreign:
             owners = sorted({k.value for k, keys in SLI_QUERY_KEYS.items() if set(foreign) & set(keys)})
+            implied_by = [key for key in needed if key in given]
+            what = (
+                f"sli is {kind.value}"
+                if self.sli is not None or not implied_by
+                else f"{implied_by[0]} makes this {'an' if kind.value[0] in 'aeiou' else 'a'} {kind.value} SLO"
+            )
             raise ValueError(
                 f"{' and '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} for {' or '.join(owners)} SLOs, "
-                f"but sli is {kind.value}: remove {'it' if len(foreign) == 1 else 'them'}, or set sli: {owners[0]} "
+                f"but {what}: remove {'it' if len(foreign) == 1 else 'them'}, or set sli: {owners[0]} "
                 f"and give its keys ({', '.join(SLI_QUERY_KEYS[SliKind(owners[0])])})"
             )
         if kind is SliKind.ERROR_RATIO and self.min_bad_events is not None:

@@ -232,7 +232,10 @@ def _load(tmp_path: Path, slo: dict[str, Any]) -> list[str]:
         ),
         (
             {"error_ratio_query": "x", "total_query": "y"},
-            ["total_query is for bad-events or custom SLOs, but sli is error-ratio", "remove it"],
+            [
+                "total_query is for bad-events or custom SLOs, but error_ratio_query makes this an error-ratio SLO",
+                "remove it",
+            ],
         ),
         (
             {"good_query": "x", "bad_query": "y", "total_query": "z"},
