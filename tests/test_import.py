@@ -318,3 +318,79 @@ def test_several_specs_import_into_one_inventory_with_a_service_each(capsys: pyt
         ("myservice", "default", ["requests-availability"]),
         ("thanos-store", "monitoring", ["ratio"]),
     ]
+
+
+OPENSLO_THRESHOLD = """\
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: status-page}
+spec:
+  service: status
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 28d, isRolling: true}]
+  indicator:
+    metadata: {name: status-probe}
+    spec:
+      thresholdMetric:
+        metricSource: {type: Prometheus, spec: {query: 'probe_success{dependency="status-page"}'}}
+  objectives: [{displayName: Up, op: OP, value: VALUE, target: 0.999}]
+"""
+
+
+def test_an_openslo_threshold_on_a_0_1_gauge_good_at_1_imports_as_a_gauge_slo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "status.yaml"
+    spec.write_text(OPENSLO_THRESHOLD.replace("OP", "gte").replace("VALUE", "1"))
+    code, out, err = _run(capsys, "--import", str(spec))
+    assert code == 0, err
+    [slo] = yaml.safe_load(out)["services"][0]["slos"]
+    assert slo == {
+        "name": "status-page",
+        "objective": 99.9,
+        "window": "28d",
+        "gauge_query": 'probe_success{dependency="status-page"}',
+    }
+
+
+def test_an_openslo_threshold_on_a_sampled_value_exits_2_saying_how_to_record_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "status.yaml"
+    spec.write_text(OPENSLO_THRESHOLD.replace("OP", "lt").replace("VALUE", "500"))
+    code, out, err = _run(capsys, "--import", str(spec))
+    assert code == 2 and out == ""
+    assert f"{spec}: spec.objectives[0].op: a thresholdMetric good when lt 500 is a time-slice SLI" in err
+    assert 'record (probe_success{dependency="status-page"}) < bool 500 as a series' in err
+
+
+@pytest.mark.parametrize(
+    ("error_query", "reason"),
+    [
+        ("sum(irate(x_total[{{.window}}]))", "irate() reads the last two samples only"),
+        (
+            "sum(rate(x_total[5m])) * sum(count_over_time(y[{{.window}}]))",
+            "rate() over a fixed range beside {{.window}}",
+        ),
+        ("sum(rate(x_total[{{.window}}]", "is not PromQL"),
+    ],
+)
+def test_a_sloth_query_that_counts_no_events_over_the_window_exits_2_at_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], error_query: str, reason: str
+) -> None:
+    spec = tmp_path / "sloth.yaml"
+    document = {
+        "version": "prometheus/v1",
+        "service": "shop",
+        "slos": [
+            {
+                "name": "orders",
+                "objective": 99.9,
+                "sli": {"events": {"error_query": error_query, "total_query": "sum(rate(x_total[{{.window}}]))"}},
+            }
+        ],
+    }
+    spec.write_text(yaml.safe_dump(document))
+    code, _, err = _run(capsys, "--import", str(spec))
+    assert code == 2
+    assert f"{spec}: slos[0].sli.events.error_query: " in err and reason in err, err
