@@ -39,7 +39,7 @@ import pika
 import requests
 import yaml
 
-from tests.support.processes import free_port, require_binary, wait_until
+from obsbundle.tools.processes import free_port, require_binary, wait_until
 from tests.support.servers_db import (
     PgBouncerServer,
     PostgresServer,

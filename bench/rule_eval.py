@@ -51,9 +51,9 @@ from obsbundle.model import Slo, System
 from obsbundle.rules import rule_groups
 from obsbundle.rules.slo import budget_text, min_bad_events, tier_threshold
 from obsbundle.slo_math import BURN_TIERS
-from tests.support import promtool
-from tests.support.processes import free_port
-from tests.support.prometheus import start_prometheus
+from obsbundle.tools import promtool
+from obsbundle.tools.processes import free_port
+from obsbundle.tools.prometheus import start_prometheus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMESPACE = "bench"

@@ -32,8 +32,8 @@ from bench.generate import synthetic_system
 from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
+from obsbundle.tools.prometheus import start_prometheus
 from obsbundle.verify import BATCH_SIZE, DEFAULT_CONCURRENCY, Connection, Selector, Window, check, system_reads
-from tests.support.prometheus import start_prometheus
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The regex parser `re` itself uses: the public sre_parse alias is deprecated, and nothing else

@@ -27,8 +27,8 @@ from obsbundle.rules.config import RuleConfig
 from obsbundle.rules.definitions import Alert
 from obsbundle.settings import Settings
 from obsbundle.stacks import workload_target_labels
-from tests.support.processes import wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from obsbundle.tools.processes import wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.support.servers_db import RabbitMQServer, rabbitmq_server
 
 REPO = Path(__file__).resolve().parent.parent

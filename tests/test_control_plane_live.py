@@ -21,8 +21,8 @@ from obsbundle.model import System
 from obsbundle.rules.control_plane import control_plane_groups
 from obsbundle.rules.definitions import Alert
 from obsbundle.stacks import Exporter, Node, Stack, exporter_target_labels
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "exposition" / "etcd" / "metrics.prom"

@@ -30,8 +30,8 @@ from obsbundle.rules.datastore_health import datastore_health_groups
 from obsbundle.rules.definitions import Alert
 from obsbundle.settings import Settings
 from obsbundle.stacks import workload_target_labels
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.support.servers_db import PostgresServer, RedisServer, postgres_server, redis_server
 
 pytestmark = pytest.mark.servers

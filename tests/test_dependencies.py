@@ -32,8 +32,8 @@ from obsbundle.rules import alerting_components, rule_documents, rule_groups
 from obsbundle.rules.definitions import Alert
 from obsbundle.settings import OutputFormat, Settings
 from obsbundle.stacks import probe_target_labels
+from obsbundle.tools import promtool
 from tests.conftest import REPO
-from tests.support import promtool
 from tests.support.crds import validation_errors
 
 SYSTEM: dict[str, Any] = {

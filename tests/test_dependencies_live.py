@@ -22,9 +22,9 @@ from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.monitors.probes import BLACKBOX_CONFIG, generate_probes, probe_scrape_config
 from obsbundle.rules import rule_groups
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.support.probe_targets import StatusServer, status_server
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
 
 pytestmark = pytest.mark.servers
 

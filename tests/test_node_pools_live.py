@@ -38,9 +38,9 @@ from obsbundle.promql import quote, selector
 from obsbundle.render import render
 from obsbundle.rules import generate_rules
 from obsbundle.stacks import PROFILES, Exporter, InstanceFrom, Node, Stack, exporter_target_labels
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.support.exposition import Selector, selectors
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
 
 pytestmark = pytest.mark.servers
 

@@ -34,6 +34,9 @@ from obsbundle.model import Inventory
 from obsbundle.monitors.scrape_configs import SCRAPE_CONFIGS, generate_scrape_configs, scrape_configs
 from obsbundle.settings import OutputFormat
 from obsbundle.stacks import probe_target_labels, workload_target_labels
+from obsbundle.tools.processes import require_binary, wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
+from obsbundle.tools.promtool import check_config
 from tests.conftest import FIXTURES
 from tests.support.kubernetes_api import kubernetes_api
 from tests.support.kubernetes_sd import (
@@ -46,9 +49,6 @@ from tests.support.kubernetes_sd import (
     api_objects,
     discovered_targets,
 )
-from tests.support.processes import require_binary, wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
-from tests.support.promtool import check_config
 from tests.support.victoria_metrics import VictoriaMetrics, start_victoria_metrics
 
 PROMETHEUS_CONFIG = build_config(OutputFormat.PROMETHEUS)

@@ -28,9 +28,9 @@ import pytest
 import requests
 
 from obsbundle.stacks import Exporter, Node, Stack, exporter_pod, exporter_target_labels
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.conftest import FIXTURES, REPO
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
 
 INVENTORY = FIXTURES / "verify" / "verify.yaml"
 KSM = FIXTURES / "exposition" / "kube-state-metrics"

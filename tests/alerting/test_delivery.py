@@ -18,10 +18,10 @@ import yaml
 
 from obsbundle.model import System
 from obsbundle.render import to_yaml
+from obsbundle.tools.processes import wait_until
 from tests.alerting.operator_config import plain_config
 from tests.alerting.stack import slack_path, write_alerting
 from tests.support.alertmanager import AlertmanagerServer, start_alertmanager
-from tests.support.processes import wait_until
 from tests.support.slack_receiver import Delivery, SlackReceiver
 
 pytestmark = pytest.mark.servers

@@ -25,14 +25,14 @@ import pytest
 
 from obsbundle.model import System
 from obsbundle.render import to_yaml
+from obsbundle.tools.processes import wait_until
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.alerting.conftest import REPORT
 from tests.alerting.contract import WATCHDOG, expected_destination
 from tests.alerting.generated import alert_rules, plain_rule_files
 from tests.alerting.metrics_target import MetricsTarget
 from tests.alerting.stack import slack_path, write_alerting
 from tests.support.alertmanager import AlertmanagerServer, start_alertmanager
-from tests.support.processes import wait_until
-from tests.support.prometheus import PrometheusServer, start_prometheus
 from tests.support.slack_receiver import Delivery, SlackReceiver
 
 pytestmark = pytest.mark.servers

@@ -19,10 +19,10 @@ import pytest
 from obsbundle import naming
 from obsbundle.model import System
 from obsbundle.providers import Provider
+from obsbundle.tools.processes import wait_until
 from tests.alerting.generated import Labels, alert_labels, alert_rules
 from tests.alerting.stack import write_alerting
 from tests.support.alertmanager import AlertmanagerServer, start_alertmanager
-from tests.support.processes import wait_until
 from tests.support.slack_receiver import SlackReceiver
 
 pytestmark = pytest.mark.servers

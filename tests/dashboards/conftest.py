@@ -10,10 +10,10 @@ import pytest
 from obsbundle.bundle import dashboards_of
 from obsbundle.config import DEFAULT_CONFIG
 from obsbundle.model import Inventory, System
+from obsbundle.preview.synthetic import Window, start_fleet_prometheus
 from obsbundle.rules import rule_groups
+from obsbundle.tools.prometheus import PrometheusServer
 from tests.dashboards.variants import pgbouncer_system
-from tests.support.fleet_series import Window, start_fleet_prometheus
-from tests.support.prometheus import PrometheusServer
 
 SUMMARY = pytest.StashKey[list[str]]()
 """Lines the dashboard tests add to pytest's terminal summary (counts of what they checked)."""

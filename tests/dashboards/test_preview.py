@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from obsbundle.dashboards.variables import opening_values
+from obsbundle.preview.draw import Data, http_fetch, render_png
+from obsbundle.preview.synthetic import Window
+from obsbundle.tools.prometheus import PrometheusServer
 from tests.dashboards.conftest import report
-from tests.support.fleet_series import Window
-from tests.support.preview import Data, http_fetch, render_png
-from tests.support.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.servers
 

@@ -10,10 +10,10 @@ import pytest
 
 from obsbundle.dashboards.variables import expand, opening_values
 from obsbundle.dashboards.walk import expressions, panels, targets
+from obsbundle.preview.synthetic import Window
+from obsbundle.tools import promtool
+from obsbundle.tools.prometheus import PrometheusServer
 from tests.dashboards.conftest import report
-from tests.support import promtool
-from tests.support.fleet_series import Window
-from tests.support.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.servers
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from obsbundle.tools.processes import free_port, wait_until
 from tests.exporter.conftest import (
     Endpoint,
     Passwords,
@@ -30,7 +31,6 @@ from tests.exporter.conftest import (
     unique,
     value,
 )
-from tests.support.processes import free_port, wait_until
 from tests.support.servers_db import PgBouncerServer, PostgresServer, RabbitMQServer, RedisServer
 
 pytestmark = pytest.mark.servers

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from obsbundle.exporters.webconfig import BasicAuth, load_web_config
+from obsbundle.tools.processes import free_port, wait_until
 from tests.exporter.conftest import (
     Passwords,
     backends,
@@ -33,7 +34,6 @@ from tests.exporter.conftest import (
     value,
     write_config,
 )
-from tests.support.processes import free_port, wait_until
 from tests.support.servers_db import PostgresServer
 
 pytestmark = pytest.mark.servers

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from obsbundle.tools.processes import wait_until
 from tests.exporter.conftest import (
     APP,
     STATS,
@@ -24,7 +25,6 @@ from tests.exporter.conftest import (
     unique,
     value,
 )
-from tests.support.processes import wait_until
 from tests.support.servers_db import PgBouncerServer, PostgresServer
 
 pytestmark = pytest.mark.servers

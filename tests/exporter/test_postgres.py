@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from obsbundle.tools.processes import wait_until
 from tests.exporter.conftest import (
     APP,
     Passwords,
@@ -26,7 +27,6 @@ from tests.exporter.conftest import (
     unique,
     value,
 )
-from tests.support.processes import wait_until
 from tests.support.servers_db import PostgresServer
 
 pytestmark = pytest.mark.servers

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from obsbundle.tools.processes import free_port, wait_until
 from tests.exporter.conftest import (
     Passwords,
     Servers,
@@ -24,7 +25,6 @@ from tests.exporter.conftest import (
     write_config,
 )
 from tests.exporter.test_http import exporter_process
-from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.servers
 

@@ -17,7 +17,7 @@ from obsbundle.render import render
 from obsbundle.rules import promtool_tests
 from obsbundle.rules.brokers import broker_groups
 from obsbundle.rules.definitions import Alert, RuleGroup
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = Path(__file__).resolve().parent / "brokers" / "cluster.yaml"

@@ -20,7 +20,7 @@ from obsbundle.rules.cert_manager import cert_manager_groups
 from obsbundle.rules.control_plane import control_plane_groups
 from obsbundle.settings import Settings
 from obsbundle.stacks import Exporter, Node, Stack, exporter_target_labels
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 COMPONENTS = ("control-plane", "cert-manager")
 CONTROL_PLANE_ALERTS = {

@@ -21,7 +21,7 @@ from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.control_plane import CONTROLLER_MANAGER_DOWN, SCHEDULER_DOWN
 from obsbundle.rules.definitions import Alert
 from obsbundle.stacks import Exporter, Node, Stack, exporter_target_labels
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 TESTS = Path(__file__).resolve().parent.parent
 TEST_SYSTEM_FILES = (

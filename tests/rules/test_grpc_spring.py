@@ -26,7 +26,8 @@ from obsbundle.render import render
 from obsbundle.rules import generate_rules
 from obsbundle.settings import Settings
 from obsbundle.stacks import workload_target_labels
-from tests.support import exposition, promtool
+from obsbundle.tools import promtool
+from tests.support import exposition
 
 COUNT = "grpc_server_processing_duration_seconds_count"
 DOCUMENTED_TAGS = ("service", "method", "methodType", "statusCode")

@@ -28,7 +28,7 @@ from obsbundle.rules import generate_rules
 from obsbundle.rules.cases.node_pool import PoolInputs, healthy_size
 from obsbundle.rules.node_pool import label_allowlist_flag, label_allowlist_helm
 from obsbundle.stacks import Exporter, Node, Stack, exporter_target_labels
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 KSM_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "exposition" / "kube-state-metrics"
 NODE = Node("elastic-7f3kq", "10.1.2.3")

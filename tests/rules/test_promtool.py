@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 SYSTEMS = ("aegis", "ecoeco", "logpilot", "shipyard")
 

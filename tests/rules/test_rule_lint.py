@@ -13,7 +13,7 @@ from obsbundle.loader import load_inventory
 from obsbundle.model import System
 from obsbundle.render import render
 from obsbundle.rules import generate_rules
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 TESTS = Path(__file__).resolve().parent.parent
 INVENTORIES = (

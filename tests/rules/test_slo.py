@@ -37,7 +37,8 @@ from obsbundle.rules.templating import humanize_percentage
 from obsbundle.settings import Settings
 from obsbundle.slo_math import BURN_TIERS
 from obsbundle.stacks import workload_target_labels
-from tests.support import exposition, promtool
+from obsbundle.tools import promtool
+from tests.support import exposition
 
 RULES = DEFAULT_CONFIG.rules
 

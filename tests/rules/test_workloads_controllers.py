@@ -19,8 +19,8 @@ from obsbundle.rules.cases.workload import controller_test_pod
 from obsbundle.rules.definitions import Alert
 from obsbundle.rules.workload import controller_pod_pattern
 from obsbundle.settings import Settings
+from obsbundle.tools import promtool
 from tests.rules.test_workloads_promtool import write_workload_groups
-from tests.support import promtool
 from tests.support.crds import validation_errors
 
 CONTROLLER_ALERTS = {

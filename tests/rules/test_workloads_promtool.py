@@ -20,7 +20,7 @@ from obsbundle.documents import Document
 from obsbundle.model import System
 from obsbundle.render import render
 from obsbundle.rules import component_groups, promtool_tests
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 COMPONENTS = ("workloads", "platform-workloads")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
 
 
 @dataclass

@@ -10,8 +10,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.support.processes import require_binary
-from tests.support.promtool import ToolResult
+from obsbundle.tools.processes import require_binary
+from obsbundle.tools.promtool import ToolResult
 
 PACKAGE = "prometheus-alertmanager"
 

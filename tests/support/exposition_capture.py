@@ -1,7 +1,7 @@
 """Exposition fixtures captured live from the real exporters, and the servers they read.
 
 Each exporter is started for real on a free port of 127.0.0.1, in a temporary folder of its own,
-and stopped by its own process id (tests/support/processes.py); its answer is kept exactly as
+and stopped by its own process id (obsbundle.tools.processes); its answer is kept exactly as
 served, headed by where it came from. The fixtures under tests/fixtures/exposition/<exporter>/
 are written by
 
@@ -43,8 +43,8 @@ from psycopg import sql
 from starlette.middleware.base import RequestResponseEndpoint
 
 from obsbundle.monitors.probes import HTTP_REACHABLE, MODULES
+from obsbundle.tools.processes import ManagedProcess, free_port, port_open, require_binary, wait_until
 from tests.support.probe_targets import Certificates, make_certificates, status_server
-from tests.support.processes import ManagedProcess, free_port, port_open, require_binary, wait_until
 from tests.support.servers_db import (
     PgBouncerServer,
     PostgresServer,

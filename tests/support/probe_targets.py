@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.processes import free_port
+from obsbundle.tools.processes import free_port
 
 LEAF_DAYS = 90
 """The leaf certificate's lifetime: Let's Encrypt's."""

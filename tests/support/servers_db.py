@@ -28,7 +28,7 @@ import redis
 import requests
 from psycopg import sql
 
-from tests.support.processes import ManagedProcess, free_port, port_open, require_binary, wait_until
+from obsbundle.tools.processes import ManagedProcess, free_port, port_open, require_binary, wait_until
 
 SERVICE_USER = "postgres"
 """Unprivileged account that runs PostgreSQL and PgBouncer when the tests run as root."""

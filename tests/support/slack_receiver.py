@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.processes import wait_until
+from obsbundle.tools.processes import wait_until
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from obsbundle.model import System
 from obsbundle.render import render
 from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.slo import alerts_group_name
-from tests.support import promtool
+from obsbundle.tools import promtool
 
 
 def counter_values(per_minute: Sequence[tuple[int, float]]) -> str:

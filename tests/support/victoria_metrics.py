@@ -11,7 +11,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
 
 
 @dataclass

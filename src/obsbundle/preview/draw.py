@@ -4,8 +4,8 @@ Reviewers see what a change does to a dashboard without a Grafana: the preview l
 on Grafana's grid and draws each kind the way Grafana would (lines, stats, bar gauges, tables,
 heatmaps, state timelines, text), with units, thresholds and legends taken from the JSON.
 It is an approximation for review, not a renderer of every Grafana option. It draws for the tests
-and `python -m bench.dashboards_preview`, with data from a test Prometheus; matplotlib comes
-with the test extras.
+and for `obsbundle-preview`, with data from a Prometheus over synthetic series; matplotlib comes
+with the `preview` extra.
 """
 
 from __future__ import annotations

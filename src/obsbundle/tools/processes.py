@@ -1,4 +1,8 @@
-"""Start real servers on loopback for tests: free ports, temp dirs, readiness waits, stop by pid."""
+"""Start real servers on loopback: free ports, temp dirs, readiness waits, stop by pid.
+
+The previews (`obsbundle.preview`) run a Prometheus this way, and the tests every real server
+they check against. A missing binary raises `MissingBinaryError` naming the Debian package.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +16,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+
+class MissingBinaryError(RuntimeError):
+    """A program obsbundle runs is not installed; the message names the Debian package."""
 
 
 def require_binary(name: str, package: str, extra_dirs: Sequence[str] = ()) -> str:
-    """Absolute path of `name`, or fail the test naming the Debian package that provides it."""
+    """Absolute path of `name`; MissingBinaryError naming the Debian package that provides it."""
     found = shutil.which(name) or next(
         (str(Path(d) / name) for d in extra_dirs if (Path(d) / name).is_file()), None
     )
     if found is None:
-        pytest.fail(
-            f"'{name}' is not installed: apt-get install -y {package} (scripts/setup-tests.sh does this)",
-            pytrace=False,
+        raise MissingBinaryError(
+            f"'{name}' is not installed: apt-get install -y {package} (scripts/setup-tests.sh does this for the tests)"
         )
     return found
 
@@ -36,7 +41,7 @@ def free_port() -> int:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll `check` until it returns True; fail the test after `timeout` seconds naming `what`."""
+    """Poll `check` until it returns True; TimeoutError after `timeout` seconds naming `what`."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -46,7 +51,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         except Exception as error:  # readiness probes raise while the server starts
             last_error = error
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})", pytrace=False)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,4 +1,4 @@
-"""A real Prometheus server for tests and benchmarks: own temp dir, free port, stopped by pid."""
+"""A real Prometheus server for previews, tests and benchmarks: own temp dir, free port, stopped by pid."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import Any
 import requests
 import yaml
 
-from tests.support.processes import ManagedProcess, free_port, require_binary, wait_until
+from obsbundle.tools.processes import ManagedProcess, free_port, require_binary, wait_until
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus exited, or its API answered with an error."""
 
 
 @dataclass
@@ -28,7 +32,7 @@ class PrometheusServer:
         response = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=30)
         body = response.json()
         if body.get("status") != "success":
-            raise AssertionError(f"Prometheus {path} {params} failed: {body.get('error', response.text)}")
+            raise PrometheusError(f"Prometheus {path} {params} failed: {body.get('error', response.text)}")
         return body["data"]
 
     def query(self, expr: str, time: float | None = None) -> list[dict[str, Any]]:
@@ -83,7 +87,7 @@ def start_prometheus(
 
     def ready() -> bool:
         if not process.alive():
-            raise AssertionError(f"prometheus exited:\n{process.log_tail()}")
+            raise PrometheusError(f"prometheus exited:\n{process.log_tail()}")
         return requests.get(f"{server.url}/-/ready", timeout=2).status_code == 200
 
     wait_until(ready, timeout=60, what="prometheus to become ready")

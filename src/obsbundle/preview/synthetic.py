@@ -6,9 +6,12 @@ node-exporter and kube-state-metrics per node of each pool, kube-state-metrics a
 pod, request counters and latency histograms per API pod in the shape of its instrumentation,
 the pool & queue exporter (`poolq_*`), kafka_exporter, ArgoCD and ALERTS.
 
-Values are smooth deterministic waves (no randomness, so previews and failures reproduce), with
-one incident per system: between 40 % and 55 % of the window the first API answers 8 % of its
-requests with 5xx and three times slower, so burn rates, error panels and budgets move.
+Values are smooth deterministic waves (no randomness, so previews and failures reproduce). The
+traffic is one of two (`Traffic`): the tests' INCIDENT, where between 40 % and 55 % of the window
+the first API answers 8 % of its requests with 5xx and three times slower, so burn rates, error
+panels and budgets move; or HEALTHY, the previews' default, where every service stays well inside
+its SLOs (errors at a tenth of its tightest error budget, latency a tenth of its tightest
+threshold) and only Watchdog fires, as a good day looks on the dashboards.
 The series carry no `cluster` label, as in a Prometheus per cluster where it is an external label.
 """
 
@@ -22,6 +25,7 @@ import shutil
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from obsbundle.model import (
     Instrumentation,
     NodePool,
     Service,
+    SliKind,
     System,
     WorkloadKind,
 )
@@ -46,8 +51,8 @@ from obsbundle.monitors.workloads import EXPORTED_KINDS
 from obsbundle.rules.cases.node_pool import node_host
 from obsbundle.settings import Settings
 from obsbundle.stacks import Exporter, exporter_target_labels, probe_target_labels
-from tests.support import promtool
-from tests.support.prometheus import PrometheusServer, start_prometheus
+from obsbundle.tools import promtool
+from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 
 END = 1_717_416_000
 """2024-06-03T12:00:00Z: a multiple of two hours, so the backfilled blocks align with Prometheus's."""
@@ -225,11 +230,41 @@ def _bytes(value: str | None) -> float | None:
     return float(value)
 
 
+class Traffic(StrEnum):
+    """What the synthetic services do over the window."""
+
+    INCIDENT = "incident"
+    """One API of each system fails and slows down for a while: alerts and budgets move (the tests)."""
+    HEALTHY = "healthy"
+    """Every service well inside its SLOs, no incident (the previews)."""
+
+
+HEALTHY_SHARE_OF_BUDGET = 0.1
+"""Healthy services fail this share of their tightest error budget, and answer within this share
+of their tightest latency threshold on average."""
+
+
+def healthy_error_share(service: Service) -> float:
+    """Share of requests failing on a good day: a tenth of the tightest availability budget."""
+    budgets = [float(slo.error_budget) for slo in service.slos if slo.kind is SliKind.AVAILABILITY]
+    return HEALTHY_SHARE_OF_BUDGET * min(budgets, default=0.005)
+
+
+def healthy_mean_latency(service: Service) -> float:
+    """Mean latency on a good day: a tenth of the tightest latency threshold (0.15 s without one),
+    so that exponentially distributed durations stay within it for all but e^-10 of requests."""
+    thresholds = [float(slo.threshold_seconds) for slo in service.slos if slo.threshold_seconds is not None]
+    return min((HEALTHY_SHARE_OF_BUDGET * bound for bound in thresholds), default=0.15)
+
+
 class FleetSeries:
     """The synthetic series of one or more systems over a window."""
 
-    def __init__(self, systems: Sequence[System], window: Window | None = None) -> None:
+    def __init__(
+        self, systems: Sequence[System], window: Window | None = None, traffic: Traffic = Traffic.INCIDENT
+    ) -> None:
         self.window = window or Window()
+        self.traffic = traffic
         self.out = OpenMetrics(self.window)
         for system in systems:
             self._system(system)
@@ -420,9 +455,9 @@ class FleetSeries:
             memory_limit=_bytes(limits.memory if limits else None),
             phase="Succeeded" if finished else "Running",
             # One pod of each service restarted twice during the incident.
-            restarts=(lambda t: 2 / 600 if self.window.in_incident(t) and t < 0.42 * self.window.duration else 0)
-            if first
-            else 0.0,
+            restarts=(lambda t: 2 / 600 if self.traffic is Traffic.INCIDENT and self.window.in_incident(t)
+                      and t < 0.42 * self.window.duration else 0)
+            if first else 0.0,
         )
         if not finished:
             self._container_states(pod, first, _cpu_millicores(limits.cpu if limits else None))
@@ -446,14 +481,23 @@ class FleetSeries:
         """Request counters and latency histograms in the shape of the service's instrumentation."""
         instrumentation = service.metrics.instrumentation if service.metrics else Instrumentation.CUSTOM
         incident_service = next(s for s in system.services if s.has_http_api and s.metrics is not None)
-        hit = service.name == incident_service.name
         window = self.window
+        if self.traffic is Traffic.HEALTHY:
+            healthy_errors, healthy_latency = healthy_error_share(service), healthy_mean_latency(service)
 
-        def error_share(t: float) -> float:
-            return 0.08 if hit and window.in_incident(t) else 0.002
+            def error_share(t: float) -> float:
+                return healthy_errors
 
-        def mean_latency(t: float) -> float:
-            return 0.45 if hit and window.in_incident(t) else 0.15
+            def mean_latency(t: float) -> float:
+                return healthy_latency
+        else:
+            hit = service.name == incident_service.name
+
+            def error_share(t: float) -> float:
+                return 0.08 if hit and window.in_incident(t) else 0.002
+
+            def mean_latency(t: float) -> float:
+                return 0.45 if hit and window.in_incident(t) else 0.15
 
         statuses = _STATUSES[instrumentation]
         buckets = service.metrics.buckets if service.metrics else ()
@@ -809,20 +853,10 @@ class FleetSeries:
         base = {"alertstate": "firing", "system": system.name, "team": system.owner.team}
         self.out.gauge("ALERTS", {**base, "alertname": "Watchdog", "severity": "none"}, 1)
         incident = next((s for s in system.services if s.slos), None)
-        if incident is not None:
-            self.out.gauge(
-                "ALERTS",
-                {
-                    **base,
-                    "alertname": "SloErrorBudgetBurn",
-                    "severity": "critical",
-                    "namespace": incident.namespace,
-                    "service": incident.name,
-                    "slo": incident.slos[0].name,
-                    "window": "1h-5m",
-                },
-                1,
-            )
+        if incident is not None and self.traffic is Traffic.INCIDENT:
+            self.out.gauge("ALERTS", {**base, "alertname": "SloErrorBudgetBurn", "severity": "critical",
+                                      "namespace": incident.namespace, "service": incident.name,
+                                      "slo": incident.slos[0].name, "window": "1h-5m"}, 1)
 
 
 def _routes(service: Service, instrumentation: Instrumentation) -> list[tuple[str, str]]:
@@ -854,11 +888,12 @@ def start_fleet_prometheus(
     window: Window | None = None,
     *,
     rule_groups: Iterable[Mapping[str, Any]] = (),
+    traffic: Traffic = Traffic.INCIDENT,
 ) -> PrometheusServer:
     """A Prometheus over blocks backfilled from the systems' synthetic series, and from the
     recording rules of `rule_groups` evaluated over them."""
     window = window or Window()
-    series = FleetSeries(systems, window)
+    series = FleetSeries(systems, window, traffic)
     source = series.write(workdir / "fleet.om")
     tsdb = workdir / "data"
     result = promtool.create_blocks_from_openmetrics(source, tsdb)
