@@ -51,6 +51,11 @@ def synthetic_system(services: int) -> dict[str, Any]:
         "name": "bench",
         "cluster": "bench",
         "owner": {"team": "platform", "slack_channel": "#platform", "oncall_channel": "#platform-oncall"},
+        "monitoring": {
+            "grafana_url": "https://grafana.bench.test",
+            "alertmanager_url": "https://alertmanager.bench.test",
+            "runbook_url": "https://runbooks.bench.test/{system}/{alert}.md",
+        },
         "node_pools": [{"name": f"pool-{index}", "min_nodes": 1, "max_nodes": 5} for index in range(pools)],
         "datastores": [
             {"name": "main-db", "kind": "postgres", "namespace": "data"},

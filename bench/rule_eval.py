@@ -70,6 +70,11 @@ def synthetic_system(services: int) -> System:
             "name": "bench",
             "cluster": "bench",
             "owner": {"team": "bench", "slack_channel": "#bench"},
+            "monitoring": {
+                "grafana_url": "https://grafana.bench.test",
+                "alertmanager_url": "https://alertmanager.bench.test",
+                "runbook_url": "https://runbooks.bench.test/{system}/{alert}.md",
+            },
             "services": [
                 {
                     "name": service_name(index),

@@ -22,6 +22,11 @@ SHOP: dict[str, Any] = {
     "name": "shop",
     "cluster": "shop-test",
     "owner": {"team": "shop", "slack_channel": "#shop-alerts"},
+    "monitoring": {
+        "grafana_url": "https://grafana.shop.test",
+        "alertmanager_url": "https://alertmanager.shop.test",
+        "runbook_url": "https://runbooks.shop.test/{system}/{alert}.md",
+    },
     "node_pools": [{"name": "general", "min_nodes": 1, "max_nodes": 3}],
     "services": [
         {

@@ -58,7 +58,8 @@ name: live
 cluster: live
 owner: {{team: platform, slack_channel: "#live"}}
 node_pool_label: node-role
-monitoring: {{stack: STACK}}
+monitoring: {{stack: STACK, grafana_url: "https://grafana.live.test", alertmanager_url: "https://am.live.test",
+             runbook_url: "https://runbooks.live.test/{{alert}}"}}
 node_pools:
   - {{name: {POOL}, min_nodes: 1, max_nodes: 1}}
 """

@@ -33,7 +33,7 @@ from obsbundle.model import (
     Slo,
     System,
 )
-from obsbundle.schema import allowed_keys
+from obsbundle.schema import allowed_keys, field_hint
 
 INVENTORY_SUFFIXES = (".yaml", ".yml", ".jsonnet", ".json")
 
@@ -287,7 +287,8 @@ def _problem(file: str, detail: ErrorDetails, data: Any) -> Problem:
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return Problem(file, path, f"unknown key '{path[-1]}': remove it or fix its spelling{hint}")
     if kind == "missing":
-        return Problem(file, path, "required key is missing: add it")
+        hint = field_hint(path)
+        return Problem(file, path, "required key is missing: add it" + (f" ({hint})" if hint else ""))
     message = detail["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         message = f"has the wrong form ({_pattern_hint(path)})"

@@ -135,8 +135,18 @@ class MonitoringSettings(Frozen):
         default_factory=lambda: {"release": "kube-prometheus-stack"},
         description="Labels the Prometheus and Alertmanager resources select objects by.",
     )
-    grafana_url: str = Field(default="https://grafana.example.com", pattern=r"^https?://[^\s]+$")
-    alertmanager_url: str = Field(default="https://alertmanager.example.com", pattern=r"^https?://[^\s]+$")
+    # No defaults for the three addresses: a made-up host in every alert's links would look complete
+    # and lead nowhere at 3 a.m.
+    grafana_url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="The Grafana that alert links and dashboard links open",
+        examples=["https://grafana.mycompany.net"],
+    )
+    alertmanager_url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="The Alertmanager whose silence page the Slack messages link to",
+        examples=["https://alertmanager.mycompany.net"],
+    )
     stack: Stack = Field(
         default=Stack.KUBE_PROMETHEUS_STACK,
         description="The stack that deploys Prometheus and the standard exporters; it decides the target "
@@ -160,8 +170,9 @@ class MonitoringSettings(Frozen):
         description="host:port of the blackbox_exporter that the generated Probes (dependencies) go through.",
     )
     runbook_url: str = Field(
-        default="https://runbooks.example.com/{system}/{alert}",
-        description="Pattern of runbook links; {system} and {alert} are replaced.",
+        description="Where the generated runbooks/ are published, as a pattern of links; {system} and {alert} "
+        "are replaced",
+        examples=["https://github.com/myorg/runbooks/blob/main/{system}/{alert}.md"],
     )
 
     @field_validator("selector_labels")
@@ -868,10 +879,19 @@ class System(Frozen):
     kind: Literal["System"]
     name: Name
     description: str = ""
-    cluster: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    cluster: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The cluster it runs in, as its Prometheus's `cluster` external label names it",
+        examples=["prod-eu-1"],
+    )
     owner: Owner
     node_pool_label: str = Field(default="node-role", pattern=_K8S_LABEL_KEY)
-    monitoring: MonitoringSettings = MonitoringSettings()
+    monitoring: MonitoringSettings = Field(
+        description="Where the generated objects go, and the addresses their links open: grafana_url, "
+        "alertmanager_url and runbook_url are required",
+        examples=["{grafana_url: https://grafana.mycompany.net, alertmanager_url: https://alertmanager.mycompany.net, "
+                  "runbook_url: 'https://github.com/myorg/runbooks/blob/main/{system}/{alert}.md'}"],
+    )
     platform: Platform = Platform()
     node_pools: tuple[NodePool, ...] = ()
     services: tuple[Service, ...] = ()

@@ -49,6 +49,26 @@ def allowed_keys(path: tuple[str | int, ...]) -> list[str]:
     return []
 
 
+def field_hint(path: tuple[str | int, ...]) -> str | None:
+    """What the field at `path` is for and an example value, from its description and `examples`,
+    for the message about a missing required key; None when the model says neither."""
+    model: Any = System
+    for part in path[:-1]:
+        model = _item_type(model) if isinstance(part, int) else _field_type(model, part)
+        if model is None:
+            return None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    key = path[-1]
+    field = next((f for name, f in model.model_fields.items() if key in (name, f.alias)), None)
+    if field is None:
+        return None
+    parts = [field.description.rstrip(".")] if field.description else []
+    if field.examples:
+        parts.append(f"e.g. {key}: {field.examples[0]}")
+    return "; ".join(parts) or None
+
+
 def _field_type(model: Any, key: str) -> Any:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return None

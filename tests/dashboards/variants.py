@@ -14,6 +14,11 @@ def pgbouncer_system() -> System:
             "name": "bouncer",
             "cluster": "bouncer-prod",
             "owner": {"team": "data", "slack_channel": "#data-alerts"},
+            "monitoring": {
+                "grafana_url": "https://grafana.bouncer.test",
+                "alertmanager_url": "https://alertmanager.bouncer.test",
+                "runbook_url": "https://runbooks.bouncer.test/{system}/{alert}.md",
+            },
             "node_pools": [{"name": "general", "min_nodes": 1, "max_nodes": 3}],
             "services": [
                 {
@@ -40,6 +45,11 @@ def many_apis_system(count: int) -> System:
             "name": "many",
             "cluster": "many",
             "owner": {"team": "platform", "slack_channel": "#platform"},
+            "monitoring": {
+                "grafana_url": "https://grafana.many.test",
+                "alertmanager_url": "https://alertmanager.many.test",
+                "runbook_url": "https://runbooks.many.test/{system}/{alert}.md",
+            },
             "node_pools": [{"name": "general", "min_nodes": 2, "max_nodes": 20}],
             "services": [
                 {

@@ -415,7 +415,9 @@ def test_a_page_states_the_budget_its_current_error_ratio_burns_not_the_threshol
     service = Service(name="orders", namespace="shop", metrics={"port": "http"}, slos=(slo,))
     system = System.model_validate(
         {"apiVersion": "obsbundle/v1", "kind": "System", "name": "shop", "cluster": "c1",
-         "owner": {"team": "shop", "slack_channel": "#shop"}, "services": [service.model_dump()]}
+         "owner": {"team": "shop", "slack_channel": "#shop"}, "services": [service.model_dump()],
+         "monitoring": {"grafana_url": "https://grafana.shop.test", "alertmanager_url": "https://am.shop.test",
+                        "runbook_url": "https://runbooks.shop.test/{alert}"}}
     )
     [alert] = [a for g in rule_groups(system, RULES) for a in g.alerts if a.labels.get("window") == "1h-5m"]
     text = alert.description.render(value, alert.all_labels)
