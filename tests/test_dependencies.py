@@ -42,6 +42,11 @@ SYSTEM: dict[str, Any] = {
     "name": "probed",
     "cluster": "probed-test",
     "owner": {"team": "platform", "slack_channel": "#probed-alerts"},
+    "monitoring": {
+        "grafana_url": "https://grafana.probed.test",
+        "alertmanager_url": "https://alertmanager.probed.test",
+        "runbook_url": "https://runbooks.probed.test/{system}/{alert}.md",
+    },
     "services": [
         {"name": "checkout", "namespace": "shop", "metrics": {"port": "http"}},
         {"name": "mailer", "namespace": "shop", "metrics": {"port": "http"}},

@@ -37,7 +37,8 @@ kind: System
 name: probed
 cluster: probed-test
 owner: {{team: platform, slack_channel: "#probed-alerts"}}
-monitoring: {{blackbox_exporter: "127.0.0.1:{blackbox_port}"}}
+monitoring: {{blackbox_exporter: "127.0.0.1:{blackbox_port}", grafana_url: "https://grafana.probed.test",
+             alertmanager_url: "https://am.probed.test", runbook_url: "https://runbooks.probed.test/{{alert}}"}}
 services:
   - {{name: checkout, namespace: shop, metrics: {{port: http}}}}
 dependencies:
