@@ -297,6 +297,7 @@ class FleetSeries:
         self._control_plane(system)
         self._cert_manager(system)
         self._probes(system)
+        self._scrape_targets(system)
         self._alerts(system)
 
     def _node(self, system: System, pool: NodePool, node: str) -> None:
@@ -653,15 +654,12 @@ class FleetSeries:
         for queue in system.queues:
             if queue.broker is Broker.KAFKA:
                 continue
-            labels = {
-                **target,
-                "source": system.datastore(queue.datastore).source,
-                "broker": queue.broker.value,
-                "queue": queue.name,
-            }
-            out.gauge(
-                "poolq_queue_messages_ready", labels, wave(queue.name, queue.max_backlog * 0.3, queue.max_backlog * 0.2)
-            )
+            labels = {**target, "source": system.datastore(queue.datastore).source, "broker": queue.broker.value,
+                      "queue": queue.name}
+            # A healthy queue holds a small, steady backlog; the incident's waves up to half its limit.
+            backlog = (constant(queue.max_backlog * 0.02) if self.traffic is Traffic.HEALTHY
+                       else wave(queue.name, queue.max_backlog * 0.3, queue.max_backlog * 0.2))
+            out.gauge("poolq_queue_messages_ready", labels, backlog)
             out.gauge("poolq_queue_messages_unacked", labels, wave(queue.name + "u", 8, 4))
             out.gauge("poolq_queue_consumers", labels, max(len(queue.consumers), 1))
             out.gauge("poolq_queue_oldest_message_age_seconds", labels, wave(queue.name + "age", 60, 40))
@@ -672,12 +670,10 @@ class FleetSeries:
         out.gauge("poolq_pg_max_connections", source, 100)
         out.gauge("poolq_pg_reserved_connections", source, 3)
         for state, level in (("active", 12.0), ("idle", 25.0), ("idle in transaction", 2.0)):
-            out.gauge(
-                "poolq_pg_connections",
-                {**database, "usename": "app", "state": state},
-                wave(store.name + state, level, level / 3),
-            )
-        out.gauge("poolq_pg_waiting_connections", database, wave(store.name + "wait", 0.6, 0.6))
+            out.gauge("poolq_pg_connections", {**database, "usename": "app", "state": state},
+                      wave(store.name + state, level, level / 3))
+        waiting = 0 if self.traffic is Traffic.HEALTHY else wave(store.name + "wait", 0.6, 0.6)
+        out.gauge("poolq_pg_waiting_connections", database, waiting)
         out.gauge("poolq_pg_oldest_transaction_seconds", database, wave(store.name + "tx", 20, 15))
         out.gauge("poolq_pg_longest_query_seconds", database, wave(store.name + "q", 2, 1.5))
         out.counter("poolq_pg_blocks_hit_total", database, wave(store.name + "hit", 5000, 1000), start=1e8)
@@ -749,7 +745,8 @@ class FleetSeries:
                 out.gauge("rabbitmq_connections", node, wave(key + "conn", 6, 2))
                 out.gauge("rabbitmq_channels", node, wave(key + "chan", 12, 4))
                 amqp = {**node, "protocol": "amqp091"}
-                out.counter("rabbitmq_global_messages_unroutable_dropped_total", amqp, pulses(2700, self.window.step))
+                dropped = 0 if self.traffic is Traffic.HEALTHY else pulses(2700, self.window.step)
+                out.counter("rabbitmq_global_messages_unroutable_dropped_total", amqp, dropped)
                 out.counter("rabbitmq_global_messages_unroutable_returned_total", amqp, 0)
 
     def _argocd(self, system: System) -> None:
@@ -758,23 +755,11 @@ class FleetSeries:
             return
         apps = sorted({service.name for service in system.services} | {"platform"})
         for index, app in enumerate(apps):
-            labels = {
-                "job": "argocd-application-controller-metrics",
-                "namespace": namespace,
-                "name": app,
-                "project": "default",
-                "dest_namespace": "default",
-            }
-            out_of_sync = index == 1
-            self.out.gauge(
-                "argocd_app_info",
-                {
-                    **labels,
-                    "sync_status": "OutOfSync" if out_of_sync else "Synced",
-                    "health_status": "Progressing" if out_of_sync else "Healthy",
-                },
-                1,
-            )
+            labels = {"job": "argocd-application-controller-metrics", "namespace": namespace, "name": app,
+                      "project": "default", "dest_namespace": "default"}
+            out_of_sync = index == 1 and self.traffic is Traffic.INCIDENT
+            self.out.gauge("argocd_app_info", {**labels, "sync_status": "OutOfSync" if out_of_sync else "Synced",
+                                               "health_status": "Progressing" if out_of_sync else "Healthy"}, 1)
             for phase, every in (("Succeeded", 1800 + 300 * index), ("Failed", 7200)):
                 self.out.counter("argocd_app_sync_total", {**labels, "phase": phase}, pulses(every, self.window.step))
 
@@ -848,6 +833,24 @@ class FleetSeries:
             self.out.gauge("probe_duration_seconds", labels, wave(f"probe/{dependency.name}", 0.3, 0.1))
             if dependency.url.startswith("https://"):
                 self.out.gauge("probe_ssl_earliest_cert_expiry", labels, self.window.end + (30 + 15 * index) * 86400)
+
+    def _scrape_targets(self, system: System) -> None:
+        """`up` of the targets whose absence the rules watch, as the system's stack labels them:
+        kube-state-metrics, the kubelet's two endpoints per node, and the standard exporter of
+        each Postgres and Redis that names one (the control plane's and cert-manager's are
+        written with their series)."""
+        stack = system.monitoring.stack
+        nodes = [node for pool in system.node_pools for node in node_names(system, pool)] or ["node-0"]
+        self.out.gauge("up", exporter_target_labels(stack, Exporter.KUBE_STATE_METRICS, node_host(nodes[0])), 1)
+        for node in nodes:
+            for exporter in (Exporter.KUBELET, Exporter.CADVISOR):
+                self.out.gauge("up", exporter_target_labels(stack, exporter, node_host(node)), 1)
+        for store in system.datastores:
+            if store.metrics is None or store.kind not in (DatastoreKind.POSTGRES, DatastoreKind.REDIS):
+                continue
+            self.out.gauge("up", {"job": f"{store.name}-metrics", "namespace": store.namespace, "service": store.name,
+                                  "endpoint": str(store.metrics.port),
+                                  "pod": f"{store.statefulset or store.name}-0"}, 1)
 
     def _alerts(self, system: System) -> None:
         base = {"alertstate": "firing", "system": system.name, "team": system.owner.team}
