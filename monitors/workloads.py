@@ -29,8 +29,9 @@ EXPORTED_KINDS = frozenset({DatastoreKind.POSTGRES, DatastoreKind.RABBITMQ, Data
 
 
 def generate_monitors(system: System, config: Config) -> Iterator[Document]:
-    """A monitor per scraped service (sorted by name), one per datastore exporter (monitors/datastores.py),
-    the Argo Rollouts controller's (monitors/argo_rollouts.py), cert-manager's (monitors/cert_manager.py) and the pool & queue exporter's if needed."""
+    """A monitor per scraped service (sorted by name), one per datastore exporter
+    (monitors/datastores.py), the Argo Rollouts controller's (monitors/argo_rollouts.py),
+    cert-manager's (monitors/cert_manager.py) and the pool & queue exporter's if needed."""
     for service in sorted(system.scraped_services, key=lambda s: s.name):
         yield kubernetes_document(workload_monitor(system, service, config.output))
     yield from generate_datastore_monitors(system, config.output)

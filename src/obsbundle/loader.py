@@ -287,8 +287,8 @@ def _problem(file: str, detail: ErrorDetails, data: Any) -> Problem:
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return Problem(file, path, f"unknown key '{path[-1]}': remove it or fix its spelling{hint}")
     if kind == "missing":
-        hint = field_hint(path)
-        return Problem(file, path, "required key is missing: add it" + (f" ({hint})" if hint else ""))
+        purpose = field_hint(path)
+        return Problem(file, path, "required key is missing: add it" + (f" ({purpose})" if purpose else ""))
     message = detail["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         message = f"has the wrong form ({_pattern_hint(path)})"
