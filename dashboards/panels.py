@@ -487,7 +487,7 @@ class Row:
     collapsed: bool = False
 
 
-FIRST_FREE_ID = 100
+FIRST_FREE_ID = 200
 """Panels without a PanelId get ids from here up, so they never collide with linked panels."""
 
 

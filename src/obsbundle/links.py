@@ -30,7 +30,7 @@ class Board(StrEnum):
 
 
 class PanelId(IntEnum):
-    """Ids of panels that alerts link to. Dashboards may add panels with other ids (100 and up)."""
+    """Ids of panels that alerts link to. Dashboards may add panels with other ids (200 and up)."""
 
     # service dashboard
     SERVICE_REQUEST_RATE = 1
@@ -68,7 +68,7 @@ class PanelId(IntEnum):
     DB_VOLUME_USAGE = 36
     # database dashboard: datastore health from the standard exporters (postgres_exporter,
     # redis_exporter), in the gaps below FIRST_FREE_ID (dashboards/panels.py numbers unlinked panels
-    # from 100 up, so linked ids must stay below it)
+    # from 200 up, so linked ids must stay below it)
     DB_DATASTORE_EXPORTER_UP = 37
     DB_POSTGRES_UP = 38
     DB_DEADLOCKS = 39
