@@ -532,6 +532,13 @@ def _system(result: _Import) -> dict[str, Any]:
         "name": DEFAULT_SYSTEM,
         "cluster": DEFAULT_SYSTEM,
         "owner": {"team": "sre", "slack_channel": "#sre-alerts"},
+        # Required, and unknown to the specs: hosts under the reserved .invalid domain, so that the
+        # inventory loads but no link it gives can ever seem to work until they are set.
+        "monitoring": {
+            "grafana_url": "https://grafana.invalid",
+            "alertmanager_url": "https://alertmanager.invalid",
+            "runbook_url": "https://runbooks.invalid/{system}/{alert}",
+        },
         "services": [
             {
                 "name": service.name,
@@ -619,9 +626,16 @@ def _render(system: dict[str, Any], result: _Import, origin: str) -> str:
         ["owner: chosen by the import; set the team that answers these SLOs and its Slack channel"],
         {"owner": system["owner"]},
     )
+    monitoring = marked(
+        [
+            "monitoring: required and unknown to the specs; set the Grafana and Alertmanager the alerts link",
+            "to and where the generated runbooks/ are published (.invalid hosts lead nowhere)",
+        ],
+        {"monitoring": system["monitoring"]},
+    )
     text = "".join(
         yaml.dump(part, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-        for part in (head, owner, {"services": services})
+        for part in (head, owner, monitoring, {"services": services})
     )
     return f"# obsbundle inventory imported from {origin}\n" + _with_comments(text, comments)
 

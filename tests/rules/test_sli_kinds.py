@@ -21,7 +21,7 @@ from obsbundle.rules import generate_rules, rule_groups
 from obsbundle.rules.slo import ServiceSlo
 from obsbundle.rules.slo_scenarios import page_detection_bound_minutes
 from obsbundle.slo_math import BURN_TIERS
-from tests.support import promtool
+from obsbundle.tools import promtool
 from tests.support.slo_promtool import (
     burn_alerts,
     count_at,
@@ -39,6 +39,8 @@ kind: System
 name: kinds
 cluster: kinds-prod
 owner: {team: payments, slack_channel: "#payments-alerts"}
+monitoring: {grafana_url: "https://grafana.kinds.test", alertmanager_url: "https://am.kinds.test",
+             runbook_url: "https://runbooks.kinds.test/{alert}"}
 dependencies:
   - {name: card-network, url: "https://status.card-network.example/health"}
 services:
