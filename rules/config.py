@@ -78,6 +78,31 @@ class RuleConfig:
     node_pressure_conditions: tuple[str, ...] = ("MemoryPressure", "DiskPressure", "PIDPressure")
     """The kubelet's eviction conditions (core/v1 NodeConditionType), kube-state-metrics' `condition`."""
     node_pressure_for: str = "10m"
+    node_network_errors: Decimal = Decimal("0.01")
+    node_network_errors_for: str = "1h"
+    """node-mixin's NodeNetworkReceiveErrs and NodeNetworkTransmitErrs: more than 1 % of an interface's
+    packets in error for an hour."""
+    node_conntrack: Decimal = Decimal("0.75")
+    node_conntrack_for: str = "5m"
+    """node-mixin's NodeHighNumberConntrackEntriesUsed (75 % of the table, no `for` there): five minutes
+    keep a burst of short connections from paging alone."""
+    node_filefd_warning: Decimal = Decimal("0.7")
+    node_filefd_critical: Decimal = Decimal("0.9")
+    node_filefd_for: str = "15m"
+    """node-mixin's NodeFileDescriptorLimit: 70 % (warning) and 90 % (critical) of the kernel's file handles."""
+    node_interface_flaps: int = 2
+    node_interface_flap_window: str = "5m"
+    node_interface_flap_for: str = "2m"
+    """kube-prometheus's NodeNetworkInterfaceFlapping: more than 2 changes of `node_network_up`, for 2m.
+    Its window of 2m holds at most two changes at a one-minute scrape interval, so it could never fire
+    there; five minutes can, at any scrape interval up to a minute."""
+    kubelet_pods_share: Decimal = Decimal("0.95")
+    kubelet_pods_for: str = "15m"
+    """kubernetes-mixin's KubeletTooManyPods: a kubelet running more than 95 % of its node's pod capacity."""
+    node_readiness_flaps: int = 2
+    node_readiness_window: str = "15m"
+    node_readiness_for: str = "15m"
+    """kubernetes-mixin's KubeNodeReadinessFlapping: more than 2 changes of Ready in 15m, for 15m."""
     node_not_ready_for: str = "10m"
     pool_down_for: str = "5m"
     pool_size_for: str = "15m"

@@ -161,6 +161,119 @@ PRESSURE = AlertDoc(
         "Move workloads off the node or give the pool larger instances.",
     ),
 )
+NETWORK_RECEIVE_ERRORS = AlertDoc(
+    name="NodeNetworkReceiveErrs",
+    summary="A node's network interface drops many received packets in error.",
+    meaning="More than 1 % of the packets an interface of the node received in the last five minutes were in "
+    "error, for an hour (node-mixin's NodeNetworkReceiveErrs): a faulty link, a driver or MTU mismatch, or a "
+    "virtual NIC out of its receive buffers. The pods on the node see retransmissions, timeouts and slow "
+    "requests that no other node shows.",
+    actions=(
+        "On the node: `ip -s link show <device>` (RX errors, dropped, overruns) and `ethtool -S <device>` for the "
+        "driver's own counters.",
+        "Compare the MTU with the pod network's (`ip link show`): a CNI overlay needs room for its header.",
+        "If the errors stay, cordon and drain the node (`kubectl drain <node> --ignore-daemonsets "
+        "--delete-emptydir-data`) and let the pool replace the instance.",
+    ),
+)
+NETWORK_TRANSMIT_ERRORS = AlertDoc(
+    name="NodeNetworkTransmitErrs",
+    summary="A node's network interface fails to send many packets.",
+    meaning="More than 1 % of the packets an interface of the node sent in the last five minutes failed, for an "
+    "hour (node-mixin's NodeNetworkTransmitErrs): a faulty link or driver, or a virtual NIC over its bandwidth "
+    "or packet allowance. Responses and calls from the node's pods are lost and retried.",
+    actions=(
+        "On the node: `ip -s link show <device>` (TX errors, dropped, carrier) and `ethtool -S <device>`; on EC2 "
+        "the `*_allowance_exceeded` counters say which allowance the instance type runs out of.",
+        "Move the heaviest senders off the node (`kubectl top pod -A`) or give the pool a larger instance type.",
+        "If the errors stay, cordon and drain the node and let the pool replace the instance.",
+    ),
+)
+CONNTRACK = AlertDoc(
+    name="NodeHighNumberConntrackEntriesUsed",
+    summary="A node's connection tracking table is nearly full.",
+    meaning="More than 75 % of the kernel's conntrack entries are in use (node-mixin's "
+    "NodeHighNumberConntrackEntriesUsed). kube-proxy's Service NAT needs an entry for every connection "
+    "through the node: when the table is full, the kernel drops new connections ('nf_conntrack: table "
+    "full, dropping packet' in the node's log) and the pods on it see connection timeouts.",
+    actions=(
+        "On the node: `conntrack -C` against `sysctl net.netfilter.nf_conntrack_max`, and `conntrack -L | awk "
+        "'{print $5}' | sort | uniq -c | sort -n | tail` for the destinations that hold most entries.",
+        "Look for a pod that opens a new connection per request instead of reusing them (missing keep-alive or "
+        "a connection pool), or a flood of short connections.",
+        "Raise `nf_conntrack_max` (kube-proxy's `--conntrack-min` / `conntrack.maxPerCore`) if the load is real.",
+    ),
+)
+FILE_DESCRIPTORS = AlertDoc(
+    name="NodeFileDescriptorLimit",
+    summary="A node's kernel is running out of file handles.",
+    meaning="The node's allocated file handles are above 70 % (warning) or 90 % (page) of the kernel's "
+    "`fs.file-max` for 15 minutes (node-mixin's NodeFileDescriptorLimit). When none is left, no process on "
+    "the node can open a file or a socket ('Too many open files'): the kubelet, the container runtime and "
+    "every pod fail together.",
+    actions=(
+        "On the node: `cat /proc/sys/fs/file-nr` (allocated, unused, maximum), then the processes with the most "
+        "open files: `for p in /proc/[0-9]*; do echo \"$(ls $p/fd 2>/dev/null | wc -l) $(cat $p/comm)\"; done | "
+        "sort -n | tail`.",
+        "A process whose count keeps growing leaks descriptors: restart its pod and report the leak to its owner.",
+        "Raise `fs.file-max` only if the load is real and the leak ruled out.",
+    ),
+)
+INTERFACE_FLAPPING = AlertDoc(
+    name="NodeNetworkInterfaceFlapping",
+    summary="A node's network interface keeps going down and up.",
+    meaning="An interface of the node changed its up status more than twice in five minutes, for two minutes "
+    "(kube-prometheus's NodeNetworkInterfaceFlapping): a faulty cable, port or driver, or a virtual NIC being "
+    "reset. Each drop cuts the connections of the node's pods and may make the node NotReady for a moment.",
+    actions=(
+        "On the node: `ip link show <device>` and `journalctl -k | grep -i <device>` for the link's up and down "
+        "messages and driver resets.",
+        "Cordon and drain the node (`kubectl drain <node> --ignore-daemonsets --delete-emptydir-data`) and let "
+        "the pool replace the instance if the flapping goes on.",
+    ),
+)
+READINESS_FLAPPING = AlertDoc(
+    name="KubeNodeReadinessFlapping",
+    summary="A node keeps turning NotReady and Ready again.",
+    meaning="The node's Ready condition changed more than twice in 15 minutes, for 15 minutes (kubernetes-mixin's "
+    "KubeNodeReadinessFlapping); a cordoned node is left out. Each time it turns NotReady its pods are marked "
+    "unready and drop out of their Services' endpoints, so requests fail in bursts that NodeNotReady, which waits "
+    "for the node to stay down, never reports.",
+    actions=(
+        "`kubectl describe node <node>`: the Ready condition's reason and message and the node's events.",
+        "On the node: `journalctl -u kubelet --since -30min` (lost apiserver connection, PLEG not healthy, container "
+        "runtime down) and `systemctl status containerd`.",
+        "If it goes on, cordon and drain it (`kubectl drain <node> --ignore-daemonsets --delete-emptydir-data`) and "
+        "let the pool replace the instance.",
+    ),
+)
+TOO_MANY_PODS = AlertDoc(
+    name="KubeletTooManyPods",
+    summary="A node's kubelet is running nearly as many pods as it may.",
+    meaning="The kubelet runs more than 95 % of the pods its node allows (`maxPods`, kube_node_status_capacity's "
+    "`pods`), for 15 minutes (kubernetes-mixin's KubeletTooManyPods). New pods cannot be placed there however "
+    "much CPU and memory are free, and stay Pending once every node of the pool is full.",
+    actions=(
+        "Count the pods per node: `kubectl get pods -A --field-selector spec.nodeName=<node> --no-headers | wc -l`.",
+        "Look for pods that should not be there (completed Jobs kept, many small replicas) and for Pending pods: "
+        "`kubectl get pods -A --field-selector=status.phase=Pending`.",
+        "Add nodes to the pool, or raise `maxPods` in the kubelet's configuration if the pod network has the "
+        "addresses for it.",
+    ),
+)
+EVICTION = AlertDoc(
+    name="KubeNodeEviction",
+    summary="A node's kubelet is evicting pods.",
+    meaning="The kubelet evicted pods in the last 15 minutes because an eviction signal (memory.available, "
+    "nodefs.available, imagefs.available, pid.available…) crossed its threshold (kubernetes-mixin's "
+    "KubeNodeEviction). Evicted pods are killed and rescheduled; those over their requests go first.",
+    actions=(
+        "Find the evicted pods: `kubectl get pods -A --field-selector=status.phase=Failed -o wide | grep Evicted` "
+        "and `kubectl get events -A --field-selector reason=Evicted`.",
+        "`kubectl describe node <node>`: which pressure condition is set (see NodePressure).",
+        "Give the pods that use more than they request realistic requests and limits, or move them to larger nodes.",
+    ),
+)
 NODE_NOT_READY = AlertDoc(
     name="NodeNotReady",
     summary="A node is not ready.",
@@ -633,6 +746,191 @@ class _PoolAlerts:
                                  f"kubectl describe nodes -l {self.system.node_pool_label}={self.pool.name}"),),
         )
 
+    def _pool_nodes_check(self) -> RunbookCheck:
+        return RunbookCheck(
+            "Nodes of the pool", f"kubectl get nodes -l {self.system.node_pool_label}={self.pool.name} -o wide"
+        )
+
+    def network_errors(self, doc: AlertDoc, direction: str, case: Case) -> Alert:
+        """node-mixin's share of an interface's packets in error, per node and interface. The rate
+        is over five minutes as the pool's network recordings (the mixin: two)."""
+        devices = self.config.physical_devices
+        errors = self.joins.exporter(f"node_network_{direction}_errs_total", devices)
+        packets = self.joins.exporter(f"node_network_{direction}_packets_total", devices)
+        limit = self.config.node_network_errors
+        per_pod = f"rate({errors}[5m]) / rate({packets}[5m]) > {_decimal(limit)}"
+        return self.subject.alert(
+            doc,
+            expr=self.joins.on_nodes(per_pod, by="node, node_pool, device", pool=self.pool),
+            severity="warning",
+            description=Description(
+                f"Interface {{device}} of node {{node}} in pool {{node_pool}} has {{value}} of its {direction} "
+                f"packets in error.{self._runs()}",
+                ValueFormat.PERCENT,
+            ),
+            panel=PanelId.POOL_NETWORK,
+            for_=self.config.node_network_errors_for,
+            case=case,
+            threshold=f"> {_percent(limit)} of packets for {self.config.node_network_errors_for}",
+            checks=(self._pool_nodes_check(),),
+        )
+
+    def receive_errors(self) -> Alert:
+        return self.network_errors(NETWORK_RECEIVE_ERRORS, "receive", self.cases.network_errors("receive"))
+
+    def transmit_errors(self) -> Alert:
+        return self.network_errors(NETWORK_TRANSMIT_ERRORS, "transmit", self.cases.network_errors("transmit"))
+
+    def conntrack(self) -> Alert:
+        entries = self.joins.exporter("node_nf_conntrack_entries")
+        limit = self.joins.exporter("node_nf_conntrack_entries_limit")
+        share = self.config.node_conntrack
+        return self.subject.alert(
+            CONNTRACK,
+            expr=self.joins.on_nodes(f"{entries} / {limit} > {_decimal(share)}", pool=self.pool),
+            severity="warning",
+            description=Description(
+                f"Node {{node}} in pool {{node_pool}} uses {{value}} of its conntrack entries.{self._runs()}",
+                ValueFormat.PERCENT,
+            ),
+            panel=PanelId.POOL_NETWORK,
+            for_=self.config.node_conntrack_for,
+            case=self.cases.conntrack(),
+            threshold=f"> {_percent(share)} of the table for {self.config.node_conntrack_for}",
+            checks=(self._pool_nodes_check(),),
+        )
+
+    def file_descriptors(self) -> list[Alert]:
+        """node-mixin's NodeFileDescriptorLimit: a warning above 70 % of the kernel's file handles, a
+        page above 90 % (the warning gives way to it)."""
+        config = self.config
+        allocated = self.joins.exporter("node_filefd_allocated")
+        maximum = self.joins.exporter("node_filefd_maximum")
+
+        def above(share: Decimal) -> str:
+            return f"{allocated} / {maximum} > {_decimal(share)}"
+
+        critical = above(config.node_filefd_critical)
+        tiers: tuple[tuple[Severity, str, Decimal], ...] = (
+            ("warning", f"({above(config.node_filefd_warning)})\n  unless ({critical})", config.node_filefd_warning),
+            ("critical", critical, config.node_filefd_critical),
+        )
+        cases = self.cases.file_descriptors()
+        return [
+            self.subject.alert(
+                FILE_DESCRIPTORS,
+                expr=self.joins.on_nodes(expr, pool=self.pool),
+                severity=severity,
+                description=Description(
+                    f"Node {{node}} in pool {{node_pool}} has allocated {{value}} of its kernel's file "
+                    f"handles.{self._runs()}",
+                    ValueFormat.PERCENT,
+                ),
+                panel=PanelId.POOL_PRESSURE,
+                for_=config.node_filefd_for,
+                case=cases[severity],
+                threshold=f"> {_percent(share)} of fs.file-max for {config.node_filefd_for}",
+                checks=(self._pool_nodes_check(),),
+            )
+            for severity, expr, share in tiers
+        ]
+
+    def interface_flapping(self) -> Alert:
+        config = self.config
+        up = self.joins.exporter("node_network_up", config.physical_devices)
+        per_pod = f"changes({up}[{config.node_interface_flap_window}]) > {config.node_interface_flaps}"
+        return self.subject.alert(
+            INTERFACE_FLAPPING,
+            expr=self.joins.on_nodes(per_pod, by="node, node_pool, device", pool=self.pool),
+            severity="warning",
+            description=Description(
+                f"Interface {{device}} of node {{node}} in pool {{node_pool}} changed its up status {{value}} times "
+                f"in {config.node_interface_flap_window}.{self._runs()}",
+                ValueFormat.NUMBER,
+            ),
+            panel=PanelId.POOL_NETWORK,
+            for_=config.node_interface_flap_for,
+            case=self.cases.interface_flapping(),
+            threshold=f"> {config.node_interface_flaps} changes in {config.node_interface_flap_window} "
+            f"for {config.node_interface_flap_for}",
+            checks=(self._pool_nodes_check(),),
+        )
+
+    def readiness_flapping(self) -> Alert:
+        config = self.config
+        ready = self.joins.ksm("kube_node_status_condition", 'condition="Ready"', 'status="true"')
+        schedulable = self.joins.ksm("kube_node_spec_unschedulable")
+        # A cordoned node is being drained or repaired on purpose (kubernetes-mixin leaves it out too).
+        expr = (
+            f"(\n  sum by (node) (changes({ready}[{config.node_readiness_window}])) > {config.node_readiness_flaps}\n"
+            f"  and on (node) max by (node) ({schedulable}) == 0\n)\n"
+            f"* on (node) group_left (node_pool) {self.joins.membership(self.pool)}"
+        )
+        return self.subject.alert(
+            READINESS_FLAPPING,
+            expr=expr,
+            severity="warning",
+            description=Description(
+                f"The readiness of node {{node}} in pool {{node_pool}} changed {{value}} times in "
+                f"{config.node_readiness_window}.{self._runs()}",
+                ValueFormat.NUMBER,
+            ),
+            panel=PanelId.POOL_NODES_READY,
+            for_=config.node_readiness_for,
+            case=self.cases.readiness_flapping(),
+            threshold=f"> {config.node_readiness_flaps} changes in {config.node_readiness_window} "
+            f"for {config.node_readiness_for}",
+            checks=(self._pool_nodes_check(),),
+        )
+
+    def too_many_pods(self) -> Alert:
+        """The kubelet's running pods against its node's pod capacity. The kubelet's target carries
+        `node` (its Endpoints' target is the Node), so no join through `instance` is needed."""
+        config = self.config
+        running = selector("kubelet_running_pods", config.kubelet)
+        capacity = self.joins.ksm("kube_node_status_capacity", 'resource="pods"')
+        share = config.kubelet_pods_share
+        expr = (
+            f"(\n  max by (node) ({running})\n  / on (node) max by (node) ({capacity})\n  > {_decimal(share)}\n)\n"
+            f"* on (node) group_left (node_pool) {self.joins.membership(self.pool)}"
+        )
+        return self.subject.alert(
+            TOO_MANY_PODS,
+            expr=expr,
+            severity="warning",
+            description=Description(
+                f"The kubelet of node {{node}} in pool {{node_pool}} runs {{value}} of the pods its node "
+                f"allows.{self._runs()}",
+                ValueFormat.PERCENT,
+            ),
+            panel=PanelId.POOL_NODES_READY,
+            for_=config.kubelet_pods_for,
+            case=self.cases.too_many_pods(),
+            threshold=f"> {_percent(share)} of the node's pod capacity for {config.kubelet_pods_for}",
+            checks=(self._pool_nodes_check(),),
+        )
+
+    def eviction(self) -> Alert:
+        evictions = selector("kubelet_evictions", self.config.kubelet)
+        expr = (
+            f"(sum by (node, eviction_signal) (rate({evictions}[15m])) > 0)\n"
+            f"* on (node) group_left (node_pool) {self.joins.membership(self.pool)}"
+        )
+        return self.subject.alert(
+            EVICTION,
+            expr=expr,
+            severity="warning",
+            description=Description(
+                f"The kubelet of node {{node}} in pool {{node_pool}} is evicting pods on {{eviction_signal}}."
+                f"{self._runs()}"
+            ),
+            panel=PanelId.POOL_PRESSURE,
+            for_=None,
+            case=self.cases.eviction(),
+            threshold="any eviction in 15m",
+            checks=(self._pool_nodes_check(),),
+        )
+
     def not_ready(self) -> Alert:
         ready = self.joins.ksm("kube_node_status_condition", 'condition="Ready"', 'status="true"')
         return self.subject.alert(
@@ -723,6 +1021,14 @@ def pool_alerts(system: System, config: RuleConfig, pool: NodePool) -> list[Aler
         build.clock_skew(),
         build.clock_not_synchronised(),
         build.pressure(),
+        build.receive_errors(),
+        build.transmit_errors(),
+        build.conntrack(),
+        *build.file_descriptors(),
+        build.interface_flapping(),
+        build.readiness_flapping(),
+        build.too_many_pods(),
+        build.eviction(),
         build.not_ready(),
     ]
     if pool.min_nodes >= 1:

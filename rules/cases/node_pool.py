@@ -19,6 +19,7 @@ from obsbundle.rules.definitions import (
     AlertCheck,
     Case,
     Inputs,
+    InputSeries,
     SampleCheck,
     Severity,
     UnitTest,
@@ -43,6 +44,22 @@ grow to 16 s and caps it there."""
 UNSYNCHRONISED_MAX_ERROR = 16
 INODES_USED: dict[Severity, float] = {"warning": 0.96, "critical": 0.985}
 """Inodes used in the firing case of each tier of NodeInodesAlmostExhausted (below 5 % and 3 % free)."""
+INTERFACE = "eth0"
+"""The node's interface, as node-exporter names it (tests/fixtures/exposition/node-exporter/default.prom)."""
+VETH = "veth1a2b3c4d"
+"""A pod's end of a veth pair on the node: the interface alerts leave it out, so it flaps and errs
+in every firing case without a second alert."""
+PACKETS_PER_MINUTE = 6000
+CONNTRACK_LIMIT = 262144
+FILE_MAX = 2466126
+"""node_nf_conntrack_entries_limit and node_filefd_maximum as node-exporter reports them (default.prom)."""
+POD_CAPACITY = 110
+"""The kubelet's default `maxPods`, as kube-state-metrics reports it in kube_node_status_capacity{resource="pods"}."""
+EVICTION_SIGNAL = "memory.available"
+"""The kubelet's eviction signal as `kubelet_evictions` labels it
+(tests/fixtures/exposition/kubelet/pods-evictions.prom)."""
+FILEFD_USED: dict[Severity, float] = {"warning": 0.8, "critical": 0.95}
+"""Share of the kernel's file handles allocated in the firing case of each tier of NodeFileDescriptorLimit."""
 
 
 def node_names(pool: NodePool, count: int) -> list[str]:
@@ -70,6 +87,17 @@ class NodeState:
     clock_synchronised: bool = True
     pressure: str | None = None
     """The kubelet condition that is true, if any."""
+    receive_errors: float = 0
+    transmit_errors: float = 0
+    """Share of the interface's packets in error, each way."""
+    conntrack_used: float = 0.1
+    filefd_used: float = 0.05
+    interface_flapping: bool = False
+    """The interface goes down and up every minute."""
+    ready_flapping: bool = False
+    """The Ready condition turns false and true again every minute."""
+    running_pods: int = 30
+    evictions_per_minute: float = 0
 
 
 HEALTHY = NodeState()
@@ -161,6 +189,48 @@ class PoolInputs:
             ),
             constant("node_timex_sync_status", target, int(state.clock_synchronised), self.minutes),
             constant("node_timex_maxerror_seconds", target, max_error, self.minutes),
+            *self.interface({**target, "device": INTERFACE}, state),
+            # A pod's veth always errs and flaps: only the node's own interfaces may raise an alert.
+            *self.interface(
+                {**target, "device": VETH}, NodeState(receive_errors=0.5, transmit_errors=0.5, interface_flapping=True)
+            ),
+            constant("node_nf_conntrack_entries", target, round(CONNTRACK_LIMIT * state.conntrack_used), self.minutes),
+            constant("node_nf_conntrack_entries_limit", target, CONNTRACK_LIMIT, self.minutes),
+            constant("node_filefd_allocated", target, round(FILE_MAX * state.filefd_used), self.minutes),
+            constant("node_filefd_maximum", target, FILE_MAX, self.minutes),
+        )
+
+    def interface(self, labels: Mapping[str, str], state: NodeState) -> Inputs:
+        """One network interface: its packet and error counters each way, and its up status."""
+        counters = (
+            counter(f"node_network_{direction}_{kind}_total", labels, per_minute, self.minutes)
+            for direction, share in (("receive", state.receive_errors), ("transmit", state.transmit_errors))
+            for kind, per_minute in (("packets", PACKETS_PER_MINUTE), ("errs", PACKETS_PER_MINUTE * share))
+        )
+        statuses = " ".join(str((minute + 1) % 2) for minute in range(self.minutes + 1))
+        up = (
+            InputSeries(selector("node_network_up", labels), statuses)
+            if state.interface_flapping
+            else constant("node_network_up", labels, 1, self.minutes)
+        )
+        return (*counters, up)
+
+    def ready(self, node: str, state: NodeState) -> Inputs:
+        labels = {**self.ksm_target, "node": node, "condition": "Ready", "status": "true"}
+        if state.ready_flapping:
+            flips = " ".join(str(minute % 2) for minute in range(self.minutes + 1))
+            return (InputSeries(selector("kube_node_status_condition", labels), flips),)
+        return (constant("kube_node_status_condition", labels, int(state.ready), self.minutes),)
+
+    def kubelet(self, node: str, state: NodeState) -> Inputs:
+        """The kubelet's own series on `node`: its running pods and the evictions it has made."""
+        target = exporter_target_labels(self.stack, Exporter.KUBELET, node_host(node))
+        return (
+            constant("kubelet_running_pods", target, state.running_pods, self.minutes),
+            counter(
+                "kubelet_evictions", {**target, "eviction_signal": EVICTION_SIGNAL}, state.evictions_per_minute,
+                self.minutes, start=3,
+            ),
         )
 
     def unpooled(self) -> Inputs:
@@ -179,9 +249,9 @@ class PoolInputs:
         return (
             *self.node_labels(node, self.pool.name),
             *self.ksm("kube_node_info", {"node": node}, 1),
-            *self.ksm(
-                "kube_node_status_condition", {"node": node, "condition": "Ready", "status": "true"}, int(state.ready)
-            ),
+            *self.ready(node, state),
+            *self.ksm("kube_node_status_capacity", {"node": node, "resource": "pods", "unit": "integer"}, POD_CAPACITY),
+            *self.kubelet(node, state),
             *(
                 item
                 for condition in self.config.node_pressure_conditions
@@ -321,6 +391,67 @@ class PoolCases:
             labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, "condition": "DiskPressure"},
             value=1,
             eval_time=f"{at}m",
+        )
+
+    def _node_state(self, for_: str | None, state: NodeState, labels: Mapping[str, str], value: float) -> Case:
+        """The first node in `state` fires with `labels` (beside node and pool) and `value`; healthy nodes
+        stay quiet."""
+        at = (_minutes(for_) if for_ else 0) + 7
+        return Case(
+            firing=self.inputs(at).nodes(self.size, state),
+            quiet=self.inputs(at).nodes(self.size),
+            labels={"node": self.first, naming.NODE_POOL_LABEL: self.pool.name, **labels},
+            value=value,
+            eval_time=f"{at}m",
+        )
+
+    def network_errors(self, direction: str) -> Case:
+        """5 % of the interface's packets in error one way fires; none in error stays quiet."""
+        share = 0.05
+        state = NodeState(receive_errors=share) if direction == "receive" else NodeState(transmit_errors=share)
+        return self._node_state(self.config.node_network_errors_for, state, {"device": INTERFACE}, share)
+
+    def conntrack(self) -> Case:
+        """80 % of the conntrack table used fires; a tenth stays quiet."""
+        used = round(CONNTRACK_LIMIT * 0.8) / CONNTRACK_LIMIT
+        return self._node_state(self.config.node_conntrack_for, NodeState(conntrack_used=0.8), {}, used)
+
+    def file_descriptors(self) -> dict[Severity, Case]:
+        """80 % of the file handles allocated makes the warning fire, 95 % the page (and the warning give
+        way); 5 % keeps both quiet."""
+        return {
+            severity: self._node_state(
+                self.config.node_filefd_for, NodeState(filefd_used=used), {}, round(FILE_MAX * used) / FILE_MAX
+            )
+            for severity, used in FILEFD_USED.items()
+        }
+
+    def interface_flapping(self) -> Case:
+        """An interface down and up every minute fires with as many changes as the window holds samples
+        after the first; one that stays up stays quiet."""
+        window = _minutes(self.config.node_interface_flap_window)
+        return self._node_state(
+            self.config.node_interface_flap_for, NodeState(interface_flapping=True), {"device": INTERFACE}, window
+        )
+
+    def readiness_flapping(self) -> Case:
+        """Ready turning false and true every minute fires with the changes its window holds; a node that
+        stays ready stays quiet."""
+        changes = _minutes(self.config.node_readiness_window)
+        return self._node_state(self.config.node_readiness_for, NodeState(ready_flapping=True), {}, changes)
+
+    def too_many_pods(self) -> Case:
+        """A kubelet running 108 of its 110 pods fires; 30 stays quiet."""
+        running = POD_CAPACITY - 2
+        return self._node_state(
+            self.config.kubelet_pods_for, NodeState(running_pods=running), {}, running / POD_CAPACITY
+        )
+
+    def eviction(self) -> Case:
+        """A kubelet evicting a pod every minute fires with the signal named; one whose last evictions are
+        long past (its counter standing still) stays quiet."""
+        return self._node_state(
+            None, NodeState(evictions_per_minute=1), {"eviction_signal": EVICTION_SIGNAL}, 1 / 60
         )
 
     def not_ready(self) -> Case:

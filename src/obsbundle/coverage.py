@@ -248,9 +248,17 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
         "the node controller taints a node unreachable when its Ready condition turns Unknown, which NodeNotReady "
         "(Ready not true) already reports",
     ),
-    KUBELET.not_covered("KubeletTooManyPods", "pods per node against the kubelet's capacity are not watched"),
-    KUBELET.not_covered("KubeNodeReadinessFlapping", "changes of the Ready condition are not counted"),
-    KUBELET.not_covered("KubeNodeEviction", "the kubelet's evictions (`kubelet_evictions`) are not watched"),
+    KUBELET.covered(
+        "KubeletTooManyPods",
+        ["KubeletTooManyPods"],
+        "per node pool, above 95 % for 15m as the mixin; warning (the mixin: info): a full node takes no new pod",
+    ),
+    KUBELET.covered("KubeNodeReadinessFlapping", ["KubeNodeReadinessFlapping"], "per node pool, as the mixin"),
+    KUBELET.covered(
+        "KubeNodeEviction",
+        ["KubeNodeEviction"],
+        "per node pool and eviction signal, any eviction in 15m as the mixin; warning (the mixin: info)",
+    ),
     KUBELET.not_covered("KubeletPlegDurationHigh", "the kubelet's PLEG relist duration is not watched"),
     KUBELET.not_covered("KubeletPodStartUpLatencyHigh", "the kubelet's pod start-up latency is not watched"),
     KUBELET.not_covered(
@@ -276,7 +284,12 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     CONTROLLER_MANAGER.partly(
         "KubeControllerManagerInstanceUnreachable", ["KubeControllerManagerDown"], _ONE_OF_SEVERAL
     ),
-    KUBE_PROXY.not_covered("KubeProxyDown", "kube-proxy's targets are not watched"),
+    KUBE_PROXY.not_covered(
+        "KubeProxyDown",
+        "kube-prometheus-stack scrapes kube-proxy (chart value `kubeProxy.enabled: true`, job `kube-proxy`), "
+        "kube-prometheus does not by default; obsbundle.stacks has no kube-proxy target yet to prove the alert's "
+        "series against, and kube-proxy serves its metrics on 127.0.0.1:10249 unless `metricsBindAddress` is changed",
+    ),
     KUBE_PROXY.not_covered("KubeProxyInstanceUnreachable", "kube-proxy's targets are not watched"),
     NODE_EXPORTER.covered(
         "NodeFilesystemSpaceFillingUp",
@@ -292,9 +305,22 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     NODE_EXPORTER.covered(
         "NodeFilesystemAlmostOutOfFiles", ["NodeInodesAlmostExhausted"], "the mixin's 5 % and 3 % free"
     ),
-    NODE_EXPORTER.not_covered("NodeNetworkReceiveErrs", "network interface errors are not watched"),
-    NODE_EXPORTER.not_covered("NodeNetworkTransmitErrs", "network interface errors are not watched"),
-    NODE_EXPORTER.not_covered("NodeHighNumberConntrackEntriesUsed", "the conntrack table is not watched"),
+    NODE_EXPORTER.covered(
+        "NodeNetworkReceiveErrs",
+        ["NodeNetworkReceiveErrs"],
+        "per node pool and interface, the node's own interfaces only (no pod veths or bridges); over 1 % for 1h as "
+        "the mixin, the rate over 5m (the mixin: 2m)",
+    ),
+    NODE_EXPORTER.covered(
+        "NodeNetworkTransmitErrs",
+        ["NodeNetworkTransmitErrs"],
+        "per node pool and interface, as NodeNetworkReceiveErrs",
+    ),
+    NODE_EXPORTER.covered(
+        "NodeHighNumberConntrackEntriesUsed",
+        ["NodeHighNumberConntrackEntriesUsed"],
+        "per node pool, above 75 % as the mixin, for 5m (the mixin: no `for`)",
+    ),
     NODE_EXPORTER.not_applicable(
         "NodeTextFileCollectorScrapeError",
         "`--collector.textfile.directory` defaults to none (node_exporter collector/textfile.go) and "
@@ -306,7 +332,9 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
     NODE_EXPORTER.covered("NodeClockNotSynchronising", ["NodeClockNotSynchronised"]),
     NODE_EXPORTER.not_applicable("NodeRAIDDegraded", f"{_EC2}: there is no md software RAID to degrade"),
     NODE_EXPORTER.not_applicable("NodeRAIDDiskFailure", f"{_EC2}: there is no md software RAID to degrade"),
-    NODE_EXPORTER.not_covered("NodeFileDescriptorLimit", "the nodes' file descriptors are not watched"),
+    NODE_EXPORTER.covered(
+        "NodeFileDescriptorLimit", ["NodeFileDescriptorLimit"], "per node pool, the mixin's 70 % and 90 % for 15m"
+    ),
     NODE_EXPORTER.covered(
         "NodeCPUHighUsage", ["NodeCpuHigh"], "critical at 90 % for 5m, as the fleet's documents state (the mixin: info)"
     ),
@@ -392,7 +420,12 @@ CATALOGUE: tuple[UpstreamAlert, ...] = (
         "it lets info alerts through only beside a warning or critical one; obsbundle routes `severity=info` to a "
         "receiver that sends nothing (alerting/plan.py), so there is no info notification to hold back",
     ),
-    NODE_NETWORK.not_covered("NodeNetworkInterfaceFlapping", "changes of `node_network_up` are not counted"),
+    NODE_NETWORK.covered(
+        "NodeNetworkInterfaceFlapping",
+        ["NodeNetworkInterfaceFlapping"],
+        "per node pool and interface; more than 2 changes in 5m (kube-prometheus: in 2m, which holds at most 2 "
+        "changes at a one-minute scrape interval)",
+    ),
 )
 
 

@@ -116,6 +116,12 @@ CATALOGUE: Sequence[Entry] = (
     ),
     _prefix("container_", Provider.CADVISOR),
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
+    _exact("kubelet_running_pods", Provider.KUBELET),
+    _exact(
+        "kubelet_evictions",
+        Provider.KUBELET,
+        "an eviction: the kubelet publishes a signal's series once it has evicted a pod on it",
+    ),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
     _prefix("pg_", Provider.POSTGRES_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
     # Later postgres_exporter collectors; deploy/postgres-exporter/queries.yaml gives older versions
