@@ -64,10 +64,10 @@ COMPONENTS: tuple[tuple[str, Callable[[System, RuleConfig], list[RuleGroup]]], .
     ("queues", queue_groups),
     ("brokers", broker_groups),
     ("argocd", argocd_groups),
-    ("dependencies", dependency_groups),
-    ("targets", target_groups),
     ("control-plane", control_plane_groups),
     ("cert-manager", cert_manager_groups),
+    ("dependencies", dependency_groups),
+    ("targets", target_groups),
 )
 """Each component's groups go into one PrometheusRule named `<system>-<component>`."""
 

@@ -242,16 +242,6 @@ class RuleConfig:
     dependency_absent_for: str = "15m"
     """As `exporter_absent_for`: a probe without results for this long is not a rollout blip."""
 
-    # --- platform and targets ---------------------------------------------------------------------------
-    argocd_for: str = "15m"
-    target_down_for: str = "5m"
-    exporter_down_for: str = "5m"
-    source_down_for: str = "5m"
-    exporter_absent_for: str = "15m"
-    """A standard exporter's absence alerts after this (kubernetes-mixin's `kubernetes-absent` uses
-    15m): long enough to ride out a rollout or a rescheduled pod. Nothing it mutes fires on missing
-    data meanwhile (the pool alerts guard against an absent kube-state-metrics), so none pages first."""
-
     # --- control plane (self-managed) and cert-manager (rules/control_plane.py, rules/cert_manager.py) -----
     apiserver: Mapping[str, str] = field(default_factory=lambda: _labels(job="apiserver"))
     kube_scheduler: Mapping[str, str] = field(default_factory=lambda: _labels(job="kube-scheduler"))
@@ -296,4 +286,14 @@ class RuleConfig:
     cert_expiry_critical_days: int = 1
     cert_expiry_for: str = "1h"
     cert_not_ready_for: str = "10m"
+
+    # --- platform and targets ---------------------------------------------------------------------------
+    argocd_for: str = "15m"
+    target_down_for: str = "5m"
+    exporter_down_for: str = "5m"
+    source_down_for: str = "5m"
+    exporter_absent_for: str = "15m"
+    """A standard exporter's absence alerts after this (kubernetes-mixin's `kubernetes-absent` uses
+    15m): long enough to ride out a rollout or a rescheduled pod. Nothing it mutes fires on missing
+    data meanwhile (the pool alerts guard against an absent kube-state-metrics), so none pages first."""
 

@@ -123,6 +123,12 @@ CATALOGUE: Sequence[Entry] = (
         "an eviction: the kubelet publishes a signal's series once it has evicted a pod on it",
     ),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
+    _prefix(
+        "rabbitmq_",
+        Provider.RABBITMQ,
+        "the datastore's `metrics` endpoint scraped (its generated monitor): rabbitmq_prometheus's port 15692, "
+        "path `/metrics` (its default, aggregated: every series read is there without per-object metrics)",
+    ),
     _prefix("pg_", Provider.POSTGRES_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
     # Later postgres_exporter collectors; deploy/postgres-exporter/queries.yaml gives older versions
     # the same series (its header says which query to keep on which version).
@@ -135,12 +141,6 @@ CATALOGUE: Sequence[Entry] = (
         )
     ),
     _prefix("redis_", Provider.REDIS_EXPORTER, "the datastore's `metrics` endpoint scraped (its generated monitor)"),
-    _prefix(
-        "rabbitmq_",
-        Provider.RABBITMQ,
-        "the datastore's `metrics` endpoint scraped (its generated monitor): rabbitmq_prometheus's port 15692, "
-        "path `/metrics` (its default, aggregated: every series read is there without per-object metrics)",
-    ),
     _prefix("argocd_", Provider.ARGOCD, "the application controller's metrics endpoint scraped (port 8082)"),
     _prefix(
         "rollout_info",
@@ -153,20 +153,6 @@ CATALOGUE: Sequence[Entry] = (
         Provider.BLACKBOX_EXPORTER,
         "the modules the Probes name (blackbox/blackbox.yml, or the chart values in blackbox/helm-values.yaml)",
     ),
-    _prefix("poolq_", Provider.POOL_QUEUE_EXPORTER, "a source per datastore in the exporter's config"),
-    _prefix(
-        "poolq_pg_statements_",
-        Provider.POOL_QUEUE_EXPORTER,
-        "the `pg_stat_statements` extension in the database the source connects to",
-    ),
-    _prefix(
-        "poolq_queue_",
-        Provider.POOL_QUEUE_EXPORTER,
-        "the queue's source in the exporter's config (`rabbitmq`, `redis` queues, `postgres_queues`)",
-    ),
-    _exact("poolq_queue_consumers", Provider.POOL_QUEUE_EXPORTER, "RabbitMQ with `queue_details: true` (the default)"),
-    _exact("http_requests_total", Provider.SERVICE, "", *_HTTP_CLIENTS),
-    _prefix("http_request_duration_seconds", Provider.SERVICE, "", *_HTTP_CLIENTS),
     _prefix("apiserver_", Provider.APISERVER),
     _prefix(
         "apiserver_request_sli_duration_seconds",
@@ -181,6 +167,20 @@ CATALOGUE: Sequence[Entry] = (
     ),
     _prefix("certmanager_", Provider.CERT_MANAGER, "the controller's Service (port `http-metrics`, 9402), "
             "scraped by the generated ServiceMonitor"),
+    _prefix("poolq_", Provider.POOL_QUEUE_EXPORTER, "a source per datastore in the exporter's config"),
+    _prefix(
+        "poolq_pg_statements_",
+        Provider.POOL_QUEUE_EXPORTER,
+        "the `pg_stat_statements` extension in the database the source connects to",
+    ),
+    _prefix(
+        "poolq_queue_",
+        Provider.POOL_QUEUE_EXPORTER,
+        "the queue's source in the exporter's config (`rabbitmq`, `redis` queues, `postgres_queues`)",
+    ),
+    _exact("poolq_queue_consumers", Provider.POOL_QUEUE_EXPORTER, "RabbitMQ with `queue_details: true` (the default)"),
+    _exact("http_requests_total", Provider.SERVICE, "", *_HTTP_CLIENTS),
+    _prefix("http_request_duration_seconds", Provider.SERVICE, "", *_HTTP_CLIENTS),
     _exact(
         "http_request_duration_seconds_bucket",
         Provider.SERVICE,
