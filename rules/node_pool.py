@@ -22,6 +22,7 @@ then, and the pool alerts that would fire on an empty pool hold their fire.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -327,10 +328,14 @@ def _percent(share: Decimal) -> str:
 
 
 def pool_workload_names(system: System, pool: NodePool) -> list[tuple[str, str]]:
-    """(name, description) of every service, datastore and platform workload pinned to the pool."""
-    found = [(s.name, s.description) for s in system.services if s.node_pool == pool.name]
-    found += [(d.name, d.description) for d in system.datastores if d.node_pool == pool.name]
-    found += [(w.name, w.description) for w in system.platform.workloads if w.node_pool == pool.name]
+    """(name, description) of every service, datastore and platform workload pinned to the pool,
+    each kind sorted by name, so that the inventory's order never changes the output."""
+    by_name = operator.attrgetter("name")
+    found = [(s.name, s.description) for s in sorted(system.services, key=by_name) if s.node_pool == pool.name]
+    found += [(d.name, d.description) for d in sorted(system.datastores, key=by_name) if d.node_pool == pool.name]
+    found += [
+        (w.name, w.description) for w in sorted(system.platform.workloads, key=by_name) if w.node_pool == pool.name
+    ]
     return found
 
 
