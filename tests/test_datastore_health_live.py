@@ -153,7 +153,7 @@ def _series(prometheus: PrometheusServer, expr: str) -> list[tuple[dict[str, str
 
 
 def _until(
-    prometheus: PrometheusServer, expr: str, what: str, timeout: float = 30
+    prometheus: PrometheusServer, expr: str, what: str, timeout: float = 90
 ) -> list[tuple[dict[str, str], float]]:
     wait_until(lambda: bool(prometheus.query(expr)), timeout, what, interval=0.5)
     return _series(prometheus, expr)

@@ -32,7 +32,9 @@ def _monitors(output: dict[str, bytes], system: str) -> dict[str, dict[str, Any]
     for path, data in output.items():
         if path.startswith(f"{system}/") and path.count("/") == 1 and "-metrics-" in path:
             obj = yaml.safe_load(data)
-            if obj["kind"] in ("ServiceMonitor", "PodMonitor"):
+            component = obj["metadata"]["labels"].get("app.kubernetes.io/component", "")
+            # The Argo Rollouts controller's monitor is named `argo-rollouts-metrics` too.
+            if obj["kind"] in ("ServiceMonitor", "PodMonitor") and component.endswith("-metrics"):
                 found[obj["metadata"]["name"].removesuffix("-metrics")] = obj
     return found
 

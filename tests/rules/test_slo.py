@@ -230,6 +230,8 @@ kind: System
 name: hush
 cluster: hush-test
 owner: {team: crew, slack_channel: "#crew"}
+monitoring: {grafana_url: "https://grafana.hush.test", alertmanager_url: "https://am.hush.test",
+             runbook_url: "https://runbooks.hush.test/{alert}"}
 node_pools:
   - {name: general, min_nodes: 1, max_nodes: 1}
 services:

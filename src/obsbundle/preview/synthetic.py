@@ -298,6 +298,7 @@ class FleetSeries:
         self._cert_manager(system)
         self._probes(system)
         self._scrape_targets(system)
+        self._datastore_exporters(system)
         self._alerts(system)
 
     def _node(self, system: System, pool: NodePool, node: str) -> None:
@@ -345,6 +346,15 @@ class FleetSeries:
         out.gauge("node_filesystem_avail_bytes", root, lambda t: disk * (0.6 - 0.1 * t / self.window.duration))
         out.gauge("node_filesystem_free_bytes", root, lambda t: disk * (0.62 - 0.1 * t / self.window.duration))
         out.gauge("node_filesystem_readonly", root, 0)
+        out.gauge("node_filesystem_files", root, 1_966_080)
+        out.gauge("node_filesystem_files_free", root, lambda t: 1_966_080 * (0.9 - 0.02 * t / self.window.duration))
+        # A clock within a millisecond of its NTP reference and synchronised (node-exporter's timex collector).
+        out.gauge("node_timex_offset_seconds", exporter, wave(node + "clock", 0.0, 0.0008))
+        out.gauge("node_timex_sync_status", exporter, 1)
+        out.gauge("node_timex_maxerror_seconds", exporter, 0.05)
+        for condition in ("MemoryPressure", "DiskPressure", "PIDPressure"):
+            for status, value in (("true", 0), ("false", 1), ("unknown", 0)):
+                out.gauge("kube_node_status_condition", {**ksm, "condition": condition, "status": status}, value)
         out.gauge("node_load1", exporter, lambda t: cpus * busy(t) * 1.2)
         for device in ("eth0", "lo"):
             labels = {**exporter, "device": device}
@@ -839,23 +849,68 @@ class FleetSeries:
             if dependency.url.startswith("https://"):
                 self.out.gauge("probe_ssl_earliest_cert_expiry", labels, self.window.end + (30 + 15 * index) * 86400)
 
+    def _datastore_exporters(self, system: System) -> None:
+        """postgres_exporter and redis_exporter of each Postgres and Redis that names its `metrics`,
+        with the target labels of their generated monitors and the series sets of
+        tests/fixtures/exposition/{postgres-exporter,redis-exporter} (one pod per replica)."""
+        for store in system.datastores:
+            if store.metrics is None or store.kind not in (DatastoreKind.POSTGRES, DatastoreKind.REDIS):
+                continue
+            for ordinal in range(store.replicas):
+                pod = f"{store.statefulset or store.name}-{ordinal}"
+                target = {"job": f"{store.name}-metrics", "namespace": store.namespace, "service": store.name,
+                          "endpoint": str(store.metrics.port), "pod": pod}
+                key = f"{system.name}/{store.name}/{pod}"
+                if store.kind is DatastoreKind.POSTGRES:
+                    self._postgres_exporter(target, key, store.name.replace("-", "_"), replica=ordinal > 0)
+                else:
+                    self._redis_exporter(target, key, primary=ordinal == 0, replicas=store.replicas)
+
+    def _postgres_exporter(self, target: dict[str, str], key: str, datname: str, *, replica: bool) -> None:
+        out = self.out
+        out.gauge("up", target, 1)
+        database = {**target, "datname": datname}
+        out.gauge("pg_up", target, 1)
+        out.counter("pg_stat_database_xact_commit", database, wave(key + "commit", 120, 30), start=1e7)
+        out.counter("pg_stat_database_xact_rollback", database, wave(key + "rollback", 0.6, 0.3), start=1e4)
+        out.counter("pg_stat_database_deadlocks", database, 0, start=3)
+        out.counter("pg_stat_database_blks_hit", database, wave(key + "hit", 9000, 1500), start=1e9)
+        out.counter("pg_stat_database_blks_read", database, wave(key + "read", 40, 15), start=1e6)
+        table = {**database, "schemaname": "public", "relname": "orders"}
+        out.gauge("pg_stat_user_tables_n_dead_tup", table, wave(key + "dead", 800, 300))
+        out.gauge("pg_stat_user_tables_n_live_tup", table, 250_000)
+        out.gauge("pg_database_wraparound_age_datfrozenxid_seconds", database, wave(key + "xid", 2.1e8, 2e7))
+        if replica:
+            out.gauge("pg_replication_lag_seconds", target, wave(key + "lag", 0.4, 0.3))
+
+    def _redis_exporter(self, target: dict[str, str], key: str, *, primary: bool, replicas: int) -> None:
+        out = self.out
+        out.gauge("up", target, 1)
+        out.gauge("redis_up", target, 1)
+        out.gauge("redis_instance_info", {**target, "role": "master" if primary else "slave",
+                                          "redis_version": "7.0.15"}, 1)
+        out.gauge("redis_memory_used_bytes", target, wave(key + "mem", 180e6, 30e6))
+        out.gauge("redis_memory_max_bytes", target, 512e6)
+        out.counter("redis_keyspace_hits_total", target, wave(key + "hits", 900, 200), start=1e7)
+        out.counter("redis_keyspace_misses_total", target, wave(key + "misses", 120, 40), start=1e6)
+        out.counter("redis_evicted_keys_total", target, 0)
+        out.counter("redis_rejected_connections_total", target, 0)
+        out.gauge("redis_connected_clients", target, wave(key + "clients", 24, 6))
+        if primary:
+            out.gauge("redis_connected_slaves", target, replicas - 1)
+        else:
+            out.gauge("redis_master_link_up", target, 1)
+
     def _scrape_targets(self, system: System) -> None:
         """`up` of the targets whose absence the rules watch, as the system's stack labels them:
-        kube-state-metrics, the kubelet's two endpoints per node, and the standard exporter of
-        each Postgres and Redis that names one (the control plane's and cert-manager's are
-        written with their series)."""
+        kube-state-metrics and the kubelet's two endpoints per node (the control plane's,
+        cert-manager's and the datastores' exporters' are written with their series)."""
         stack = system.monitoring.stack
         nodes = [node for pool in system.node_pools for node in node_names(system, pool)] or ["node-0"]
         self.out.gauge("up", exporter_target_labels(stack, Exporter.KUBE_STATE_METRICS, node_host(nodes[0])), 1)
         for node in nodes:
             for exporter in (Exporter.KUBELET, Exporter.CADVISOR):
                 self.out.gauge("up", exporter_target_labels(stack, exporter, node_host(node)), 1)
-        for store in system.datastores:
-            if store.metrics is None or store.kind not in (DatastoreKind.POSTGRES, DatastoreKind.REDIS):
-                continue
-            self.out.gauge("up", {"job": f"{store.name}-metrics", "namespace": store.namespace, "service": store.name,
-                                  "endpoint": str(store.metrics.port),
-                                  "pod": f"{store.statefulset or store.name}-0"}, 1)
 
     def _alerts(self, system: System) -> None:
         base = {"alertstate": "firing", "system": system.name, "team": system.owner.team}
