@@ -619,6 +619,7 @@ class FleetSeries:
     def _volumes(self, system: System) -> None:
         claims = {(service.namespace, claim) for service in system.services for claim in service.volumes}
         claims |= {(store.namespace, store.volume) for store in system.datastores if store.volume}
+        claims |= {(platform.namespace, claim) for platform in system.platform.workloads for claim in platform.volumes}
         for namespace, claim in sorted(claims):
             labels = {
                 "job": "kubelet",
@@ -634,6 +635,11 @@ class FleetSeries:
             self.out.gauge(
                 "kubelet_volume_stats_available_bytes", labels, times(ramp(0.60, 0.55, self.window.duration), capacity)
             )
+            inodes = 6_553_600.0
+            used, free = ramp(0.10, 0.11, self.window.duration), ramp(0.90, 0.89, self.window.duration)
+            self.out.gauge("kubelet_volume_stats_inodes", labels, inodes)
+            self.out.gauge("kubelet_volume_stats_inodes_used", labels, times(used, inodes))
+            self.out.gauge("kubelet_volume_stats_inodes_free", labels, times(free, inodes))
 
     def _exporter(self, system: System) -> None:
         exported = [store for store in system.datastores if store.kind in EXPORTED_KINDS]
