@@ -234,6 +234,32 @@ class MonitorKind(StrEnum):
     POD = "pod"
 
 
+def _check_selector(labels: dict[str, str] | None, *, example: str) -> dict[str, str] | None:
+    """A label selector of Kubernetes labels, not empty: a Service's or an exporter's `selector`."""
+    if labels is not None:
+        if not labels:
+            raise ValueError(f"must select on at least one label, e.g. {{app: {example}}}")
+        for key, value in labels.items():
+            if not re.match(_K8S_LABEL_KEY, key) or not re.match(_K8S_LABEL_VALUE, value):
+                raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
+    return labels
+
+
+def _check_scrape_endpoint(port: str | int, monitor: MonitorKind, interval: str, scrape_timeout: str) -> None:
+    """What Prometheus and a ServiceMonitor accept of a scraped endpoint: a timeout within the
+    interval, and a Service port selected by name."""
+    if parse_duration(scrape_timeout) > parse_duration(interval):
+        raise ValueError(
+            f"scrape_timeout ({scrape_timeout}) is longer than interval ({interval}); "
+            "Prometheus rejects such a target: shorten the timeout"
+        )
+    if monitor is MonitorKind.SERVICE and isinstance(port, int):
+        raise ValueError(
+            f"port {port} is a number, but a ServiceMonitor selects a Service port by name: "
+            "name the Service port, or set monitor: pod to scrape the container port"
+        )
+
+
 # Micrometer's timer histogram when percentiles-histogram is on: PercentileHistogramBuckets
 # (powers of 4 with thirds in between, in nanoseconds) clamped to the timer's expected range,
 # 1 ms..30 s, plus both ends, in seconds as its Prometheus registry prints `le` (Java's
@@ -332,16 +358,7 @@ class Metrics(Frozen):
 
     @model_validator(mode="after")
     def _timeout_fits_interval(self) -> Metrics:
-        if parse_duration(self.scrape_timeout) > parse_duration(self.interval):
-            raise ValueError(
-                f"scrape_timeout ({self.scrape_timeout}) is longer than interval ({self.interval}); "
-                "Prometheus rejects such a target: shorten the timeout"
-            )
-        if self.monitor is MonitorKind.SERVICE and isinstance(self.port, int):
-            raise ValueError(
-                f"port {self.port} is a number, but a ServiceMonitor selects a Service port by name: "
-                "name the Service port, or set monitor: pod to scrape the container port"
-            )
+        _check_scrape_endpoint(self.port, self.monitor, self.interval, self.scrape_timeout)
         return self
 
     @property
@@ -638,13 +655,7 @@ class Service(Frozen):
     @field_validator("selector")
     @classmethod
     def _selector_is_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
-        if labels is not None:
-            if not labels:
-                raise ValueError("must select on at least one label, e.g. {app: my-service}")
-            for key, value in labels.items():
-                if not re.match(_K8S_LABEL_KEY, key) or not re.match(_K8S_LABEL_VALUE, value):
-                    raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
-        return labels
+        return _check_selector(labels, example="my-service")
 
     @model_validator(mode="after")
     def _fields_match_the_kind(self) -> Service:
@@ -707,26 +718,11 @@ class ExporterEndpoint(Frozen):
     @field_validator("selector")
     @classmethod
     def _selector_is_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
-        if labels is not None:
-            if not labels:
-                raise ValueError("must select on at least one label, e.g. {app: redis-exporter}")
-            for key, value in labels.items():
-                if not re.match(_K8S_LABEL_KEY, key) or not re.match(_K8S_LABEL_VALUE, value):
-                    raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
-        return labels
+        return _check_selector(labels, example="redis-exporter")
 
     @model_validator(mode="after")
     def _port_fits_the_monitor(self) -> ExporterEndpoint:
-        if parse_duration(self.scrape_timeout) > parse_duration(self.interval):
-            raise ValueError(
-                f"scrape_timeout ({self.scrape_timeout}) is longer than interval ({self.interval}); "
-                "Prometheus rejects such a target: shorten the timeout"
-            )
-        if self.monitor is MonitorKind.SERVICE and isinstance(self.port, int):
-            raise ValueError(
-                f"port {self.port} is a number, but a ServiceMonitor selects a Service port by name: "
-                "name the Service port, or set monitor: pod to scrape the container port"
-            )
+        _check_scrape_endpoint(self.port, self.monitor, self.interval, self.scrape_timeout)
         return self
 
 
