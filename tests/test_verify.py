@@ -1,10 +1,11 @@
 """`generate.py --verify URL` against a real Prometheus 2.42.
 
 Prometheus scrapes a real prometheus-node-exporter with the target labels kube-prometheus-stack
-gives it (obsbundle.stacks.exporter_target_labels), and a kube-state-metrics stand-in: a local HTTP server
-serving the committed kube-state-metrics fixtures (tests/fixtures/exposition/kube-state-metrics/,
-copied from that project's tests) with their node2 renamed to this machine, scraped with
-honor_labels as both stacks scrape it. One Prometheus sees the chart's default allowlist (no pool
+gives it (obsbundle.stacks.exporter_target_labels), and stand-ins for kube-state-metrics and the
+kubelet: local HTTP servers serving the committed fixtures (tests/fixtures/exposition/
+kube-state-metrics/, copied from that project's tests, with their node2 renamed to this machine;
+tests/fixtures/exposition/kubelet/, from the kubelet's source and tests), scraped with
+honor_labels as both stacks scrape them. One Prometheus sees the chart's default allowlist (no pool
 label); another, behind basic auth, sees kube-state-metrics started with the pool label allowed.
 """
 
@@ -34,6 +35,7 @@ from tests.conftest import FIXTURES, REPO
 
 INVENTORY = FIXTURES / "verify" / "verify.yaml"
 KSM = FIXTURES / "exposition" / "kube-state-metrics"
+KUBELET = FIXTURES / "exposition" / "kubelet"
 ALLOWLIST_FIXTURES = ("default-allowlist.prom", "node-role-allowlist.prom")
 STACK = Stack.KUBE_PROMETHEUS_STACK
 FIXTURE_NODE, FIXTURE_HOST_IP = "node2", "1.1.1.2"
@@ -141,10 +143,27 @@ def node_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.stop()
 
 
+def kubelet_exposition() -> bytes:
+    """The kubelet fixtures' /metrics families of a kubelet that has evicted no pod yet.
+
+    `kubelet_evictions` is a counter by eviction signal that the kubelet creates on its first
+    eviction (tests/fixtures/exposition/kubelet/pods-evictions.prom says where): a healthy kubelet
+    serves none of it.
+    """
+    lines = [
+        line
+        for path in sorted(KUBELET.glob("*.prom"))
+        for line in path.read_text().splitlines()
+        if line and not line.startswith(("# source:", "# version:", "# captured:")) and "kubelet_evictions" not in line
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _cluster(
     workdir: Path, node: Node, node_exporter: str, allowlist: str, auth: tuple[str, str] | None
 ) -> Iterator[Cluster]:
     ksm = serve(kube_state_metrics_exposition(allowlist, node))
+    kubelet = serve(kubelet_exposition())
     ksm_labels = exporter_target_labels(STACK, Exporter.KUBE_STATE_METRICS, node)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -152,6 +171,9 @@ def _cluster(
             scrape_config("node-exporter", node_exporter, exporter_target_labels(STACK, Exporter.NODE_EXPORTER, node)),
             # honor_labels: the series' own namespace, pod and node win, as on both stacks.
             scrape_config("kube-state-metrics", ksm.address, ksm_labels, honor_labels=True),
+            scrape_config(
+                "kubelet", kubelet.address, exporter_target_labels(STACK, Exporter.KUBELET, node), honor_labels=True
+            ),
         ],
     }
     extra: tuple[str, ...] = ()
@@ -167,17 +189,18 @@ def _cluster(
         def scraped() -> bool:
             found = requests.get(
                 f"{prometheus.url}/api/v1/query",
-                params={"query": 'count(up{job=~"node-exporter|kube-state-metrics"} == 1)'},
+                params={"query": 'count(up{job=~"node-exporter|kube-state-metrics|kubelet"} == 1)'},
                 auth=auth,
                 timeout=5,
             ).json()["data"]["result"]
-            return bool(found) and found[0]["value"][1] == "2"
+            return bool(found) and found[0]["value"][1] == "3"
 
-        wait_until(scraped, 60, "Prometheus to scrape node-exporter and kube-state-metrics")
+        wait_until(scraped, 60, "Prometheus to scrape node-exporter, kube-state-metrics and the kubelet")
         yield Cluster(prometheus, auth)
     finally:
         prometheus.stop()
         ksm.stop()
+        kubelet.stop()
 
 
 def _start(
@@ -263,6 +286,20 @@ def test_a_complete_set_up_exits_0(complete: Cluster, tmp_path: Path) -> None:
     run = generate("--inventory", str(INVENTORY), "--verify", complete.prometheus.url, *_auth_args(tmp_path))
     assert run.code == 0, run.stdout + run.stderr
     assert "verify: all" in run.stdout and "selectors match series" in run.stdout
+    # A kubelet that has evicted nothing has no kubelet_evictions: that is health, not a gap.
+    assert "1 reads a counter that has no series before its first event" in run.stdout
+    assert 'kubelet_evictions{job="kubelet"' in run.stdout and "alert KubeNodeEviction" in run.stdout
+
+
+def test_a_counter_awaiting_its_first_event_is_listed_apart_in_json(complete: Cluster, tmp_path: Path) -> None:
+    run = generate("--inventory", str(INVENTORY), "--verify", complete.prometheus.url, "--json", *_auth_args(tmp_path))
+    assert run.code == 0, run.stdout + run.stderr
+    (system,) = json.loads(run.stdout)["systems"]
+    assert system["findings"] == []
+    (awaiting,) = system["awaiting_event"]
+    assert awaiting["selector"].startswith("kubelet_evictions{")
+    assert "evicted a pod" in awaiting["event"]
+    assert awaiting["read_by"] == ["alert KubeNodeEviction"]
 
 
 def test_json_output_parses_and_lists_each_finding_with_its_fix_and_readers(default_chart: Cluster) -> None:

@@ -73,6 +73,10 @@ class Source:
     """The flag or setting that makes the provider publish the series, where its defaults do not."""
     instrumentations: tuple[Instrumentation, ...] = ()
     """For a service's series: the client libraries that name them so."""
+    on_event: str = ""
+    """For a counter the provider creates only when what it counts first happens: that event. A
+    healthy cluster has no such series, so `--verify` does not count them missing while their
+    provider is scraped."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,13 @@ CATALOGUE: Sequence[Entry] = (
     _prefix("container_", Provider.CADVISOR),
     _prefix("kubelet_volume_stats_", Provider.KUBELET),
     _exact("kubelet_running_pods", Provider.KUBELET),
-    _exact(
+    Entry(
         "kubelet_evictions",
-        Provider.KUBELET,
-        "an eviction: the kubelet publishes a signal's series once it has evicted a pod on it",
+        False,
+        Source(
+            Provider.KUBELET,
+            on_event="the kubelet publishes a signal's series once it has evicted a pod on that signal",
+        ),
     ),
     _prefix("kafka_", Provider.KAFKA_EXPORTER),
     _prefix(
@@ -239,5 +246,8 @@ def markdown_table() -> str:
         provider = source.provider.value
         if source.instrumentations:
             provider += f" ({', '.join(by.value for by in source.instrumentations)})"
-        rows.append(f"| {series} | {provider} | {source.needs or 'defaults'} |")
+        needs = source.needs or "defaults"
+        if source.on_event:
+            needs += f"; no series before the first event: {source.on_event}"
+        rows.append(f"| {series} | {provider} | {needs} |")
     return "\n".join(rows) + "\n"

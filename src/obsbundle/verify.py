@@ -354,10 +354,24 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class AwaitingEvent:
+    """A selector of a counter its provider creates on the first event it counts (an eviction):
+    no series yet is what a healthy cluster shows, so it is no finding while the provider is scraped."""
+
+    selector: str
+    event: str
+    read_by: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "read_by": list(self.read_by), "selector": self.selector}
+
+
+@dataclass(frozen=True)
 class SystemReport:
     system: str
     selectors: int
     findings: tuple[Finding, ...]
+    awaiting_event: tuple[AwaitingEvent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -386,6 +400,7 @@ class Report:
                 "selectors": self.selectors,
                 "systems": [
                     {
+                        "awaiting_event": [awaiting.to_dict() for awaiting in system.awaiting_event],
                         "findings": [finding.to_dict() for finding in system.findings],
                         "name": system.system,
                         "selectors": system.selectors,
@@ -401,10 +416,19 @@ class Report:
     def to_text(self) -> str:
         lines = []
         for system in self.systems:
+            awaiting = len(system.awaiting_event)
+            checked = system.selectors - awaiting
             if not system.findings:
-                lines.append(f"{system.system}: all {system.selectors} selectors match series")
+                lines.append(f"{system.system}: all {checked} selectors match series")
+            else:
+                lines.append(f"{system.system}: {len(system.findings)} of {checked} selectors match no series")
+            if awaiting:
+                reads = "reads" if awaiting == 1 else "read"
+                lines.append(f"  and {awaiting} {reads} a counter that has no series before its first event:")
+                for event in system.awaiting_event:
+                    lines.append(f"    {event.selector}: {event.event} (read by {_read_by(event.read_by)})")
+            if not system.findings:
                 continue
-            lines.append(f"{system.system}: {len(system.findings)} of {system.selectors} selectors match no series")
             by_provider: dict[str, list[Finding]] = {}
             for finding in system.findings:
                 by_provider.setdefault(finding.provider, []).append(finding)
@@ -551,6 +575,7 @@ def check(
         last_seen = _last_seen(prometheus, pool, missing, window)
     running = frozenset(_provider(selector, source_of(selector.metric)) for selector in present)
     seen = Seen(by_metric, last_seen, running)
+    awaiting = {selector: event for selector in missing if (event := _awaited_event(selector, running))}
     systems = tuple(
         SystemReport(
             read.system.name,
@@ -558,7 +583,12 @@ def check(
             tuple(
                 _finding(read.system, selector, sorted(read.selectors[selector]), seen, window)
                 for selector in sorted(read.selectors, key=_finding_order)
-                if selector not in present
+                if selector not in present and selector not in awaiting
+            ),
+            tuple(
+                AwaitingEvent(str(selector), awaiting[selector], tuple(sorted(read.selectors[selector])))
+                for selector in sorted(read.selectors, key=str)
+                if selector in awaiting
             ),
         )
         for read in reads
@@ -572,6 +602,14 @@ def check(
         requests=prometheus.requests,
         seconds=time.perf_counter() - started,
     )
+
+
+def _awaited_event(selector: Selector, running: frozenset[str]) -> str:
+    """The event a missing selector's counter waits for, if its provider is scraped; else ""."""
+    source = source_of(selector.metric)
+    if source is None or not source.on_event or _provider(selector, source) not in running:
+        return ""
+    return source.on_event
 
 
 def _finding_order(selector: Selector) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from tests.support.crds import validation_errors
 COMPONENT_PREFIXES = (
     "Slo", "Api", "NodePool", "Node", "Workload", "Volume", "Postgres", "PgBouncer", "Queue", "ArgoCd",
     "ServiceTarget", "PoolQueue", "Dependency", "Rabbitmq", "Kafka", "Redis", "Etcd", "KubeAPI", "KubeClient",
-    "KubeScheduler", "KubeControllerManager", "CertManager",
+    "KubeScheduler", "KubeControllerManager", "CertManager", "KubeNode", "Kubelet",
 )  # fmt: skip
 SEVERITIES = {"critical", "warning", "info"}
 
