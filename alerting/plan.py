@@ -165,23 +165,32 @@ def routing_plan(system: System, options: AlertingOptions) -> RoutingPlan:
     # label lost on the way) still reaches someone: the system's owner.
     routes.append(Route(page_receiver(system.owner.team), options.page, (critical,)))
     root = Route(ticket_receiver(system.owner.team), options.ticket, (), tuple(routes))
-    return RoutingPlan(system.name, options.group_by, root, tuple(receivers), inhibit_rules())
+    return RoutingPlan(system.name, options.group_by, root, tuple(receivers), inhibit_rules(system))
 
 
-def inhibit_rules() -> tuple[InhibitRule, ...]:
-    """The inhibitions of the label contract; every rule compares `system`, so systems never mute each other."""
+def slo_group_labels(system: System) -> tuple[str, ...]:
+    """Every label a grouped SLO of the system splits by (`group_by`), sorted."""
+    return tuple(sorted({label for service in system.services for slo in service.slos for label in slo.group_by}))
+
+
+def inhibit_rules(system: System) -> tuple[InhibitRule, ...]:
+    """The inhibitions of the label contract; every rule compares `system`, so systems never mute each other.
+
+    Grouped SLOs' alerts differ only in their group labels (one per handler, tenant…): the rules
+    compare those too, so that one group's page never mutes another group's ticket."""
+    groups = slo_group_labels(system)
     rules = [
         # The same problem at two thresholds: the page is enough.
         InhibitRule(
             (equals(naming.SEVERITY_LABEL, "critical"),),
             (equals(naming.SEVERITY_LABEL, "warning"),),
-            IDENTITY_LABELS,
+            (*IDENTITY_LABELS, *groups),
         )
     ]
     # Burn-rate tiers, fastest first: a faster tier firing already says what every slower one
     # would, with more urgency; the slower ones matter again once it resolves.
     windows = tuple(tier.window_pair for tier in BURN_TIERS)
-    slo_identity = (naming.SYSTEM_LABEL, naming.NAMESPACE_LABEL, naming.SERVICE_LABEL, naming.SLO_LABEL)
+    slo_identity = (naming.SYSTEM_LABEL, naming.NAMESPACE_LABEL, naming.SERVICE_LABEL, naming.SLO_LABEL, *groups)
     rules.extend(
         InhibitRule(
             (equals(naming.WINDOW_LABEL, faster), _has(naming.SLO_LABEL)),

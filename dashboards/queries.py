@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from obsbundle import naming
+from obsbundle.dashboards.variables import group_variable
 from obsbundle.model import Datastore, Instrumentation, NodePool, Queue, Service, Slo, System
 from obsbundle.promql import any_of, quote, selector
 from obsbundle.rules.alert_labels import recorded_service_labels
@@ -656,11 +658,43 @@ SLO_MATCHER = 'slo=~"$slo"'
 """The service dashboard's `slo` variable (which alert links set) applied to a recorded SLO series."""
 
 
+def slo_group_labels(system: System, service: Service | None = None) -> tuple[str, ...]:
+    """The group labels (`group_by`) of the grouped SLOs in scope: the service's, else the system's."""
+    services = [service] if service is not None else list(system.services)
+    return tuple(sorted({label for each in services for slo in each.slos for label in slo.group_by}))
+
+
+def group_matchers(labels: Sequence[str]) -> tuple[str, ...]:
+    """`handler=~"$handler"` per group label: the dashboard's group variables applied to a series.
+    Their All (`.*`) also matches the series of ungrouped SLOs, which lack the label."""
+    return tuple(f'{label}=~"${label}"' for label in labels)
+
+
+def group_legend(labels: Sequence[str]) -> str:
+    """` {{handler}}` per group label, for the legends of grouped SLOs' series."""
+    return "".join(f" {{{{{label}}}}}" for label in labels)
+
+
+def slo_group_variables(system: System, service: Service | None = None) -> list[dict[str, Any]]:
+    """A variable per group label of the grouped SLOs in scope, over their recorded totals' values."""
+    recorded = sel(naming.SLO_TOTAL_EVENTS, slo_labels(system, service))
+    return [group_variable(label, recorded) for label in slo_group_labels(system, service)]
+
+
 def slo_series(
-    metric: str, system: System, service: Service | None = None, slo: Slo | None = None, *raw: str
+    metric: str,
+    system: System,
+    service: Service | None = None,
+    slo: Slo | None = None,
+    *raw: str,
+    grouped: bool = True,
 ) -> str:
-    """A recorded SLO series by service and slo; `raw` matchers such as SLO_MATCHER narrow it."""
-    return f"max by (service, slo) ({sel(metric, slo_labels(system, service, slo), *raw)})"
+    """A recorded SLO series by service, slo and the group labels in scope, narrowed by the
+    dashboard's group variables; `raw` matchers such as SLO_MATCHER narrow it further. `grouped`
+    False: a series recorded once per SLO (its objective), which has no group labels."""
+    groups = slo_group_labels(system, service) if grouped else ()
+    by = ", ".join(("service", "slo", *groups))
+    return f"max by ({by}) ({sel(metric, slo_labels(system, service, slo), *raw, *group_matchers(groups))})"
 
 
 def slo_good_ratio(system: System, service: Service, window: str, *raw: str) -> str:
@@ -688,8 +722,10 @@ def slo_group_selector(metric: str, system: System, window_seconds: int) -> str:
 
 def alert_margin(system: System, window_seconds: int, long_window: str, short_window: str, factor: str) -> str:
     """min(long burn, short burn) / factor per SLO: at 1 and above, that tier's alert fires."""
+    groups = slo_group_labels(system)
+    by = ", ".join(("service", "slo", *groups))
     long_burn, short_burn = (
-        f"max by (service, slo) ({slo_group_selector(naming.slo_burn_rate(window), system, window_seconds)})"
+        f"max by ({by}) ({slo_group_selector(naming.slo_burn_rate(window), system, window_seconds)})"
         for window in (long_window, short_window)
     )
     # `(a < b) or b` is the element-wise minimum of two vectors with the same labels.

@@ -82,6 +82,7 @@ def _variables(system: System, service: Service, config: DashboardConfig) -> lis
     found = variables(system, config)
     if service.slos:
         found.append(inventory_variable("slo", "SLO", (slo.name for slo in service.slos)))
+        found.extend(q.slo_group_variables(system, service))
     return found
 
 
@@ -442,12 +443,14 @@ def job_panels(service: Service, config: DashboardConfig) -> list[Any]:
 
 
 def slo_panels(system: System, service: Service, config: DashboardConfig) -> list[Any]:
-    """Budget remaining, burn rate over each alert's long window, and the SLI against its objective."""
+    """Budget remaining, burn rate over each alert's long window, and the SLI against its objective;
+    a grouped SLO's series one per group, as its variables select."""
+    legend = "{{slo}}" + q.group_legend(q.slo_group_labels(system, service))
     return [
         timeseries(
             "Error budget remaining",
             "Share of each SLO's error budget left over its window: 1 untouched, 0 spent, below 0 overspent.",
-            [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system, service, None, q.SLO_MATCHER), "{{slo}}")],
+            [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system, service, None, q.SLO_MATCHER), legend)],
             Unit.RATIO,
             panel_id=PanelId.SERVICE_SLO_BUDGET,
             thresholds=lower_is_worse(0, config.budget_warning),
@@ -461,7 +464,7 @@ def slo_panels(system: System, service: Service, config: DashboardConfig) -> lis
             "the budget in the SLO window; the page alerts fire at 14.4 (1h) and 6 (6h) for 30 days.",
             [
                 Query(q.slo_series(naming.slo_burn_rate(tier.long_window), system, service, None, q.SLO_MATCHER),
-                      f"{{{{slo}}}} {tier.long_window}")
+                      f"{legend} {tier.long_window}")
                 for tier in BURN_TIERS
             ],
             Unit.FACTOR,
@@ -472,8 +475,11 @@ def slo_panels(system: System, service: Service, config: DashboardConfig) -> lis
             "SLI (5m) against objective",
             "Share of good events over 5 minutes per SLO; dashed: the objective.",
             [
-                Query(q.slo_good_ratio(system, service, "5m", q.SLO_MATCHER), "{{slo}}"),
-                Query(q.slo_series(naming.SLO_OBJECTIVE, system, service, None, q.SLO_MATCHER), "{{slo}} objective"),
+                Query(q.slo_good_ratio(system, service, "5m", q.SLO_MATCHER), legend),
+                Query(
+                    q.slo_series(naming.SLO_OBJECTIVE, system, service, None, q.SLO_MATCHER, grouped=False),
+                    "{{slo}} objective",
+                ),
             ],
             Unit.RATIO,
             dashed=[f"{slo.name} objective" for slo in service.slos],

@@ -24,6 +24,7 @@ from obsbundle.model import System
 from obsbundle.slo_math import BURN_TIERS, BurnTier, format_factor
 
 SLO_LEGEND = "{{service}} {{slo}}"
+"""Legend of one SLO's series; a grouped SLO's add its group labels (`_legend`)."""
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 """Every window an alert tier reads, short ones first."""
 
@@ -42,11 +43,15 @@ def slos_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
         description=f"Error budgets and burn rates of {slos}",
         tags=tags(system, "slo"),
         rows=rows,
-        variables=variables(system, config),
+        variables=[*variables(system, config), *q.slo_group_variables(system)],
         links=sibling_links(system),
         config=config,
         time_from=config.slo_time_from,
     )
+
+
+def _legend(system: System) -> str:
+    return SLO_LEGEND + q.group_legend(q.slo_group_labels(system))
 
 
 def _windows(system: System) -> list[int]:
@@ -58,7 +63,7 @@ def _budgets(system: System, config: DashboardConfig) -> Any:
         "Error budget remaining",
         "Share of each SLO's error budget left over its window: 1 untouched, 0 spent (red), below 0 overspent; "
         f"orange below {config.budget_warning:.0%}.",
-        [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system), SLO_LEGEND)],
+        [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system), _legend(system))],
         Unit.RATIO,
         panel_id=PanelId.SLO_BUDGET,
         thresholds=lower_is_worse(0, config.budget_warning),
@@ -72,7 +77,7 @@ def _budget_history(system: System, config: DashboardConfig) -> Any:
     return timeseries(
         "Error budget remaining over time",
         "How each SLO's remaining budget moved: a steep fall is an incident, a slow slope a chronic problem.",
-        [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system), SLO_LEGEND)],
+        [Query(q.slo_series(naming.SLO_ERROR_BUDGET_REMAINING, system), _legend(system))],
         Unit.RATIO,
         thresholds=lower_is_worse(0, config.budget_warning),
         show_thresholds=True,
@@ -148,7 +153,7 @@ def _burn_history(system: System, tier: BurnTier) -> Any:
         f"Burn rate of every SLO over {tier.long_window}, the long window of the {tier.tier} alert "
         f"{tier.window_pair}" + (f"; dashed: its factor {format_factor(tier.factor(windows[0]))}." if factor
                                  else "."),
-        [Query(q.slo_series(naming.slo_burn_rate(tier.long_window), system), SLO_LEGEND)],
+        [Query(q.slo_series(naming.slo_burn_rate(tier.long_window), system), _legend(system))],
         Unit.FACTOR,
         thresholds=higher_is_worse(None, factor) if factor else higher_is_worse(None, 1.0),
         show_thresholds=factor is not None,

@@ -72,6 +72,13 @@ def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict
     )
 
 
+def group_variable(label: str, recorded: str) -> dict[str, Any]:
+    """A grouped SLO's group label (`group_by`) as a variable of the same name, over the values the
+    SLO's `recorded` series carry, All by default. All (`.*`) also matches the ungrouped SLOs'
+    series, which lack the label."""
+    return _query_variable(label, label, f"label_values({recorded}, {label})", all_value=".*", current=None, multi=True)
+
+
 def inventory_variable(name: str, label: str, values: Iterable[str]) -> dict[str, Any]:
     """A variable over names the inventory lists (datastores, queues), All by default: a custom
     variable, so that it lists them before any series exists and an alert's link can set it

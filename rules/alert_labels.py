@@ -102,6 +102,7 @@ class AlertSubject:
         checks: tuple[RunbookCheck, ...] = (),
         extra_labels: Mapping[str, str] | None = None,
         entity: str | None = None,
+        extra_annotations: Mapping[str, str] | None = None,
     ) -> Alert:
         """The alert, labelled and linked for this subject. `entity` names a part of the subject
         in the runbook's table (an SLO's window pair, a PgBouncer's source); `case` is None for
@@ -119,6 +120,7 @@ class AlertSubject:
             entity=self.entity if entity is None else entity,
             threshold=threshold,
             checks=checks,
+            extra_annotations=dict(extra_annotations or {}),
         )
 
 

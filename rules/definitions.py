@@ -7,6 +7,7 @@ turns them into PrometheusRule objects, plain rule files, promtool test files an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -111,6 +112,8 @@ class Alert:
     threshold: str = ""
     """The condition in words, for the runbook's table: `> 90 % for 5m`."""
     checks: tuple[RunbookCheck, ...] = ()
+    extra_annotations: Mapping[str, str] = field(default_factory=dict)
+    """The inventory's own annotations (an SLO's `alerting`), `{{ $labels.<name> }}` their only template."""
 
     @property
     def name(self) -> str:
@@ -123,6 +126,7 @@ class Alert:
     def annotations(self) -> dict[str, str]:
         return {
             "summary": self.doc.summary,
+            **self.extra_annotations,
             "description": self.description.template(),
             "runbook_url": self.runbook_url,
             "dashboard_url": self.dashboard_url,
@@ -136,6 +140,7 @@ class Alert:
         labels = self.expected_labels(series_labels)
         return {
             **self.annotations(),
+            **{name: _fill_labels(text, labels) for name, text in self.extra_annotations.items()},
             "description": self.description.render(value, labels),
         }
 
@@ -146,6 +151,15 @@ class Alert:
         rule["labels"] = dict(sorted(self.all_labels.items()))
         rule["annotations"] = self.annotations()
         return rule
+
+
+_LABEL_REFERENCE = re.compile(r"\{\{\s*\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+
+
+def _fill_labels(text: str, labels: Mapping[str, str]) -> str:
+    """What Prometheus writes for an annotation whose only templates are `{{ $labels.<name> }}`
+    (a label the alert lacks is empty, as in Go's templates)."""
+    return _LABEL_REFERENCE.sub(lambda match: labels.get(match.group(1), ""), text)
 
 
 Rule = Recording | Alert

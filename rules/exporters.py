@@ -379,8 +379,14 @@ def watch_exporters(system: System, config: RuleConfig, components: ComponentGro
     # The pool & queue exporter's absence is PoolQueueExporterDown, with its sources' in targets.py;
     # a datastore exporter's (naming.DATASTORE_EXPORTER_DOWN_ALERTS) is its datastore's, in
     # datastore_health.py.
+    # blackbox_exporter is watched through the generated Probes' targets: a system without
+    # dependencies has none (a gauge SLO on the user's own Probes' probe_success, say), so nothing
+    # could tell its absence from theirs.
+    unwatchable = () if system.dependencies else (Provider.BLACKBOX_EXPORTER,)
     alerts = tuple(
-        absence_alert(system, config, provider, readers[provider]) for provider in _WATCHES if provider in readers
+        absence_alert(system, config, provider, readers[provider])
+        for provider in _WATCHES
+        if provider in readers and provider not in unwatchable
     )
     if not alerts:
         return watched

@@ -59,6 +59,12 @@ class RequestMetrics:
     """Histogram base name: `<duration>_bucket` and `<duration>_count`."""
     duration_labels: Mapping[str, str]
     """Extra equality matchers on the histogram (gRPC: unary calls)."""
+    group_labels: frozenset[str] | None
+    """Labels a grouped SLO (`group_by`) can split by: the library puts them on the request counter
+    and the histogram alike (tests/fixtures/exposition/<library>/ show them). None: the application
+    names its own labels (prometheus-client), so any but the outcome's may be asked for."""
+    outcome_labels: frozenset[str]
+    """Labels that tell a good request from a bad one: grouping by them would split the SLI itself."""
 
 
 REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
@@ -69,6 +75,8 @@ REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
         error_labels={"status": "500"},
         duration="http_request_duration_seconds",
         duration_labels={},
+        group_labels=None,
+        outcome_labels=frozenset({"status"}),
     ),
     Instrumentation.MICROMETER: RequestMetrics(
         requests="http_server_requests_seconds_count",
@@ -77,6 +85,8 @@ REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
         error_labels={"status": "500", "outcome": "SERVER_ERROR"},
         duration="http_server_requests_seconds",
         duration_labels={},
+        group_labels=frozenset({"method", "uri"}),
+        outcome_labels=frozenset({"status", "outcome", "exception", "error"}),
     ),
     Instrumentation.GRPC: RequestMetrics(
         requests="grpc_server_handled_total",
@@ -85,6 +95,8 @@ REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
         error_labels={"grpc_code": "Unavailable", "grpc_type": "unary"},
         duration="grpc_server_handling_seconds",
         duration_labels={"grpc_type": "unary"},
+        group_labels=frozenset({"grpc_service", "grpc_method", "grpc_type"}),
+        outcome_labels=frozenset({"grpc_code"}),
     ),
     # `status=~"5.."` also matches the instrumentator's grouped "5xx".
     Instrumentation.FASTAPI_INSTRUMENTATOR: RequestMetrics(
@@ -94,6 +106,8 @@ REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
         error_labels={"status": "5xx"},
         duration="http_request_duration_seconds",
         duration_labels={},
+        group_labels=frozenset({"handler", "method"}),
+        outcome_labels=frozenset({"status"}),
     ),
     # methodType is grpc-java's MethodDescriptor.MethodType.name(): UNARY, CLIENT_STREAMING, …
     Instrumentation.GRPC_SPRING: RequestMetrics(
@@ -103,6 +117,9 @@ REQUEST_METRICS: dict[Instrumentation, RequestMetrics] = {
         error_labels={"statusCode": "UNAVAILABLE", "methodType": "UNARY"},
         duration="grpc_server_processing_duration_seconds",
         duration_labels={"methodType": "UNARY"},
+        # The gRPC service is Micrometer's `service` tag, which arrives as `exported_service`.
+        group_labels=frozenset({"exported_service", "method", "methodType"}),
+        outcome_labels=frozenset({"statusCode"}),
     ),
 }
 
@@ -133,8 +150,13 @@ def le_matcher(boundary: Decimal) -> str:
     return f"le=~{quote('|'.join(re.escape(value) for value in spellings))}"
 
 
-def _increase(series: str) -> str:
-    return f"sum(increase({series}[{INCREASE_WINDOW}]))"
+def _sum(group_by: tuple[str, ...]) -> str:
+    """`sum`, or `sum by (labels)` for a grouped SLO: one SLI per value of its group labels."""
+    return f"sum by ({', '.join(group_by)}) " if group_by else "sum"
+
+
+def _increase(series: str, group_by: tuple[str, ...] = ()) -> str:
+    return f"{_sum(group_by)}(increase({series}[{INCREASE_WINDOW}]))"
 
 
 _PLAIN_SELECTOR = re.compile(r"^\s*[a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?\s*$")
@@ -149,33 +171,40 @@ def has_window(query: str) -> bool:
     return at_window(query, "") != query.strip()
 
 
-def _increase_of_query(query: str) -> str:
+def _increase_of_query(query: str, group_by: tuple[str, ...]) -> str:
     """5m increase of a custom counter query: a selector directly, any other expression as a
     subquery; a query over `{{.window}}` already counts the window's events, so it is only summed."""
     if has_window(query):
-        return f"sum({at_window(query)})"
+        return f"{_sum(group_by)}({at_window(query)})"
     if _PLAIN_SELECTOR.match(query):
-        return f"sum(increase({query.strip()}[{INCREASE_WINDOW}]))"
-    return f"sum(increase(({query.strip()})[{INCREASE_WINDOW}:]))"
+        return f"{_sum(group_by)}(increase({query.strip()}[{INCREASE_WINDOW}]))"
+    return f"{_sum(group_by)}(increase(({query.strip()})[{INCREASE_WINDOW}:]))"
 
 
-def _error_ratio_queries(query: str) -> tuple[str, str]:
+def _minus_bad(total: str, bad: str) -> str:
+    """Good events as total − bad, where a total without bad series (no failure yet: client
+    libraries create a label set on first use) counts no bad event rather than dropping out."""
+    return f"{total}\n- ({bad} or 0 * {total})"
+
+
+def _error_ratio_queries(query: str, group_by: tuple[str, ...]) -> tuple[str, str]:
     """(good, total) of a ready-made error ratio: each 5-minute piece is one event, bad by the
     ratio's value. A ratio that is not a number (0/0 while nothing is served) records nothing, so
-    the piece weighs nothing in the windows. Several series count as their worst."""
-    ratio = f"max({at_window(query)}) >= 0"
+    the piece weighs nothing in the windows. Several series (of a group) count as their worst."""
+    worst = f"max by ({', '.join(group_by)}) " if group_by else "max"
+    ratio = f"{worst}({at_window(query)}) >= 0"
     return f"1 - clamp_max({ratio}, 1)", f"({ratio}) * 0 + 1"
 
 
-def _gauge_queries(query: str) -> tuple[str, str]:
+def _gauge_queries(query: str, group_by: tuple[str, ...]) -> tuple[str, str]:
     """(good, total) of a 0/1 gauge selector: every sample of every series in the last 5 minutes is
     one event, good when 1 (Pyrra's bool_gauge counts the same way). The samples are the
     scrapes' own, which a subquery would replace with its evaluation steps: checks.py requires a
     selector."""
     selector_text = query.strip()
     return (
-        f"sum(sum_over_time({selector_text}[{INCREASE_WINDOW}]))",
-        f"sum(count_over_time({selector_text}[{INCREASE_WINDOW}]))",
+        f"{_sum(group_by)}(sum_over_time({selector_text}[{INCREASE_WINDOW}]))",
+        f"{_sum(group_by)}(count_over_time({selector_text}[{INCREASE_WINDOW}]))",
     )
 
 
@@ -185,31 +214,32 @@ def sli_event_queries(service: Service, slo: Slo) -> tuple[str, str]:
     Bad events are subtracted from the total rather than good ones counted, so that a full outage
     (no successful request at all, hence no success series) still gives good = 0, not nothing.
     """
+    group_by = slo.group_by
     if slo.kind is SliKind.CUSTOM:
         assert slo.good_query is not None and slo.total_query is not None
-        return _increase_of_query(slo.good_query), _increase_of_query(slo.total_query)
+        return _increase_of_query(slo.good_query, group_by), _increase_of_query(slo.total_query, group_by)
     if slo.kind is SliKind.BAD_EVENTS:
         assert slo.bad_query is not None and slo.total_query is not None
-        total = _increase_of_query(slo.total_query)
-        return f"{total}\n- ({_increase_of_query(slo.bad_query)} or vector(0))", total
+        total = _increase_of_query(slo.total_query, group_by)
+        return _minus_bad(total, _increase_of_query(slo.bad_query, group_by)), total
     if slo.kind is SliKind.ERROR_RATIO:
         assert slo.error_ratio_query is not None
-        return _error_ratio_queries(slo.error_ratio_query)
+        return _error_ratio_queries(slo.error_ratio_query, group_by)
     if slo.kind is SliKind.GAUGE:
         assert slo.gauge_query is not None
-        return _gauge_queries(slo.gauge_query)
+        return _gauge_queries(slo.gauge_query, group_by)
     metrics = request_metrics(service)
     assert metrics is not None, "checks.py requires standard request metrics for availability and latency SLOs"
     labels = target_labels(service)
     if slo.kind is SliKind.AVAILABILITY:
-        total = _increase(selector(metrics.requests, labels))
-        bad = _increase(selector(metrics.requests, labels, metrics.error_matcher))
-        return f"{total}\n- ({bad} or vector(0))", total
+        total = _increase(selector(metrics.requests, labels), group_by)
+        bad = _increase(selector(metrics.requests, labels, metrics.error_matcher), group_by)
+        return _minus_bad(total, bad), total
     threshold = slo.threshold_seconds
     assert threshold is not None
     histogram = {**labels, **metrics.duration_labels}
-    good = _increase(selector(f"{metrics.duration}_bucket", histogram, le_matcher(threshold)))
-    total = _increase(selector(f"{metrics.duration}_count", histogram))
+    good = _increase(selector(f"{metrics.duration}_bucket", histogram, le_matcher(threshold)), group_by)
+    total = _increase(selector(f"{metrics.duration}_count", histogram), group_by)
     return good, total
 
 

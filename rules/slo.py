@@ -29,13 +29,14 @@ Alertmanager can inhibit a slower tier while a faster one fires.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 from obsbundle import naming
-from obsbundle.durations import format_duration
+from obsbundle.durations import format_duration, parse_duration
 from obsbundle.links import Board, PanelId
 from obsbundle.model import Service, SliKind, Slo, System
 from obsbundle.promql import selector
@@ -132,6 +133,21 @@ def alerts_group_name(system: System, service: Service) -> str:
     return f"{system.name}-slo-alerts-{service.name}"
 
 
+SLO_IDENTITY = (naming.SYSTEM_LABEL, naming.NAMESPACE_LABEL, naming.SERVICE_LABEL, naming.SLO_LABEL)
+"""The labels that tell one SLO's recorded series from another's; a grouped SLO's add its group labels."""
+
+
+def burn_doc(slo: Slo) -> AlertDoc:
+    """The burn-rate alerts' text under the SLO's own alert name (`alerting.name`), else BURN."""
+    name = slo.alerting.name
+    return BURN if name is None or name == BURN.name else dataclasses.replace(BURN, name=name)
+
+
+def enabled_tiers(slo: Slo) -> tuple[BurnTier, ...]:
+    """The tiers the SLO alerts on: its page (critical) and ticket (warning) tiers, unless `alerting` turns them off."""
+    return tuple(tier for tier in BURN_TIERS if slo.alerting.tier(tier.severity).enabled)
+
+
 def slo_labels(system: System, item: ServiceSlo) -> dict[str, str]:
     """Labels of the SLO's recorded series: system, namespace, service, slo."""
     return {**recorded_service_labels(system, item.service), naming.SLO_LABEL: item.slo.name}
@@ -153,10 +169,14 @@ def tier_factor(tier: BurnTier, slo: Slo) -> Fraction:
     return tier.factor(slo.window_seconds)
 
 
-@functools.cache  # exact Fraction arithmetic, asked for every minute the SLO tests simulate
 def tier_threshold(tier: BurnTier, slo: Slo) -> Fraction:
     """Error ratio above which the tier burns: factor × error budget."""
-    return tier_factor(tier, slo) * Fraction(slo.error_budget)
+    return _threshold(tier, slo.window_seconds, slo.error_budget)
+
+
+@functools.cache  # exact Fraction arithmetic, asked for every minute the SLO tests simulate
+def _threshold(tier: BurnTier, period_s: int, error_budget: Decimal) -> Fraction:
+    return tier.factor(period_s) * Fraction(error_budget)
 
 
 def budget_burned_text(tier: BurnTier, slo: Slo) -> str:
@@ -179,7 +199,12 @@ def min_bad_events(slo: Slo, config: RuleConfig) -> int:
     return config.slo_min_bad_events if slo.min_bad_events is None else slo.min_bad_events
 
 
-def tier_for_seconds(tier: BurnTier, config: RuleConfig) -> int:
+def tier_for_seconds(tier: BurnTier, config: RuleConfig, slo: Slo | None = None) -> int:
+    """The tier's `for`: the SLO's own (`alerting.page.for`, `alerting.ticket.for`), else a share of
+    the short window (`RuleConfig.slo_for_share`)."""
+    own = slo.alerting.tier(tier.severity).for_ if slo is not None else None
+    if own is not None:
+        return parse_duration(own)
     return int(tier.short_window_s * config.slo_for_share)
 
 
@@ -233,9 +258,11 @@ def _ratio_rules(system_only: dict[str, str], window: str) -> list[Recording]:
     total = selector(naming.slo_total_events(window), system_only)
     ratio = selector(naming.slo_error_ratio(window), system_only)
     objective = selector(naming.SLO_OBJECTIVE, system_only)
+    # A grouped SLO's ratios carry its group labels, its objective does not: one objective per SLO.
+    per_slo = ", ".join(SLO_IDENTITY)
     return [
         Recording(naming.slo_error_ratio(window), f"1 - {good} / {total}"),
-        Recording(naming.slo_burn_rate(window), f"{ratio} / (1 - {objective})"),
+        Recording(naming.slo_burn_rate(window), f"{ratio}\n/ on ({per_slo}) group_left ()\n(1 - {objective})"),
     ]
 
 
@@ -325,23 +352,26 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
     )
     spent = percent_text(tier.budget_spent)
     description = Description(
-        f"{{value}} of the {slo.window} error budget of {naming.possessive(service.name)} {slo.name} SLO "
+        f"{{value}} of the {slo.window} error budget of {naming.possessive(service.name)} {slo.name} SLO"
+        f"{group_text(slo)} "
         f"burns every {tier.long_window} at the last {tier.long_window}'s rate of bad events (events that "
         f"{_bad_events_wording(slo)}). Alerts above {spent} per {tier.long_window}: an error ratio above "
         f"{percent_text(tier_threshold(tier, slo))} ({factor}× the {percent_text(slo.error_budget)} error "
         f"budget) over the last {tier.long_window} and the last {tier.short_window}.",
         ValueFormat.PERCENT,
     )
+    settings = slo.alerting.tier(tier.severity)
     return _subject(system, item, slo=slo.name).alert(
-        BURN,
+        burn_doc(slo),
         expr=expr,
         severity=tier.severity,
         description=description,
         panel=PanelId.SERVICE_SLO_BURN_RATE,
-        for_=format_duration(tier_for_seconds(tier, config)),
+        for_=format_duration(tier_for_seconds(tier, config, slo)),
         case=None,
-        extra_labels={naming.WINDOW_LABEL: tier.window_pair},
-        entity=f"{service.name} / {slo.name} ({tier.window_pair})",
+        extra_labels={naming.WINDOW_LABEL: tier.window_pair, **slo.alerting.labels, **settings.labels},
+        extra_annotations={**slo.alerting.annotations, **settings.annotations},
+        entity=f"{service.name} / {slo.name}{_grouped_entity(slo)} ({tier.window_pair})",
         threshold=(
             f"error ratio > {percent_text(tier_threshold(tier, slo))} ({factor} × {budget_text(slo)}) over "
             f"{tier.long_window} and {tier.short_window}{guard_text}"
@@ -351,6 +381,17 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
             RunbookCheck("Budget left", selector(naming.SLO_ERROR_BUDGET_REMAINING, labels), "promql"),
         ),
     )
+
+
+def group_text(slo: Slo) -> str:
+    """` (handler {handler})`: the group a grouped SLO's alert is about, as description fields."""
+    if not slo.group_by:
+        return ""
+    return " (" + ", ".join(f"{label} {{{label}}}" for label in slo.group_by) + ")"
+
+
+def _grouped_entity(slo: Slo) -> str:
+    return f", per {', '.join(slo.group_by)}" if slo.group_by else ""
 
 
 def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
@@ -369,6 +410,8 @@ def absent_alert(system: System, item: ServiceSlo, config: RuleConfig) -> Alert:
         panel=PanelId.SERVICE_REQUEST_RATE,
         for_=config.slo_absent_for,
         case=None,
+        extra_labels=item.slo.alerting.labels,
+        extra_annotations=item.slo.alerting.annotations,
         threshold=f"no recorded SLI for {config.slo_absent_for}",
         checks=(
             RunbookCheck("The SLI's raw good events", sli_good, "promql"),
@@ -410,8 +453,9 @@ def slo_rule_groups(system: System, config: RuleConfig) -> list[RuleGroup]:
         own = by_service[service.name]
         rules: list[Recording | Alert] = [budget_rule(system, item) for item in own]
         for item in own:
-            rules.extend(burn_alert(system, item, tier, config) for tier in BURN_TIERS)
-            rules.append(absent_alert(system, item, config))
+            rules.extend(burn_alert(system, item, tier, config) for tier in enabled_tiers(item.slo))
+            if item.slo.alerting.absent:
+                rules.append(absent_alert(system, item, config))
         groups.append(
             RuleGroup(
                 alerts_group_name(system, service),

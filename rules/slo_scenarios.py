@@ -45,11 +45,12 @@ from obsbundle.rules.definitions import (
 from obsbundle.rules.input_series import close_to, number
 from obsbundle.rules.sli import le_values, plain_selector_labels, request_metrics, target_labels
 from obsbundle.rules.slo import (
-    BURN,
     SLI_ABSENT,
     ServiceSlo,
     alerts_group_name,
     budget_burned,
+    burn_doc,
+    enabled_tiers,
     min_bad_events,
     percent_text,
     service_slos,
@@ -144,7 +145,8 @@ def _tier_rule(
     Unguarded, it is the rule without its low-traffic guard: what would fire if the guard were gone."""
     guard = min_bad_events(slo, config) if guarded else 0
     # The window pair names the tier: hashing the tier itself would hash its Fraction every time.
-    key = (tier.window_pair, slo.objective, slo.window, guard, config.slo_for_share)
+    hold = tier_for_seconds(tier, config, slo)
+    key = (tier.window_pair, slo.objective, slo.window, guard, hold)
     found = _TIER_RULES.get(key)
     if found is None:
         rule = _TierRule(
@@ -152,7 +154,7 @@ def _tier_rule(
             short_minutes=tier.short_window_s // 60,
             threshold=tier_threshold(tier, slo),
             guard=guard,
-            hold_minutes=tier_for_seconds(tier, config) // 60,
+            hold_minutes=hold // 60,
         )
         found = _TIER_RULES[key] = (rule, rule.key())
     return found
@@ -243,7 +245,7 @@ class BurnModel:
         return _remember(_FIRING, key, answer)
 
     def firing_tiers(self, at: int) -> list[BurnTier]:
-        return [tier for tier in BURN_TIERS if self.firing(tier, at)]
+        return [tier for tier in enabled_tiers(self.item.slo) if self.firing(tier, at)]
 
     def first_firing(self, tier: BurnTier, start: int, end: int) -> int:
         found = self.first_firing_or_none(tier, start, end)
@@ -285,9 +287,22 @@ def _share_of(segments: Sequence[Segment], share: Callable[[Segment], Fraction])
     return [(segment.minutes, float(segment.per_minute * share(segment))) for segment in segments]
 
 
-def traffic_inputs(service: Service, profiles: Sequence[tuple[Slo, Sequence[Segment]]]) -> Inputs | None:
+GROUP = "a"
+"""The value of every group label in a grouped SLO's tests; the failing-group test adds OTHER_GROUP."""
+OTHER_GROUP = "b"
+
+
+def group_values(slos: Sequence[Slo], value: str = GROUP) -> dict[str, str]:
+    """Group labels of grouped SLOs, each set to `value`: what a test's series carry so that every
+    SLO listed sees one group."""
+    return {label: value for slo in slos for label in slo.group_by}
+
+
+def traffic_inputs(
+    service: Service, profiles: Sequence[tuple[Slo, Sequence[Segment]]], group: str = GROUP
+) -> Inputs | None:
     """Raw series of a service for the traffic profile of each of its SLOs listed; None when a custom
-    SLI query is no plain selector.
+    SLI query is no plain selector. The series of grouped SLOs carry their group labels at `group`.
 
     An availability profile's bad events fail (fast); a latency profile's are successful but slower
     than the threshold. Micrometer counts requests and durations in one histogram, so its SLOs share
@@ -295,7 +310,8 @@ def traffic_inputs(service: Service, profiles: Sequence[tuple[Slo, Sequence[Segm
     failed or slow.
     """
     metrics = request_metrics(service)
-    labels = target_labels(service)
+    grouped = group_values([slo for slo, _ in profiles], group)
+    labels = {**target_labels(service), **grouped}
     inputs: list[InputSeries] = []
     availability = [segments for slo, segments in profiles if slo.kind is SliKind.AVAILABILITY]
     latency = [(slo, segments) for slo, segments in profiles if slo.kind is SliKind.LATENCY]
@@ -309,8 +325,8 @@ def traffic_inputs(service: Service, profiles: Sequence[tuple[Slo, Sequence[Segm
         assert slo.total_query is not None
         counted = slo.good_query if slo.kind is SliKind.CUSTOM else slo.bad_query
         assert counted is not None
-        counted_selector = plain_selector_labels(counted)
-        total_selector = plain_selector_labels(slo.total_query)
+        counted_selector = _with_group(plain_selector_labels(counted), grouped)
+        total_selector = _with_group(plain_selector_labels(slo.total_query), grouped)
         if counted_selector is None or total_selector is None:
             return None
 
@@ -373,9 +389,16 @@ def traffic_inputs(service: Service, profiles: Sequence[tuple[Slo, Sequence[Segm
     return merge_inputs(inputs)
 
 
-def sli_inputs(item: ServiceSlo, segments: Sequence[Segment]) -> Inputs | None:
+def _with_group(found: tuple[str, dict[str, str]] | None, grouped: dict[str, str]) -> tuple[str, dict[str, str]] | None:
+    if found is None:
+        return None
+    metric, labels = found
+    return metric, {**labels, **grouped}
+
+
+def sli_inputs(item: ServiceSlo, segments: Sequence[Segment], group: str = GROUP) -> Inputs | None:
     """Raw series of one SLO's SLI for a traffic profile (see traffic_inputs)."""
-    return traffic_inputs(item.service, [(item.slo, segments)])
+    return traffic_inputs(item.service, [(item.slo, segments)], group)
 
 
 def _on_grid(minutes: int, step: int) -> int:
@@ -437,10 +460,22 @@ _SCENARIOS: dict[tuple[object, ...], tuple[Scenario, ...]] = {}
 
 def _scenarios(item: ServiceSlo, config: RuleConfig) -> tuple[Scenario, ...]:
     """The tier, outage and guard scenarios of an SLO, worked out once per distinct SLO target."""
-    key = (item.slo.objective, item.slo.window, min_bad_events(item.slo, config), config.slo_for_share)
+    tiers = enabled_tiers(item.slo)
+    holds = tuple(tier_for_seconds(tier, config, item.slo) for tier in tiers)
+    key = (
+        item.slo.objective,
+        item.slo.window,
+        min_bad_events(item.slo, config),
+        tuple(tier.window_pair for tier in tiers),
+        holds,
+    )
     found = _SCENARIOS.get(key)
     if found is None:
-        found = (*_tier_scenarios(item, config), _outage_scenario(item, config), *_guard_scenarios(item, config))
+        pages = BURN_TIERS[0] in tiers
+        found = (
+            *_tier_scenarios(item, config),
+            *((_outage_scenario(item, config), *_guard_scenarios(item, config)) if pages else ()),
+        )
         _SCENARIOS[key] = found
     return found
 
@@ -449,10 +484,10 @@ def _tier_scenarios(item: ServiceSlo, config: RuleConfig) -> list[Scenario]:
     """Each tier fires at 1.1 × its threshold and stays quiet at 0.9 ×, at the first evaluation
     after its `for` (ticket tiers on a 5-minute clock, which their `for` of 24m and more allows)."""
     scenarios = []
-    for tier in BURN_TIERS:
+    for tier in enabled_tiers(item.slo):
         step = 1 if tier.severity == "critical" else SLOW_STEP
         threshold = tier_threshold(tier, item.slo)
-        hold = tier_for_seconds(tier, config) // 60
+        hold = tier_for_seconds(tier, config, item.slo) // 60
         at = _on_grid(hold + step + 2, step)
         guard = min_bad_events(item.slo, config)
         rate = _rate_for(guard, threshold)
@@ -482,7 +517,7 @@ def _outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     """A full outage after clean traffic pages at the Workbook's detection time plus `for`."""
     page = BURN_TIERS[0]
     rate = _rate_for(min_bad_events(item.slo, config), tier_threshold(page, item.slo))
-    horizon = CLEAN_HISTORY + HOUR + tier_for_seconds(page, config) // 60 + 2
+    horizon = CLEAN_HISTORY + HOUR + tier_for_seconds(page, config, item.slo) // 60 + 2
     segments = (Segment(CLEAN_HISTORY, rate, Fraction(0)), Segment(horizon - CLEAN_HISTORY + 1, rate, Fraction(1)))
     model = BurnModel(item, segments, config)
     fired = model.first_firing(page, CLEAN_HISTORY, horizon)
@@ -491,7 +526,7 @@ def _outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     return Scenario(
         f"a full outage pages {fired - CLEAN_HISTORY}m after it starts "
         f"(Workbook detection {workbook_detection_seconds(item, page):.1f}s + for "
-        f"{format_duration(tier_for_seconds(page, config))})",
+        f"{format_duration(tier_for_seconds(page, config, item.slo))})",
         segments,
         ((fired - 1, _firing_at(model, fired - 1)), (fired, _firing_at(model, fired))),
     )
@@ -519,7 +554,7 @@ def quiet_page_bound_minutes(item: ServiceSlo, config: RuleConfig) -> int:
     """Minutes from a quiet service's full outage to the page: the Workbook's bound, or the minutes
     the guard's bad events take to arrive, whichever is later, then `for`."""
     page = BURN_TIERS[0]
-    hold = tier_for_seconds(page, config) // 60
+    hold = tier_for_seconds(page, config, item.slo) // 60
     guard_minutes = math.ceil(min_bad_events(item.slo, config) / quiet_outage_rate(item, config))
     return max(page_detection_bound_minutes(item, page, config), guard_minutes + hold)
 
@@ -536,7 +571,8 @@ def _quiet_outage_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     return Scenario(
         f"at {_per_minute_text(rate)} a full outage pages {fired - CLEAN_HISTORY}m after it starts "
         f"(the later of {guard} bad events for the guard and the Workbook detection "
-        f"{workbook_detection_seconds(item, page):.1f}s, then for {format_duration(tier_for_seconds(page, config))})",
+        f"{workbook_detection_seconds(item, page):.1f}s, then for "
+        f"{format_duration(tier_for_seconds(page, config, item.slo))})",
         segments,
         ((fired - 1, _firing_at(model, fired - 1)), (fired, _firing_at(model, fired))),
     )
@@ -551,9 +587,9 @@ def _per_minute_text(rate: Fraction) -> str:
     return f"{rate} requests a minute"
 
 
-def _end_of_holds(tiers: Sequence[BurnTier], config: RuleConfig, after: int) -> int:
+def _end_of_holds(item: ServiceSlo, tiers: Sequence[BurnTier], config: RuleConfig, after: int) -> int:
     """The first minute after `after` by which each of `tiers` has had its `for` to fire."""
-    return after + max(tier_for_seconds(tier, config) // 60 for tier in tiers) + 1
+    return after + max(tier_for_seconds(tier, config, item.slo) // 60 for tier in tiers) + 1
 
 
 def _quiet_checks(
@@ -563,7 +599,7 @@ def _quiet_checks(
     each minute at which one of them would start firing without the guard, and the end of their
     slowest `for`."""
     unguarded = BurnModel(item, segments, config, guarded=False)
-    end = _end_of_holds(tiers, config, after)
+    end = _end_of_holds(item, tiers, config, after)
     firsts = {unguarded.first_firing_or_none(tier, after, end) for tier in tiers}
     return sorted({after + 1, end} | {at for at in firsts if at is not None})
 
@@ -575,14 +611,15 @@ def _single_failure_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     that hour, so the one failure weighs as much as it can and only the guard keeps a tier quiet
     where its ratios are above the threshold (all four for a 99.9 % SLO)."""
     failure = CLEAN_HISTORY + 1
-    end = _end_of_holds(BURN_TIERS, config, failure)
+    end = _end_of_holds(item, enabled_tiers(item.slo), config, failure)
     segments = (
         Segment(CLEAN_HISTORY, QUIET_RATE, Fraction(0)),
         Segment(1, QUIET_RATE, Fraction(1)),
         Segment(end - failure, QUIET_RATE, Fraction(0)),
     )
     model = BurnModel(item, segments, config)
-    checks = tuple((at, _firing_at(model, at)) for at in _quiet_checks(item, segments, config, BURN_TIERS, failure))
+    checked = _quiet_checks(item, segments, config, enabled_tiers(item.slo), failure)
+    checks = tuple((at, _firing_at(model, at)) for at in checked)
     assert not any(firing for _, firing in checks), "one failed request must raise no tier"
     return Scenario(
         f"one failed request after an hour of {_per_minute_text(QUIET_RATE)} raises no tier",
@@ -610,12 +647,12 @@ def _burst_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     pages at the first evaluation after `for`."""
     guard = min_bad_events(item.slo, config)
     page = BURN_TIERS[0]
-    pages = [tier for tier in BURN_TIERS if tier.severity == page.severity]
+    pages = [tier for tier in enabled_tiers(item.slo) if tier.severity == page.severity]
     rate = burst_quiet_rate(item, max(guard - 1, 1))
     burst = HOUR + 1
-    quiet_until = _end_of_holds(pages, config, burst) if guard > 1 else burst - 1
+    quiet_until = _end_of_holds(item, pages, config, burst) if guard > 1 else burst - 1
     last = quiet_until + 1
-    paged_at = last + tier_for_seconds(page, config) // 60
+    paged_at = last + tier_for_seconds(page, config, item.slo) // 60
     fewer = (Segment(1, Fraction(guard - 1), Fraction(1)), Segment(quiet_until - burst, rate, Fraction(0)))
     segments = (
         Segment(HOUR, rate, Fraction(0)),
@@ -631,7 +668,7 @@ def _burst_scenario(item: ServiceSlo, config: RuleConfig) -> Scenario:
     assert not before, f"{guard - 1} bad events must not page when the guard needs {guard}"
     if guard > 1:
         unguarded = BurnModel(item, segments, config, guarded=False)
-        crossed = unguarded.firing(page, burst + tier_for_seconds(page, config) // 60)
+        crossed = unguarded.firing(page, burst + tier_for_seconds(page, config, item.slo) // 60)
         assert crossed, "the first failures must cross the page threshold in both windows"
     assert page.window_pair in {pair for pair, _ in checks[-1][1]}, f"{guard} bad events above the threshold must page"
     return Scenario(
@@ -655,7 +692,7 @@ class SloTests:
         self.absent: dict[tuple[str, str], Alert] = {}
         for alert in alerts:
             key = (alert.labels[naming.SERVICE_LABEL], alert.labels[naming.SLO_LABEL])
-            if alert.doc is BURN:
+            if naming.WINDOW_LABEL in alert.labels:  # a burn-rate tier, whatever the SLO names it
                 self.burn[(*key, alert.labels[naming.WINDOW_LABEL])] = alert
             elif alert.doc is SLI_ABSENT:
                 self.absent[key] = alert
@@ -666,8 +703,8 @@ class SloTests:
     def _expected_burns(self, model: BurnModel, at: int) -> tuple[ExpectedAlert, ...]:
         return self._expected(model.item, _firing_at(model, at))
 
-    def _expected(self, item: ServiceSlo, firing: Firing) -> tuple[ExpectedAlert, ...]:
-        labels = slo_labels(self.system, item)
+    def _expected(self, item: ServiceSlo, firing: Firing, group: str = GROUP) -> tuple[ExpectedAlert, ...]:
+        labels = {**slo_labels(self.system, item), **group_values([item.slo], group)}
         return tuple(
             ExpectedAlert(self.burn[(*self._key(item), window_pair)], labels, ratio) for window_pair, ratio in firing
         )
@@ -682,7 +719,7 @@ class SloTests:
             f"{item.service.name} {item.slo.name}: {scenario.name}",
             inputs,
             tuple(
-                AlertCheck(format_duration(at * 60), BURN.name, self._expected(item, firing))
+                AlertCheck(format_duration(at * 60), burn_doc(item.slo).name, self._expected(item, firing))
                 for at, firing in scenario.checks
             ),
             evaluation_interval=format_duration(scenario.step * 60),
@@ -693,7 +730,29 @@ class SloTests:
         if sli_inputs(item, _steady(1, QUIET_RATE, Fraction(0))) is None:
             return []  # no series to feed: the scenarios need not be worked out
         scenarios = _scenarios(item, self.config)
-        return [test for scenario in scenarios if (test := self._scenario_test(item, scenario)) is not None]
+        tests = [test for scenario in scenarios if (test := self._scenario_test(item, scenario)) is not None]
+        if item.slo.group_by and BURN_TIERS[0] in enabled_tiers(item.slo):
+            tests.append(self._failing_group_test(item))
+        return tests
+
+    def _failing_group_test(self, item: ServiceSlo) -> UnitTest:
+        """A grouped SLO pages for the group that fails, and only for it: group a has the outage
+        scenario's full outage, group b the same traffic without a failure."""
+        outage = _outage_scenario(item, self.config)
+        healthy = tuple(Segment(segment.minutes, segment.per_minute, Fraction(0)) for segment in outage.segments)
+        failing, fine = sli_inputs(item, outage.segments, GROUP), sli_inputs(item, healthy, OTHER_GROUP)
+        assert failing is not None and fine is not None
+        name = burn_doc(item.slo).name
+        groups = ", ".join(item.slo.group_by)
+        return UnitTest(
+            f"{item.service.name} {item.slo.name}: a full outage of one {groups} pages for it alone, "
+            f"not for the {groups} that serves",
+            merge_inputs(failing, fine),
+            tuple(
+                AlertCheck(format_duration(at * 60), name, self._expected(item, firing, GROUP))
+                for at, firing in outage.checks
+            ),
+        )
 
     def _healthy(self, item: ServiceSlo, minutes: int) -> Inputs | None:
         return sli_inputs(item, _steady(minutes, Fraction(BASE_RATE), Fraction(0)))
@@ -703,9 +762,12 @@ class SloTests:
 
         SLOs that read the same metric (Micrometer's availability and latency both count
         `http_server_requests_seconds_count`) lose their data together."""
+        if not self.absent:
+            return []
         at = self._absent_eval_minutes()
         healthy = {self._key(item): self._healthy(item, at + 1) for item in self.items}
-        blind = [item for item in self.items if healthy[self._key(item)] is None]
+        # An SLO whose `alerting.absent` is off has no absent alert to expect, blind or not.
+        blind = [item for item in self.items if healthy[self._key(item)] is None and self._key(item) in self.absent]
 
         def metrics_of(item: ServiceSlo) -> set[str]:
             return {series.series.split("{", 1)[0] for series in healthy[self._key(item)] or ()}
@@ -714,6 +776,7 @@ class SloTests:
             return tuple(
                 ExpectedAlert(self.absent[self._key(item)], slo_labels(self.system, item), 1.0)
                 for item in [*missing, *blind]
+                if self._key(item) in self.absent
             )
 
         def inputs_of(present: Sequence[ServiceSlo]) -> Inputs:
@@ -728,7 +791,7 @@ class SloTests:
             )
         ]
         for item in self.items:
-            if healthy[self._key(item)] is None:
+            if healthy[self._key(item)] is None or self._key(item) not in self.absent:
                 continue
             missing = [other for other in self.items if other not in blind and metrics_of(other) & metrics_of(item)]
             tests.append(
@@ -752,15 +815,16 @@ class SloTests:
             return None
         models = [BurnModel(item, segments, self.config) for item in self.items]
         checkpoints = [HOUR, 6 * HOUR, 24 * HOUR, 3 * 24 * HOUR, STEADY_MINUTES]
-        alert_checks = []
+        alert_checks: list[AlertCheck] = []
+        names = sorted({burn_doc(item.slo).name for item in self.items})
         for at in checkpoints:
             expected = tuple(alert for model in models for alert in self._expected_burns(model, at))
             assert not expected, "steady traffic inside the budget must raise nothing"
-            alert_checks.append(AlertCheck(format_duration(at * 60), BURN.name, expected))
+            alert_checks.extend(AlertCheck(format_duration(at * 60), name, expected) for name in names)
         end = STEADY_MINUTES
         sample_checks = []
         for model in models:
-            labels = slo_labels(self.system, model.item)
+            labels = {**slo_labels(self.system, model.item), **group_values([model.item.slo])}
             total_3d, _ = model.events(end - 3 * 24 * HOUR, end)
             sample_checks.append(close_to(naming.slo_total_events("3d"), labels, float(total_3d), end))
             period = model.item.slo.window_seconds // 60
@@ -796,7 +860,7 @@ def page_detection_bound_minutes(item: ServiceSlo, tier: BurnTier, config: RuleC
     """Minutes from an outage to the page at one-minute evaluations: the first evaluation after the
     detection time (strictly above the threshold), then `for`."""
     detection = tier_threshold(tier, item.slo) * tier.long_window_s / 60
-    return math.floor(detection) + 1 + tier_for_seconds(tier, config) // 60
+    return math.floor(detection) + 1 + tier_for_seconds(tier, config, item.slo) // 60
 
 
 @dataclass(frozen=True)
@@ -818,6 +882,8 @@ def detection_rows(system: System, config: RuleConfig) -> list[DetectionRow]:
     page = BURN_TIERS[0]
     rows = []
     for item in service_slos(system):
+        if page not in enabled_tiers(item.slo):
+            continue  # `alerting.page.enabled: false`: nothing pages
         segments = [
             Segment(CLEAN_HISTORY, Fraction(BASE_RATE) * 100, Fraction(0)),
             Segment(2 * HOUR, Fraction(BASE_RATE) * 100, Fraction(1)),
@@ -834,7 +900,7 @@ def detection_rows(system: System, config: RuleConfig) -> list[DetectionRow]:
                 format_factor(tier_factor(page, item.slo)),
                 percent_text(tier_threshold(page, item.slo)),
                 workbook_detection_seconds(item, page),
-                format_duration(tier_for_seconds(page, config)),
+                format_duration(tier_for_seconds(page, config, item.slo)),
                 fired - CLEAN_HISTORY,
             )
         )

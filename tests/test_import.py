@@ -55,6 +55,11 @@ CONVERTS = [
     "pyrra/thanos-grpc.yaml",
     "pyrra/thanos-http.yaml",
     "openslo/readme-ratio-metric-v1.yaml",
+    # Grouped SLOs (Pyrra's grouping → group_by).
+    "pyrra/prometheus-http.yaml",
+    "pyrra/slo-prometheus-query-errors.yaml",
+    "pyrra/prometheus-probe-success.yaml",
+    "pyrra/pyrra-connect-errors.yaml",
 ]
 
 REFUSED = {
@@ -65,11 +70,7 @@ REFUSED = {
     "sloth/victoria-metrics.yml": ("slo_plugins", "SLO plugins rewrite the generated rules"),
     "pyrra/caddy-response-latency.yaml": ("spec", "the page alert can never fire: at 90"),
     "pyrra/nginx.yaml": ("[1].spec", "the page alert can never fire"),
-    "pyrra/prometheus-http.yaml": ("spec.indicator.ratio.grouping", "grouping by handler"),
-    "pyrra/slo-prometheus-query-errors.yaml": ("spec.indicator.ratio.grouping", "not grouped yet"),
-    "pyrra/prometheus-probe-success.yaml": ("spec.indicator.bool_gauge.grouping", "grouping by target"),
-    "pyrra/pyrra-connect-errors.yaml": ("spec.indicator.ratio.grouping", "grouping by service, method"),
-    "pyrra/pyrra-connect-latency.yaml": ("spec.indicator.latencyNative.grouping", "not grouped yet"),
+    "pyrra/pyrra-connect-latency.yaml": ("spec.indicator.latencyNative", "latencyNative reads native histograms"),
     "openslo/budgeting-method-occurences-slo.yaml": (
         "spec.indicator.spec.thresholdMetric.metricSource.type",
         "metric source 'Any' is not Prometheus",
@@ -245,9 +246,10 @@ def _outage_inputs(slo: Slo) -> tuple[list[dict[str, str]], bool]:
     return _series(_selectors(slo.good_query)[0], total, counted_is_bad=False), True
 
 
-def _page(service: str, slo: str, state: str) -> str:
+def _page(service: str, slo: Slo, state: str) -> str:
+    alertname = slo.alerting.name or "SloErrorBudgetBurn"
     return (
-        f'count(ALERTS{{alertname="SloErrorBudgetBurn",service="{service}",slo="{slo}",'
+        f'count(ALERTS{{alertname="{alertname}",service="{service}",slo="{slo.name}",'
         f'alertstate="{state}",window="1h-5m"}})'
     )
 
@@ -281,10 +283,17 @@ def test_an_example_spec_converts_loads_generates_and_pages_on_an_outage_of_its_
             inputs, counters = _outage_inputs(slo)
             workbook = page_detection_bound_minutes(ServiceSlo(service, slo), BURN_TIERS[0], RULES)
             bound = workbook if counters else max(workbook, SLOW_PAGE_MINUTES)
-            checks = [count_at(HISTORY, _page(service.name, slo.name, "pending"), None)]
-            checks.append(count_at(HISTORY + bound, _page(service.name, slo.name, "firing"), 1))
-            if counters:
-                checks.append(count_at(HISTORY + bound - 1, _page(service.name, slo.name, "firing"), None))
+            checks = [count_at(HISTORY, _page(service.name, slo, "pending"), None)]
+            if not slo.alerting.page.enabled:
+                # The spec turns its page off (Sloth's no-alerts example): nothing pages, and the
+                # SLI still records the outage in its 5-minute error ratio.
+                checks.append(count_at(HISTORY + bound, _page(service.name, slo, "firing"), None))
+                ratio = selector("slo:sli_error:ratio_rate5m", {"service": service.name, "slo": slo.name})
+                checks.append(count_at(HISTORY + bound, f"count({ratio} > 0)", 1))
+            else:
+                checks.append(count_at(HISTORY + bound, _page(service.name, slo, "firing"), 1))
+            if counters and slo.alerting.page.enabled:
+                checks.append(count_at(HISTORY + bound - 1, _page(service.name, slo, "firing"), None))
             tests.append({"name": f"{slo.name}: an outage pages", "interval": "1m", "input_series": inputs,
                           "promql_expr_test": checks})  # fmt: skip
         folder = tmp_path / service.name
@@ -293,14 +302,19 @@ def test_an_example_spec_converts_loads_generates_and_pages_on_an_outage_of_its_
         assert result.ok, f"{name} {service.name}:\n{result.output}"
 
 
-def test_sloth_alerting_is_kept_in_comments_and_rate_queries_become_increases(
+def test_sloth_alerting_becomes_the_slos_alerting_and_rate_queries_become_increases(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = _run(capsys, "--import", str(SPECS / "sloth/getting-started.yml"))
     assert code == 0
-    assert "#   alert name: MyServiceHighErrorRate" in out
-    assert "#   page labels: {routing_key: myteam, severity: pageteam}" in out
     slo = yaml.safe_load(out)["services"][0]["slos"][0]
+    alerting = slo["alerting"]
+    assert alerting["name"] == "MyServiceHighErrorRate"
+    assert alerting["labels"] == {"owner": "myteam", "repo": "myorg/myservice", "tier": "2", "category": "availability"}
+    assert alerting["page"] == {"labels": {"routing_key": "myteam"}}
+    assert alerting["ticket"] == {"labels": {"slack_channel": "#alerts-myteam"}}
+    # Sloth's severity labels (pageteam, slack) would replace obsbundle's critical and warning.
+    assert "Sloth page labels left out, for obsbundle sets them" in out and "severity: pageteam" in out
     assert slo["bad_query"] == (
         'sum(increase(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{.window}}]))'
     )

@@ -31,7 +31,7 @@ from obsbundle.model import (
     System,
 )
 from obsbundle.monitors.probes import MODULES
-from obsbundle.rules.sli import at_window, has_window
+from obsbundle.rules.sli import at_window, has_window, request_metrics
 from obsbundle.slo_math import BURN_TIERS, fastest_page_factor, format_factor
 
 # Which datastore kind can hold which broker's queues.
@@ -280,6 +280,7 @@ def _slo_problems(service: Service, slo: Slo, at: KeyPath, service_index: int) -
     if slo.kind is SliKind.AVAILABILITY and metrics is not None and metrics.instrumentation is Instrumentation.CUSTOM:
         yield (*at, "sli"), "a custom-instrumented service needs sli: custom with good_query and total_query"
     yield from _sli_query_problems(slo, at)
+    yield from _group_problems(service, slo, at)
 
 
 _EVENT_QUERY_KEYS = ("good_query", "bad_query", "total_query")
@@ -310,6 +311,83 @@ def _sli_query_problems(slo: Slo, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
                 "its scraped samples are the SLI's events, which an expression's evaluation steps would replace; "
                 "record the expression first and select the recorded series"
             )
+
+
+_CHURNING_LABELS = {
+    "pod": "a pod's name changes at every rollout",
+    "instance": "a target's address changes when its pod is replaced",
+    "container_id": "a container's id changes at every restart",
+}
+"""Labels whose values do not outlive a rollout: a group by them starts a new budget each time."""
+
+_KEEPS_LABELS = {"topk", "bottomk", "limitk", "limit_ratio"}
+"""Aggregations that return input series with their labels."""
+
+
+def _group_problems(service: Service, slo: Slo, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """Every group label must be one the SLI's series carry through its queries: the standard
+    libraries' labels (rules/sli.py REQUEST_METRICS), or labels the SLO's own queries keep."""
+    if not slo.group_by:
+        return
+    for position, label in enumerate(slo.group_by):
+        if label in _CHURNING_LABELS and slo.kind is not SliKind.GAUGE:
+            yield (*at, "group_by", position), (
+                f"{label}: {_CHURNING_LABELS[label]}, so each group's budget would start again at the next "
+                "rollout and its long windows would never fill: group by what users see (handler, route, tenant)"
+            )
+    if slo.kind in (SliKind.AVAILABILITY, SliKind.LATENCY):
+        metrics = request_metrics(service)
+        if metrics is None:
+            return
+        instrumentation = service.metrics.instrumentation.value if service.metrics else ""
+        for position, label in enumerate(slo.group_by):
+            if label in metrics.outcome_labels:
+                yield (*at, "group_by", position), (
+                    f"{label} tells good requests from bad ones: a group per {label} would put every failure in "
+                    "a group of its own, whose SLI is always 0 %: group by what users see (handler, route, tenant)"
+                )
+            elif metrics.group_labels is not None and label not in metrics.group_labels:
+                yield (*at, "group_by", position), (
+                    f"{label} is not a label {instrumentation} puts on {metrics.requests}"
+                    f"{' and its histogram' if slo.kind is SliKind.LATENCY else ''}: group by "
+                    f"{' or '.join(sorted(metrics.group_labels))}, or write the SLI's queries (sli: custom) "
+                    "over series that carry it"
+                )
+        return
+    for key in (*_EVENT_QUERY_KEYS, "error_ratio_query", "gauge_query"):
+        query = getattr(slo, key)
+        if not query:
+            continue
+        try:
+            parsed = promql_parser.parse(at_window(query))
+        except ValueError:
+            continue  # _sli_query_problems reports it
+        for label in slo.group_by:
+            dropped = _aggregation_dropping(parsed, label)
+            if dropped:
+                yield (*at, key), (
+                    f"{dropped} drops {label}, which group_by splits the SLO by: keep it "
+                    f"(sum by (..., {label})), or remove it from group_by"
+                )
+
+
+def _aggregation_dropping(expr: promql_parser.Expr, label: str) -> str:
+    """The first aggregation in `expr` whose result has no `label` (as PromQL text), else ""."""
+    found: list[str] = []
+
+    def visit(node: object) -> None:
+        if found or not isinstance(node, promql_parser.AggregateExpr) or str(node.op) in _KEEPS_LABELS:
+            return
+        modifier = node.modifier
+        if modifier is None:
+            found.append(f"{node.op}(...) without by ({label})")
+        elif modifier.type == promql_parser.AggModifierType.By and label not in modifier.labels:
+            found.append(f"{node.op} by ({', '.join(modifier.labels)})")
+        elif modifier.type == promql_parser.AggModifierType.Without and label in modifier.labels:
+            found.append(f"{node.op} without ({', '.join(modifier.labels)})")
+
+    promql_parser.walk(expr, visit)
+    return found[0] if found else ""
 
 
 def _rate_calls(expr: promql_parser.Expr) -> set[str]:

@@ -4,9 +4,8 @@ Read at the edge like an inventory: each document is recognised by its apiVersio
 converted into services with SLOs; the result is validated by the inventory loader itself, so what
 this prints loads, or the import fails. Everything the source did not say (namespace, owner, the
 scrape of the service) is chosen here and said so in a YAML comment that names what to check;
-what the source said and obsbundle has no key for (alert names, labels and annotations per SLO)
-is kept in comments beside the SLO. What cannot be mapped is an InputError (exit 2) at the file
-and key path, with the reason.
+what the source said and obsbundle has no key for is kept in comments beside the SLO. What
+cannot be mapped is an InputError (exit 2) at the file and key path, with the reason.
 
 Mappings:
 - Sloth `prometheus/v1` and `sloth.slok.dev/v1` PrometheusServiceLevel: `events` → bad-events
@@ -18,7 +17,13 @@ Mappings:
   success (`op: gte, value: 1`, `op: eq, value: 1`, `op: gt, value: 0`) → gauge. Occurrences
   budgeting and rolling windows only; one obsbundle SLO per objective.
 - Pyrra `pyrra.dev/v1alpha1` ServiceLevelObjective: ratio → bad-events, latency → custom,
-  bool_gauge → gauge; `grouping` cannot be mapped yet (obsbundle SLOs are not grouped).
+  bool_gauge → gauge; `grouping` → `group_by`; `alerting` (disabled, burnrates, absent, name) →
+  `alerting`.
+
+Sloth's alert name, labels (its SLO labels too) and annotations, and its page and ticket alerts'
+labels, annotations and `disable`, become the SLO's `alerting`; what obsbundle sets itself
+(severity, description, the links) or cannot check (templates beyond `{{ $labels.x }}`) is kept
+in comments.
 
 Queries over `{{.window}}` stay templated; a `rate(...[{{.window}}])` becomes
 `increase(...[{{.window}}])`, since obsbundle sums event counts (the ratio is the same).
@@ -39,7 +44,7 @@ import yaml
 from obsbundle.durations import parse_duration
 from obsbundle.errors import InputError, KeyPath, Problem, format_key_path
 from obsbundle.loader import parse_system
-from obsbundle.model import API_VERSION
+from obsbundle.model import API_VERSION, SLO_MANAGED_ANNOTATIONS, SLO_RESERVED_LABELS
 
 _SENTINEL_WINDOW = "7777s"
 """`{{.window}}` while a query is parsed: a range no one writes, so the window's ranges stand out."""
@@ -164,26 +169,81 @@ class _Import:
         return found
 
 
-def _alerting_comments(alerting: Mapping[str, Any], page_key: str, ticket_key: str) -> list[str]:
-    """Sloth's alerting block, kept as comments: obsbundle has no per-SLO alerting keys yet."""
-    if not alerting:
-        return []
-    lines = [
-        "Sloth alerting, kept for the per-SLO alerting keys (obsbundle names every tier SloErrorBudgetBurn today):"
-    ]
-    if alerting.get("name"):
-        lines.append(f"  alert name: {alerting['name']}")
-    for key in ("labels", "annotations"):
-        if alerting.get(key):
-            lines.append(f"  {key}: {_inline(alerting[key])}")
+_ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_ONLY_LABEL_TEMPLATES = re.compile(r"^(?:[^{}]|\{\{\s*\$labels\.[a-zA-Z_][a-zA-Z0-9_]*\s*\}\})*$")
+
+
+def _kept_labels(labels: Mapping[str, Any], where: str) -> tuple[dict[str, str], list[str]]:
+    """Alert labels obsbundle can carry; those it sets itself (severity, service…) become comments."""
+    kept = {str(name): str(value) for name, value in labels.items() if str(name) not in SLO_RESERVED_LABELS}
+    dropped = {name: value for name, value in labels.items() if str(name) in SLO_RESERVED_LABELS}
+    notes = (
+        [f"{where} labels left out, for obsbundle sets them (route on a label of your own): {_inline(dropped)}"]
+        if dropped
+        else []
+    )
+    return kept, notes
+
+
+def _kept_annotations(annotations: Mapping[str, Any], where: str) -> tuple[dict[str, str], list[str]]:
+    """Annotations obsbundle can carry: not its own (description, runbook_url, dashboard_url), and
+    no template but `{{ $labels.<name> }}`; the rest become comments."""
+    kept: dict[str, str] = {}
+    dropped: dict[str, Any] = {}
+    for name, value in annotations.items():
+        text = str(value)
+        if str(name) in SLO_MANAGED_ANNOTATIONS or not _ONLY_LABEL_TEMPLATES.match(text):
+            dropped[str(name)] = value
+        else:
+            kept[str(name)] = text
+    notes = (
+        [
+            f"{where} annotations left out (obsbundle writes description and the links; templates other than "
+            f"{{{{ $labels.<name> }}}} cannot be checked by the generated tests): {_inline(dropped)}"
+        ]
+        if dropped
+        else []
+    )
+    return kept, notes
+
+
+def _sloth_alerting(
+    alerting: Mapping[str, Any], slo_labels: Mapping[str, Any], page_key: str, ticket_key: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Sloth's alerting block (and its SLO labels, which Sloth puts on every alert) as obsbundle's
+    `alerting`; what it cannot carry, in comments."""
+    result: dict[str, Any] = {}
+    notes: list[str] = []
+    name = alerting.get("name")
+    if name:
+        if _ALERT_NAME.match(str(name)):
+            result["name"] = str(name)
+        else:
+            notes.append(f"Sloth alert name {name!r} left out: obsbundle alert names are CamelCase")
+    labels, dropped = _kept_labels({**slo_labels, **(alerting.get("labels") or {})}, "Sloth")
+    notes += dropped
+    if labels:
+        result["labels"] = labels
+    annotations, dropped = _kept_annotations(alerting.get("annotations") or {}, "Sloth")
+    notes += dropped
+    if annotations:
+        result["annotations"] = annotations
     for tier, key in (("page", page_key), ("ticket", ticket_key)):
         block = alerting.get(key) or {}
+        settings: dict[str, Any] = {}
         if block.get("disable"):
-            lines.append(f"  {tier} alert: disabled")
-        for part in ("labels", "annotations"):
-            if block.get(part):
-                lines.append(f"  {tier} {part}: {_inline(block[part])}")
-    return lines
+            settings["enabled"] = False
+        tier_labels, dropped = _kept_labels(block.get("labels") or {}, f"Sloth {tier}")
+        notes += dropped
+        if tier_labels:
+            settings["labels"] = tier_labels
+        tier_annotations, dropped = _kept_annotations(block.get("annotations") or {}, f"Sloth {tier}")
+        notes += dropped
+        if tier_annotations:
+            settings["annotations"] = tier_annotations
+        if settings:
+            result[tier] = settings
+    return result, notes
 
 
 def _inline(value: Any) -> str:
@@ -260,11 +320,10 @@ def _sloth(document: Mapping[str, Any], at: KeyPath, result: _Import, source: st
         if slo.get("description"):
             data["description"] = str(slo["description"]).strip()
         labels = {**common_labels, **(slo.get("labels") or {})}
-        if labels:
-            comments.append(
-                f"Sloth SLO labels (obsbundle labels alerts by system, team, service, slo): {_inline(labels)}"
-            )
-        comments += _alerting_comments(slo.get("alerting") or {}, keys["page"], keys["ticket"])
+        alerting, notes = _sloth_alerting(slo.get("alerting") or {}, labels, keys["page"], keys["ticket"])
+        comments += notes
+        if alerting:
+            data["alerting"] = alerting
         service.slos.append(_Slo(data, comments, source, slo_at))
 
 
@@ -439,12 +498,7 @@ def _pyrra(document: Mapping[str, Any], at: KeyPath, result: _Import, source: st
     keys: dict[str, str]
     kind = next(iter(indicator), None)
     body = indicator.get(kind) or {} if kind else {}
-    if body.get("grouping"):
-        raise _UnmappableError(
-            (*ind_at, str(kind), "grouping"),
-            f"grouping by {', '.join(body['grouping'])}: obsbundle SLOs are not grouped yet; without it one SLO "
-            "would sum every group, so a failing group could hide in the others: remove grouping to import one SLO",
-        )
+    group_by, group_notes = _pyrra_grouping(body.get("grouping") or [], (*ind_at, str(kind), "grouping"))
     if kind == "ratio":
         keys = {"bad_query": str(body["errors"]["metric"]), "total_query": str(body["total"]["metric"])}
     elif kind == "latency":
@@ -467,10 +521,49 @@ def _pyrra(document: Mapping[str, Any], at: KeyPath, result: _Import, source: st
     }
     if spec.get("description"):
         data["description"] = str(spec["description"]).strip()
-    comments: list[str] = []
-    if spec.get("alerting"):
-        comments.append(f"Pyrra alerting, kept for the per-SLO alerting keys: {_inline(spec['alerting'])}")
+    if group_by:
+        data["group_by"] = group_by
+    comments: list[str] = list(group_notes)
+    alerting = _pyrra_alerting(spec.get("alerting") or {})
+    if alerting:
+        data["alerting"] = alerting
     service.slos.append(_Slo(data, comments, source, spec_at))
+
+
+def _pyrra_grouping(grouping: Sequence[Any], path: KeyPath) -> tuple[list[str], list[str]]:
+    """Pyrra's grouping as group_by. The application's own `service` label arrives as
+    `exported_service` under obsbundle's monitors (their `service` target label wins), so a group
+    by it becomes one by exported_service; the other labels obsbundle sets cannot be groups."""
+    labels: list[str] = []
+    notes: list[str] = []
+    for label in (str(each) for each in grouping):
+        if label == "service":
+            labels.append("exported_service")
+            notes.append(
+                "group_by: Pyrra's service is exported_service here: the generated monitor's service label wins "
+                "and the application's is kept as exported_service"
+            )
+        elif label in SLO_RESERVED_LABELS:
+            raise _UnmappableError(
+                path, f"grouping by {label}: obsbundle sets {label} on every SLO series itself; group by another label"
+            )
+        else:
+            labels.append(label)
+    return labels, notes
+
+
+def _pyrra_alerting(alerting: Mapping[str, Any]) -> dict[str, Any]:
+    """Pyrra's alerting (disabled, burnrates, absent, name) as obsbundle's `alerting`."""
+    result: dict[str, Any] = {}
+    name = alerting.get("name")
+    if name and _ALERT_NAME.match(str(name)):
+        result["name"] = str(name)
+    if alerting.get("disabled") or alerting.get("burnrates") is False:
+        result["page"] = {"enabled": False}
+        result["ticket"] = {"enabled": False}
+    if alerting.get("disabled") or alerting.get("absent") is False:
+        result["absent"] = False
+    return result
 
 
 def _documents(path: Path) -> list[Any]:

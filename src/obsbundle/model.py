@@ -420,6 +420,107 @@ WINDOW_PLACEHOLDER = "{{.window}}"
 """Sloth's and the importer's range placeholder in SLI queries; obsbundle evaluates it as 5m."""
 
 
+LabelName = Annotated[str, Field(pattern=_LABEL_NAME)]
+"""A Prometheus label name."""
+
+AlertName = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=100)]
+"""An alert name in the CamelCase of the Prometheus community's alerts."""
+
+SLO_RESERVED_LABELS = frozenset(
+    {"system", "namespace", "service", "slo", "team", "severity", "window", "node_pool", "alertname", "le",
+     "cluster", "datasource", "datastore", "queue"}
+)  # fmt: skip
+"""Labels the SLO rules, routing and dashboards set themselves (a grouped SLO's variables are named
+after its labels): no group or extra alert label may take them."""
+
+SLO_MANAGED_ANNOTATIONS = frozenset({"description", "runbook_url", "dashboard_url"})
+"""Annotations every SLO alert carries from the inventory; extra annotations may not replace them."""
+
+
+def _check_alert_labels(labels: dict[str, str]) -> dict[str, str]:
+    taken = sorted(set(labels) & SLO_RESERVED_LABELS)
+    if taken:
+        raise ValueError(
+            f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} set by obsbundle (routing reads "
+            "them): route on a label of your own instead, e.g. labels: {pager: checkout}"
+        )
+    return labels
+
+
+def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    taken = sorted(set(annotations) & SLO_MANAGED_ANNOTATIONS)
+    if taken:
+        raise ValueError(
+            f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} written from the inventory: "
+            "remove it, or set monitoring.runbook_url / the SLO's description"
+        )
+    for name, text in annotations.items():
+        for action in re.findall(r"\{\{(.*?)\}\}", text):
+            if not re.fullmatch(r"\s*\$labels\.[a-zA-Z_][a-zA-Z0-9_]*\s*", action):
+                raise ValueError(
+                    f"{name}: {{{{{action}}}}} is not a label: annotations may use {{{{ $labels.<name> }}}} only, "
+                    "so that the generated tests can check the text the alert will carry"
+                )
+    return annotations
+
+
+class SloTierAlerting(Frozen):
+    """The page tiers (1h/5m and 6h/30m, critical) or the ticket tiers (1d/2h and 3d/6h, warning)
+    of one SLO's burn-rate alerts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    enabled: bool = Field(default=True, description="false: these tiers raise no alert for this SLO.")
+    for_: Duration | None = Field(
+        default=None,
+        alias="for",
+        description="How long both windows must burn before the alert fires; default: a share of the short window.",
+    )
+    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on these tiers' alerts.")
+    annotations: dict[LabelName, str] = Field(
+        default_factory=dict, description="Extra annotations; {{ $labels.<name> }} is filled in."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_free(cls, labels: dict[str, str]) -> dict[str, str]:
+        return _check_alert_labels(labels)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_are_free(cls, annotations: dict[str, str]) -> dict[str, str]:
+        return _check_annotations(annotations)
+
+
+class SloAlerting(Frozen):
+    """How one SLO alerts: Sloth's and Pyrra's per-SLO alerting keys."""
+
+    name: AlertName | None = Field(
+        default=None, description="Name of the SLO's burn-rate alerts; default SloErrorBudgetBurn."
+    )
+    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on every alert of the SLO.")
+    annotations: dict[LabelName, str] = Field(
+        default_factory=dict, description="Extra annotations on every alert of the SLO."
+    )
+    page: SloTierAlerting = Field(default_factory=SloTierAlerting)
+    ticket: SloTierAlerting = Field(default_factory=SloTierAlerting)
+    absent: bool = Field(default=True, description="false: no SloSliAbsent alert for this SLO.")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_free(cls, labels: dict[str, str]) -> dict[str, str]:
+        return _check_alert_labels(labels)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_are_free(cls, annotations: dict[str, str]) -> dict[str, str]:
+        return _check_annotations(annotations)
+
+    def tier(self, severity: str) -> SloTierAlerting:
+        """The settings of the tiers of `severity`: critical tiers page, warning tiers file tickets."""
+        return self.page if severity == "critical" else self.ticket
+
+
 def _slo_kind_schema(schema: JsonDict) -> None:
     """The loader's rules on SLI keys, for editors: each key only with a kind that takes it, each
     kind with its keys, keys of different kinds never together, no guard on an error ratio."""
@@ -491,7 +592,28 @@ class Slo(Frozen):
             "(default 5), so that a few failures in a quiet hour do not page."
         ),
     )
+    group_by: tuple[LabelName, ...] = Field(
+        default=(),
+        description="Labels of the SLI's series that split the SLO: one SLI, budget and alert set per value "
+        "(per handler, tenant, gRPC method).",
+    )
+    alerting: SloAlerting = Field(default_factory=SloAlerting)
     description: str = ""
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_labels_are_free(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} is listed twice: list each label once")
+        taken = sorted(set(labels) & SLO_RESERVED_LABELS)
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} the SLO's own "
+                f"label{'s' if len(taken) > 1 else ''}, not the SLI's: group by a label of the SLI's series, "
+                "such as handler, tenant or grpc_method"
+            )
+        return labels
 
     @field_validator("objective")
     @classmethod
