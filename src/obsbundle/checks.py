@@ -286,18 +286,25 @@ def _slo_problems(service: Service, slo: Slo, at: KeyPath, service_index: int) -
 _EVENT_QUERY_KEYS = ("good_query", "bad_query", "total_query")
 
 
-def _sli_query_problems(slo: Slo, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
-    """The SLO's own PromQL: it parses (with `{{.window}}` set to 5m); an event query over the
-    window counts events (increase), not a rate; a gauge query is a selector, whose samples are
-    the events."""
+def _sli_queries(slo: Slo) -> Iterator[tuple[str, str, promql_parser.Expr | ValueError]]:
+    """(key, query, its parse with `{{.window}}` set to 5m, or the parser's error) of each of the
+    SLO's own queries."""
     for key in (*_EVENT_QUERY_KEYS, "error_ratio_query", "gauge_query"):
         query = getattr(slo, key)
         if not query:
             continue
         try:
-            parsed = promql_parser.parse(at_window(query))
+            yield key, query, promql_parser.parse(at_window(query))
         except ValueError as error:
-            yield (*at, key), f"is not PromQL ({error}): {query!r}"
+            yield key, query, error
+
+
+def _sli_query_problems(slo: Slo, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """The SLO's own PromQL: it parses; an event query over the window counts events (increase),
+    not a rate; a gauge query is a selector, whose samples are the events."""
+    for key, query, parsed in _sli_queries(slo):
+        if isinstance(parsed, ValueError):
+            yield (*at, key), f"is not PromQL ({parsed}): {query!r}"
             continue
         if key in _EVENT_QUERY_KEYS and has_window(query) and _rate_calls(parsed):
             yield (*at, key), (
@@ -354,13 +361,8 @@ def _group_problems(service: Service, slo: Slo, at: KeyPath) -> Iterator[tuple[K
                     "over series that carry it"
                 )
         return
-    for key in (*_EVENT_QUERY_KEYS, "error_ratio_query", "gauge_query"):
-        query = getattr(slo, key)
-        if not query:
-            continue
-        try:
-            parsed = promql_parser.parse(at_window(query))
-        except ValueError:
+    for key, _, parsed in _sli_queries(slo):
+        if isinstance(parsed, ValueError):
             continue  # _sli_query_problems reports it
         for label in slo.group_by:
             dropped = _aggregation_dropping(parsed, label)

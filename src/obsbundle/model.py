@@ -464,19 +464,10 @@ def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
     return annotations
 
 
-class SloTierAlerting(Frozen):
-    """The page tiers (1h/5m and 6h/30m, critical) or the ticket tiers (1d/2h and 3d/6h, warning)
-    of one SLO's burn-rate alerts."""
+class _AlertExtras(Frozen):
+    """Labels and annotations the inventory adds to generated alerts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, populate_by_name=True)
-
-    enabled: bool = Field(default=True, description="false: these tiers raise no alert for this SLO.")
-    for_: Duration | None = Field(
-        default=None,
-        alias="for",
-        description="How long both windows must burn before the alert fires; default: a share of the short window.",
-    )
-    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on these tiers' alerts.")
+    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on these alerts.")
     annotations: dict[LabelName, str] = Field(
         default_factory=dict, description="Extra annotations; {{ $labels.<name> }} is filled in."
     )
@@ -492,29 +483,30 @@ class SloTierAlerting(Frozen):
         return _check_annotations(annotations)
 
 
-class SloAlerting(Frozen):
-    """How one SLO alerts: Sloth's and Pyrra's per-SLO alerting keys."""
+class SloTierAlerting(_AlertExtras):
+    """The page tiers (1h/5m and 6h/30m, critical) or the ticket tiers (1d/2h and 3d/6h, warning)
+    of one SLO's burn-rate alerts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    enabled: bool = Field(default=True, description="false: these tiers raise no alert for this SLO.")
+    for_: Duration | None = Field(
+        default=None,
+        alias="for",
+        description="How long both windows must burn before the alert fires; default: a share of the short window.",
+    )
+
+
+class SloAlerting(_AlertExtras):
+    """How one SLO alerts: Sloth's and Pyrra's per-SLO alerting keys. Its labels and annotations go
+    on every alert of the SLO; the tiers' own are added to theirs."""
 
     name: AlertName | None = Field(
         default=None, description="Name of the SLO's burn-rate alerts; default SloErrorBudgetBurn."
     )
-    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on every alert of the SLO.")
-    annotations: dict[LabelName, str] = Field(
-        default_factory=dict, description="Extra annotations on every alert of the SLO."
-    )
     page: SloTierAlerting = Field(default_factory=SloTierAlerting)
     ticket: SloTierAlerting = Field(default_factory=SloTierAlerting)
     absent: bool = Field(default=True, description="false: no SloSliAbsent alert for this SLO.")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_are_free(cls, labels: dict[str, str]) -> dict[str, str]:
-        return _check_alert_labels(labels)
-
-    @field_validator("annotations")
-    @classmethod
-    def _annotations_are_free(cls, annotations: dict[str, str]) -> dict[str, str]:
-        return _check_annotations(annotations)
 
     def tier(self, severity: str) -> SloTierAlerting:
         """The settings of the tiers of `severity`: critical tiers page, warning tiers file tickets."""
