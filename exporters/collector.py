@@ -17,18 +17,21 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import metadata
+from operator import itemgetter
+from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from obsbundle.exporters import families as f
-from obsbundle.exporters.families import Family, Sample
+from obsbundle.exporters.exposition import Block, RowsMetric
+from obsbundle.exporters.families import Batch, Family, Sample
 from obsbundle.exporters.sources.base import Deadline, Source
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,7 @@ SCRAPE_TIMEOUT: ContextVar[float | None] = ContextVar("SCRAPE_TIMEOUT", default=
 @dataclass(frozen=True)
 class SourceResult:
     source: Source
-    samples: Sequence[Sample]
+    samples: Sequence[Sample | Batch]
     seconds: float
     error: str | None = None
     """Why the source is down for this scrape; None when it is up."""
@@ -163,38 +166,64 @@ class PoolQueueCollector(Collector):
             log.info("source %s (%s) is answering again", source.name, source.kind)
 
     def _families(self, results: Sequence[SourceResult]) -> list[Metric]:
-        up = GaugeMetricFamily(f.UP.name, f.UP.help, labels=(f.SOURCE_LABEL, *f.UP.labels))
-        duration = GaugeMetricFamily(
-            f.SCRAPE_DURATION.name, f.SCRAPE_DURATION.help, labels=(f.SOURCE_LABEL, *f.SCRAPE_DURATION.labels)
-        )
-        by_family: dict[Family, list[tuple[tuple[str, ...], float]]] = {}
-        for result in results:
-            up.add_metric((result.source.name, result.source.kind), 0.0 if result.error else 1.0)
-            duration.add_metric((result.source.name,), result.seconds)
-            for sample in result.samples:
-                by_family.setdefault(sample.family, []).append(((result.source.name, *sample.labels), sample.value))
-        build = GaugeMetricFamily(f.BUILD_INFO_NAME, f.BUILD_INFO_HELP, labels=("version", "python"))
-        build.add_metric(self._build_labels, 1.0)
-        metrics: list[Metric] = [up, duration, build]
+        read = [
+            (result.source.name, [Sample(f.UP, (result.source.kind,), 0.0 if result.error else 1.0),
+                                  Sample(f.SCRAPE_DURATION, (), result.seconds), *result.samples])
+            for result in results
+        ]
+        by_family = _blocks_by_family(read)
+        build = RowsMetric(f.BUILD_INFO_NAME, f.BUILD_INFO_HELP, "gauge", ("version", "python"),
+                           [(self._build_labels[:1], self._build_labels[1:], (1.0,))])
+        metrics: list[Metric] = [_metric(f.UP, by_family[f.UP]),
+                                 _metric(f.SCRAPE_DURATION, by_family[f.SCRAPE_DURATION]), build]
         for family in f.SOURCE_FAMILIES:
-            samples = by_family.get(family)
-            if not samples:
-                continue
-            samples.sort(key=lambda sample: sample[0])
-            metric: Metric
-            labels = (f.SOURCE_LABEL, *family.labels)
-            if family.kind == "counter":
-                counter = CounterMetricFamily(family.name, family.help, labels=labels)
-                for values, value in samples:
-                    counter.add_metric(values, value)
-                metric = counter
-            else:
-                gauge = GaugeMetricFamily(family.name, family.help, labels=labels)
-                for values, value in samples:
-                    gauge.add_metric(values, value)
-                metric = gauge
-            metrics.append(metric)
+            blocks = by_family.get(family)
+            if blocks:
+                metrics.append(_metric(family, blocks))
         return metrics
+
+
+def _blocks_by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]]) -> dict[Family, list[Block]]:
+    """Every source's samples and batches, as blocks per family: the `source` label first, blocks in
+    order of their shared label values and samples in order of their last label, so that the
+    answer's order never depends on the order the servers answered in."""
+    groups: dict[Family, dict[tuple[str, ...], tuple[list[str], list[float]]]] = {}
+    for source, samples in read:
+        for sample in samples:
+            by_shared = groups.get(sample.family)
+            if by_shared is None:
+                by_shared = groups[sample.family] = {}
+            if isinstance(sample, Batch):
+                shared, lasts, values = (source, *sample.labels), sample.last, sample.values
+            else:
+                labels = (source, *sample.labels)
+                shared, lasts, values = labels[:-1], (labels[-1],), (sample.value,)
+            group = by_shared.get(shared)
+            if group is None:
+                group = by_shared[shared] = ([], [])
+            group[0].extend(lasts)
+            group[1].extend(values)
+    by_family: dict[Family, list[Block]] = {}
+    # A broker's families list the same queues in the same order: sort each list of names once.
+    orders: dict[tuple[str, ...], Callable[[Sequence[Any]], Any]] = {}
+    for family, by_shared in groups.items():
+        blocks: list[Block] = []
+        for shared in sorted(by_shared):
+            lasts, values = by_shared[shared]
+            if len(lasts) < 2:
+                blocks.append((shared, lasts, values))
+                continue
+            key = tuple(lasts)
+            pick = orders.get(key)
+            if pick is None:
+                pick = orders[key] = itemgetter(*sorted(range(len(lasts)), key=lasts.__getitem__))
+            blocks.append((shared, pick(lasts), pick(values)))
+        by_family[family] = blocks
+    return by_family
+
+
+def _metric(family: Family, blocks: list[Block]) -> RowsMetric:
+    return RowsMetric(family.name, family.help, family.kind, (f.SOURCE_LABEL, *family.labels), blocks)
 
 
 def _package_version() -> str:

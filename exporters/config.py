@@ -95,20 +95,67 @@ def _check_http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+# rabbitmq_prometheus listens on 15692 (15691 with TLS) wherever the management API does.
+_PLUGIN_PORTS = {"http": 15692, "https": 15691}
+
+
+def _check_prometheus_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL of rabbitmq_prometheus, e.g. http://rabbitmq:15692")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold credentials: rabbitmq_prometheus needs none")
+    if parts.query or parts.fragment or parts.path.strip("/"):
+        raise ValueError("must be the endpoint's root, without a path, query string or fragment")
+    return value.rstrip("/")
+
+
 class RabbitMQSource(WithPassword):
-    """Queues of one virtual host, through the management HTTP API (a user tagged `monitoring`)."""
+    """Queues of one virtual host: counts from rabbitmq_prometheus, head message ages of the named
+    queues from the management HTTP API (a user tagged `monitoring`), which serves everything when
+    the plugin does not answer."""
 
     name: SourceName
     url: Annotated[str, AfterValidator(_check_http_url)]
     user: NonEmpty
     vhost: NonEmpty = "/"
-    page_size: int = Field(default=500, ge=1, le=500, description="Queues per API page (RabbitMQ allows 500).")
+    page_size: int = Field(
+        default=500, ge=1, le=500,
+        description="Queues per management API page (RabbitMQ allows 500), when it serves the counts.",
+    )
     queue_details: bool = Field(
         default=True,
-        description="False reads only ready and unacknowledged counts (queue totals without statistics): "
-        "about half the broker's work per scrape, without consumers and head message age.",
+        description="False reads only ready and unacknowledged counts: no consumers and no head message age.",
     )
-    ca_file: Path | None = Field(default=None, description="CA bundle to verify an https:// URL.")
+    queues: tuple[NonEmpty, ...] = Field(
+        default=(),
+        description="Queues whose head message age is read (one small management API request each per scrape).",
+    )
+    prometheus_plugin: bool = Field(
+        default=True,
+        description="Read the counts from rabbitmq_prometheus (RabbitMQ 3.8.10+); false: from the management API.",
+    )
+    prometheus_url: Annotated[str, AfterValidator(_check_prometheus_url)] | None = Field(
+        default=None,
+        description="rabbitmq_prometheus's address; default: the management URL's host on port 15692 "
+        "(15691 for https).",
+    )
+    ca_file: Path | None = Field(default=None, description="CA bundle to verify https:// URLs.")
+
+    @model_validator(mode="after")
+    def _unique_queues(self) -> RabbitMQSource:
+        _require_unique(self.queues, "queues")
+        return self
+
+    @property
+    def plugin_url(self) -> str:
+        """Where rabbitmq_prometheus answers: `prometheus_url`, or the management URL's host on the
+        plugin's port for its scheme."""
+        if self.prometheus_url is not None:
+            return self.prometheus_url
+        parts = urlsplit(self.url)
+        host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+        return f"{parts.scheme}://{host}:{_PLUGIN_PORTS[parts.scheme]}"
 
 
 def _check_redis_url(value: str) -> str:

@@ -7,8 +7,9 @@ merges the samples of all sources into one family each, so two Postgres sources 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 SOURCE_LABEL = "source"
 """The label the collector puts first on every family: the name of the source it was read from."""
@@ -23,12 +24,29 @@ class Family:
     """Label names after `source`, which every family has."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
+    """One value read from a source. A named tuple: a busy broker gives tens of thousands per scrape,
+    and a tuple is the cheapest immutable record to make."""
+
     family: Family
     labels: tuple[str, ...]
     """Values of `family.labels`, in that order."""
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Samples of one family that differ only in their last label: a broker's ten thousand queues
+    read as three batches, not thirty thousand Samples, because every object made per queue is
+    paid for in each scrape."""
+
+    family: Family
+    labels: tuple[str, ...]
+    """Values of every label of `family.labels` but the last, shared by all the samples."""
+    last: Sequence[str]
+    """Values of the last label, one per sample."""
+    values: Sequence[float]
+    """The samples' values, in the order of `last`."""
 
 
 # --- Exporter ----------------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ class MetricsHandler(BaseHTTPRequestHandler):
             SCRAPE_TIMEOUT.reset(token)
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=6)
+            # The fastest level: on exposition text it takes a third of level 6's CPU for about the same size.
+            body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         self._send(200, body, content_type, headers)
 

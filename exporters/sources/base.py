@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from obsbundle.exporters.credentials import Secret, scrub
-from obsbundle.exporters.families import Sample
+from obsbundle.exporters.families import Batch, Sample
 
 
 class DeadlineError(Exception):
@@ -50,7 +50,7 @@ class Source(ABC):
         self.name = name
 
     @abstractmethod
-    def collect(self, deadline: Deadline) -> Sequence[Sample]:
+    def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
         """The source's samples, read within `deadline`; raises on any failure."""
 
     def close(self) -> None:  # noqa: B027 - sources without a connection have nothing to close

@@ -1,14 +1,29 @@
-"""RabbitMQ: ready, unacknowledged, consumers and head message age of every queue of one vhost.
+"""RabbitMQ: ready, unacknowledged and consumers of every queue of one vhost, and the head message's
+age of the queues the configuration names.
 
-Reads the management API page by page with only the columns it needs, so that a broker with
-thousands of queues costs a few small responses. A user with the `monitoring` tag and read access
-to the vhost is enough.
+The counts come from the broker's own Prometheus endpoint (rabbitmq_prometheus, RabbitMQ 3.8.10
+and later): `/metrics/detailed` filtered to the vhost and to the two queue families that carry
+them costs the broker a fraction of what the management API's queue listing does, because it
+reads the core metrics tables without the management database's per-queue statistics. That
+endpoint has no head message timestamp, so the management API is asked for it, one small request
+per named queue.
+
+When the plugin does not answer (connection refused, or 404: not enabled) while the management
+API does, everything is read from the management API as before, page by page with only the
+columns needed; that is logged once, and the plugin is tried again every few minutes. A user
+with the `monitoring` tag and a permission entry on the vhost is enough for the management API;
+rabbitmq_prometheus asks for no credentials and is sent none.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 from urllib.parse import quote
 
@@ -18,20 +33,49 @@ from requests.adapters import HTTPAdapter
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import RabbitMQSource
 from obsbundle.exporters.credentials import Secret
-from obsbundle.exporters.families import Sample
+from obsbundle.exporters.families import Batch, Family, Sample
 from obsbundle.exporters.sources.base import Deadline, Source, SourceError
 
+log = logging.getLogger(__name__)
+
 BROKER = "rabbitmq"
-_DETAILS = {"columns": "name,messages_ready,messages_unacknowledged,consumers,head_message_timestamp"}
+_COUNT_COLUMNS = "name,messages_ready,messages_unacknowledged,consumers"
 # Queue totals come without the per-queue statistics lookups that cost the broker most of a scrape.
 _TOTALS = {"columns": "name,messages_ready,messages_unacknowledged", "disable_stats": "true",
            "enable_queue_totals": "true"}
+_HEAD = {"columns": "name,head_message_timestamp"}
+# The vhosts the user may read, without their message statistics.
+_VHOSTS = {"columns": "name", "disable_stats": "true"}
+# Uncompressed: gzip would cost the broker more CPU than the exposition itself, for bytes that
+# travel a few hops inside the cluster.
+_PLAIN = {"Accept-Encoding": "identity"}
 _HINTS = {
     401: "check the user and its password, its `monitoring` tag, and that it has permissions on the vhost "
     "(empty ones are enough)",
     403: "give the user the `monitoring` tag",
     404: "no such vhost, or the management plugin is not enabled",
 }
+# rabbitmq_prometheus's names for the numbers the management API calls messages_ready,
+# messages_unacknowledged and consumers (deps/rabbitmq_prometheus/metrics-detailed.md).
+_PLUGIN_FAMILIES: dict[str, Family] = {
+    "rabbitmq_detailed_queue_messages_ready": f.QUEUE_READY,
+    "rabbitmq_detailed_queue_messages_unacked": f.QUEUE_UNACKED,
+    "rabbitmq_detailed_queue_consumers": f.QUEUE_CONSUMERS,
+}
+_VALUE = r'([^"\\\n]*(?:\\.[^"\\\n]*)*)'  # a quoted label value's inside, escapes included
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="' + _VALUE + '"')
+_UNESCAPE = re.compile(r"\\(.)")
+_UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
+PLUGIN_CONNECT_SECONDS = 1.0
+"""Longest wait for a connection to the plugin's port; a working one connects within milliseconds."""
+REPROBE_SECONDS = 300.0
+"""How long the management API serves everything after the plugin was found off, before the plugin
+is tried again: enabling it takes effect within this, and a plugin that stays off costs one
+refused connection (or one 404) per interval."""
+
+
+class PluginOffError(Exception):
+    """rabbitmq_prometheus is not there: its port refuses connections, or it answers 404."""
 
 
 class RabbitMQQueuesSource(Source):
@@ -40,14 +84,32 @@ class RabbitMQQueuesSource(Source):
     def __init__(self, settings: RabbitMQSource) -> None:
         super().__init__(settings.name)
         self._settings = settings
-        self._endpoint = f"{settings.url}/api/queues/{quote(settings.vhost, safe='')}"
+        self._vhost_path = quote(settings.vhost, safe="")
+        self._queues_url = f"{settings.url}/api/queues/{self._vhost_path}"
+        self._vhosts_url = f"{settings.url}/api/vhosts"
+        self._plugin_url = f"{settings.plugin_url}/metrics/detailed"
+        families = ["queue_coarse_metrics", *(["queue_consumer_count"] if settings.queue_details else [])]
+        self._plugin_params = [("vhost", settings.vhost), *(("family", family) for family in families)]
         self._session: requests.Session | None = None
         self._secret: Secret | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._fallback_since: float | None = None
+        """When the plugin was last found off (monotonic clock); None while it serves the counts."""
+
+    @property
+    def reads_plugin(self) -> bool:
+        """Whether the next collection asks rabbitmq_prometheus for the counts first."""
+        if not self._settings.prometheus_plugin:
+            return False
+        return self._fallback_since is None or time.monotonic() - self._fallback_since >= REPROBE_SECONDS
 
     def secrets(self) -> Sequence[Secret | None]:
         return (self._secret,)
 
     def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
         session, self._session = self._session, None
         if session is not None:
             session.close()
@@ -55,63 +117,222 @@ class RabbitMQQueuesSource(Source):
     def _http(self) -> requests.Session:
         if self._session is None:
             session = requests.Session()
-            # One kept-alive connection per source, and no silent retries past the deadline.
-            session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
-            session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
+            # One kept-alive connection to each of the broker's two ports, and no silent retries
+            # past the deadline.
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=1, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             session.trust_env = False
             if self._settings.ca_file is not None:
                 session.verify = str(self._settings.ca_file)
             self._session = session
         return self._session
 
-    def collect(self, deadline: Deadline) -> Sequence[Sample]:
+    def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
         # Read at every collection: a rotated Secret takes effect without a restart.
         self._secret = self._settings.password.read()
         auth = (self._settings.user, self._secret.reveal() if self._secret else "")
-        samples: list[Sample] = []
+        if self.reads_plugin:
+            try:
+                samples = self._plugin_path(auth, deadline)
+            except PluginOffError as off:
+                # Only the management API's answer tells a plugin that is off from a broker that is
+                # down: if it fails too, the source is down and the plugin is asked again next time.
+                samples = self._management(auth, deadline)
+                if self._fallback_since is None:
+                    log.warning(
+                        "source %s: rabbitmq_prometheus does not answer at %s (%s); reading every queue "
+                        "through the management API, which costs the broker more. Enable the plugin "
+                        "(rabbitmq-plugins enable rabbitmq_prometheus), set prometheus_url, or set "
+                        "prometheus_plugin: false", self.name, self._settings.plugin_url, off,
+                    )
+                self._fallback_since = time.monotonic()
+                return samples
+            if self._fallback_since is not None:
+                log.info("source %s: rabbitmq_prometheus answers at %s again; reading the queue counts from it",
+                         self.name, self._settings.plugin_url)
+                self._fallback_since = None
+            return samples
+        return self._management(auth, deadline)
+
+    def _plugin_path(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
+        """Counts from the plugin and, at the same time on the other port, the management API's part:
+        its small answers arrive while the broker renders its exposition."""
+        self._http()  # made before two threads share it, so that they never make one each
+        side = self._helper().submit(self._vhost_and_head_ages, auth, deadline)
+        try:
+            samples = self._plugin_counts(deadline)
+        except BaseException:
+            wait_for([side])  # its requests end by the deadline; the session is not left in use
+            raise
+        return samples + side.result()
+
+    def _vhost_and_head_ages(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
+        """The head ages of the named queues, after checking what the plugin cannot: that the
+        credentials are right and the vhost exists. rabbitmq_prometheus asks for neither, and would
+        serve a mistyped vhost as one without queues."""
+        listed = _json_list(self._get(self._vhosts_url, _VHOSTS, auth, deadline, missing_is_error=True))
+        if not any(isinstance(entry, dict) and entry.get("name") == self._settings.vhost for entry in listed):
+            raise SourceError(f"no vhost {self._settings.vhost!r} that the user may read: create it, or give the "
+                              "user a permission entry on it (empty ones are enough)")
+        return self._head_ages(auth, deadline) if self._settings.queue_details else []
+
+    def _helper(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"poolq-{self.name}-heads")
+        return self._executor
+
+    # --- rabbitmq_prometheus -----------------------------------------------------------------------------
+
+    def _plugin_counts(self, deadline: Deadline) -> list[Sample | Batch]:
+        remaining = deadline.left()
+        where = self._settings.plugin_url
+        try:
+            response = self._http().get(self._plugin_url, params=self._plugin_params, headers=_PLAIN,
+                                        timeout=(min(remaining, PLUGIN_CONNECT_SECONDS), remaining))
+        except requests.ConnectTimeout:
+            # A Kubernetes Service that does not list the port drops the connection attempt rather
+            # than refusing it: the plugin is as good as off.
+            self.close()
+            raise PluginOffError(f"no connection within {PLUGIN_CONNECT_SECONDS:g}s") from None
+        except requests.Timeout:
+            self.close()  # a fresh connection next time, not a half-read one
+            raise SourceError(f"rabbitmq_prometheus at {where} did not answer in time") from None
+        except requests.RequestException as error:
+            self.close()
+            if _refused(error):
+                raise PluginOffError("connection refused") from None
+            raise SourceError(f"cannot reach rabbitmq_prometheus at {where}: {_cause(error)}") from None
+        if response.status_code == requests.codes.not_found:
+            raise PluginOffError("HTTP 404: the plugin is not enabled, or older than 3.8.10")
+        if response.status_code != requests.codes.ok:
+            raise SourceError(f"HTTP {response.status_code} {response.reason} from rabbitmq_prometheus at {where}: "
+                              "see the broker's log")
+        # The plugin writes UTF-8 without saying so in its Content-Type.
+        return plugin_samples(response.content.decode("utf-8", errors="replace"), self._settings.vhost)
+
+    def _head_ages(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
+        samples: list[Sample | Batch] = []
+        for queue in self._settings.queues:
+            response = self._get(f"{self._queues_url}/{quote(queue, safe='')}", _HEAD, auth, deadline)
+            if response.status_code == requests.codes.not_found:
+                continue  # not declared (yet): no head, so no age, as for an empty queue
+            body = _json(response)
+            head = body.get("head_message_timestamp")
+            if isinstance(head, int | float):
+                samples.append(Sample(f.QUEUE_OLDEST_AGE, (BROKER, queue), max(0.0, time.time() - float(head))))
+        return samples
+
+    # --- the management API --------------------------------------------------------------------------------
+
+    def _management(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
+        if self._settings.queue_details:
+            columns = _COUNT_COLUMNS + (",head_message_timestamp" if self._settings.queues else "")
+            base: dict[str, str | int] = {"columns": columns}
+        else:
+            base = {**_TOTALS}
+        named = frozenset(self._settings.queues) if self._settings.queue_details else frozenset()
+        samples: list[Sample | Batch] = []
         page = 1
         now = time.time()
         while True:
-            body = self._page(page, auth, deadline)
+            params = {**base, "page": page, "page_size": self._settings.page_size, "sort": "name"}
+            body = _json(self._get(self._queues_url, params, auth, deadline, missing_is_error=True))
             for queue in body.get("items", ()):
-                samples += _queue_samples(queue, now)
+                samples += _queue_samples(queue, now, named)
             if page >= int(body.get("page_count") or 0):
                 return samples
             page += 1
 
-    def _page(self, page: int, auth: tuple[str, str], deadline: Deadline) -> dict[str, Any]:
+    def _get(self, url: str, params: dict[str, str | int] | dict[str, str], auth: tuple[str, str],
+             deadline: Deadline, *, missing_is_error: bool = False) -> requests.Response:
         remaining = deadline.left()
-        params: dict[str, str | int] = {
-            **(_DETAILS if self._settings.queue_details else _TOTALS),
-            "page": page, "page_size": self._settings.page_size, "sort": "name",
-        }
         try:
-            response = self._http().get(self._endpoint, params=params, auth=auth, timeout=(remaining, remaining))
+            response = self._http().get(url, params=params, auth=auth, timeout=(remaining, remaining))
         except requests.Timeout:
             self.close()  # a fresh connection next time, not a half-read one
             raise SourceError(f"the management API at {self._settings.url} did not answer in time") from None
         except requests.RequestException as error:
             self.close()
             raise SourceError(f"cannot reach the management API at {self._settings.url}: {_cause(error)}") from None
+        if response.status_code == requests.codes.not_found and not missing_is_error:
+            return response
         if response.status_code != requests.codes.ok:
             hint = _HINTS.get(response.status_code, "see the broker's log")
             raise SourceError(f"HTTP {response.status_code} {response.reason} from the management API: {hint}")
+        return response
+
+
+def plugin_samples(text: str, vhost: str) -> list[Sample | Batch]:
+    """The queue counts of `vhost` in a rabbitmq_prometheus exposition (text format 0.0.4), one
+    batch per family.
+
+    Lines of other families, and of other vhosts (a plugin that ignored the `vhost` filter), are
+    skipped. The plugin writes `{vhost="…",queue="…"}` on every queue line, which a regular
+    expression per family reads at C speed over the whole body; should a line of those families
+    not have that shape, every line is read by the general parser instead."""
+    text = "\n" + text  # every sample line then starts after a newline, the first one too
+    wanted = vhost.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')  # as the plugin writes it
+    batches: list[Sample | Batch] = []
+    for name, family in _PLUGIN_FAMILIES.items():
+        # A family's lines follow its TYPE line: scan only that stretch of the body.
+        start = text.find(f"\n# TYPE {name} ")
+        end = text.find("\n# TYPE ", start + 1) if start >= 0 else -1
+        found = _plugin_line(name, wanted).findall(text, max(start, 0), end if end >= 0 else len(text))
+        if len(found) != text.count(f"\n{name}{{"):
+            return _plugin_samples_by_line(text, vhost)
+        if not found:
+            continue
+        queues, values = zip(*found, strict=True)
+        if "\\" in "".join(queues):
+            queues = tuple(_UNESCAPE.sub(_unescape, queue) for queue in queues)
+        batches.append(Batch(family, (BROKER,), queues, list(map(float, values))))
+    return batches
+
+
+@functools.lru_cache(maxsize=64)
+def _plugin_line(name: str, vhost_text: str) -> re.Pattern[str]:
+    """A line of family `name` in `vhost_text` (escaped as in the exposition): its queue and value.
+    Matching the vhost as a literal is what keeps the scan fast."""
+    return re.compile(r"\n" + re.escape(name) + r'\{vhost="' + re.escape(vhost_text) + '",queue="' + _VALUE
+                      + r'"\} ([^ \n]+)')
+
+
+def _plugin_samples_by_line(text: str, vhost: str) -> list[Sample | Batch]:
+    """`plugin_samples` for any label order or label set, a line at a time."""
+    samples: list[Sample | Batch] = []
+    for line in text.splitlines():
+        name, brace, rest = line.partition("{")
+        family = _PLUGIN_FAMILIES.get(name)
+        if family is None or not brace:
+            continue
+        labels_text, _, value_text = rest.rpartition("} ")
+        labels = {key: _UNESCAPE.sub(_unescape, value) for key, value in _LABEL.findall(labels_text)}
+        if labels.get("vhost") == vhost and "queue" in labels:
+            samples.append(Sample(family, (BROKER, labels["queue"]), float(value_text.split(" ", 1)[0])))
+    return samples
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return _UNESCAPED.get(match.group(1), match.group(0))
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
         body = response.json()
-        if not isinstance(body, dict):
-            raise SourceError("the management API answered with something other than a page of queues")
-        return body
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise SourceError("the management API answered with something other than a queue or a page of queues")
+    return body
 
 
-def _cause(error: BaseException) -> str:
-    """The innermost OS-level reason ("Connection refused") of a requests error, which otherwise
-    repeats the whole request URL several times over."""
+def _causes(error: BaseException) -> list[BaseException]:
+    """`error` and the exceptions nested in it, outermost first: urllib3 wraps the OS error a few levels deep."""
+    chain: list[BaseException] = []
     seen: BaseException | None = error
-    reason = str(error)
-    for _ in range(10):  # urllib3 nests a few levels; never follow a chain forever
-        if seen is None:
-            break
-        if isinstance(seen, OSError) and seen.strerror:
-            reason = seen.strerror
+    while seen is not None and len(chain) < 10:  # never follow a chain forever
+        chain.append(seen)
         nested = getattr(seen, "reason", None)
         if isinstance(nested, BaseException) and nested is not seen:
             seen = nested
@@ -119,11 +340,34 @@ def _cause(error: BaseException) -> str:
             seen = seen.args[0]
         else:
             seen = seen.__context__
-    return reason
+    return chain
 
 
-def _queue_samples(queue: dict[str, Any], now: float) -> list[Sample]:
-    labels = (BROKER, str(queue.get("name", "")))
+def _json_list(response: requests.Response) -> list[Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, list):
+        raise SourceError("the management API answered with something other than a list of vhosts")
+    return body
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether a requests error comes down to a refused connection: nothing listens on the port."""
+    return any(isinstance(cause, ConnectionRefusedError) for cause in _causes(error))
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost OS-level reason ("Connection refused") of a requests error, which otherwise
+    repeats the whole request URL several times over."""
+    reasons = [cause.strerror for cause in _causes(error) if isinstance(cause, OSError) and cause.strerror]
+    return reasons[-1] if reasons else str(error)
+
+
+def _queue_samples(queue: dict[str, Any], now: float, named: frozenset[str]) -> list[Sample]:
+    name = str(queue.get("name", ""))
+    labels = (BROKER, name)
     samples: list[Sample] = []
     # A queue declared a moment ago has no statistics yet: report it once it has.
     for column, family in (
@@ -135,7 +379,8 @@ def _queue_samples(queue: dict[str, Any], now: float) -> list[Sample]:
         if isinstance(value, int | float):
             samples.append(Sample(family, labels, float(value)))
     # The AMQP timestamp property of the head message, in seconds; null when the message has none.
+    # Only for the named queues, as the plugin's path reads it, so that both paths serve the same series.
     head = queue.get("head_message_timestamp")
-    if isinstance(head, int | float):
+    if name in named and isinstance(head, int | float):
         samples.append(Sample(f.QUEUE_OLDEST_AGE, labels, max(0.0, now - float(head))))
     return samples

@@ -81,9 +81,14 @@ def exporter_config(system: System) -> dict[str, Any]:
                          "port": 6432, "user": PGBOUNCER_USER, **_password(store.pgbouncer_source)}
                     )
             case DatastoreKind.RABBITMQ:
+                # The queues the rules alert on get their head message's age; the counts of every
+                # queue come from rabbitmq_prometheus on the same host (port 15692).
+                named = sorted(
+                    q.name for q in system.queues if q.broker is Broker.RABBITMQ and q.datastore == store.name
+                )
                 rabbitmq.append(
                     {"name": store.source, "url": f"http://{_address(store)}:15672", "user": RABBITMQ_USER,
-                     "vhost": "/", **_password(store.source)}
+                     "vhost": "/", **_password(store.source), "queues": named}
                 )
             case DatastoreKind.REDIS:
                 lists = sorted(q.name for q in system.queues if q.broker is Broker.REDIS and q.datastore == store.name)

@@ -50,7 +50,8 @@ def test_ready_unacked_consumers_and_head_age_are_read_per_queue(
         rabbitmq.wait_for_totals(vhost, "scan-jobs",
                                  {"messages_ready": 3, "messages_unacknowledged": 2, "consumers": 1})
         rabbitmq.wait_for_totals(vhost, "empty", {"messages_ready": 0})
-        config = config_from(tmp_path, {"rabbitmq": [rabbitmq_entry(rabbitmq, passwords, vhost)]})
+        entry = rabbitmq_entry(rabbitmq, passwords, vhost, queues=["scan-jobs", "empty"])
+        config = config_from(tmp_path, {"rabbitmq": [entry]})
         with exporter_of(config) as exporter:
             samples = collect_once(fresh_registry(exporter))
         age_bound = time.time() - published_at + 1
@@ -78,7 +79,7 @@ def test_messages_without_a_timestamp_leave_the_age_out(
         channel.queue_declare("plain")
         channel.basic_publish("", "plain", b"job")
         rabbitmq.wait_for_totals(vhost, "plain", {"messages_ready": 1})
-    config = config_from(tmp_path, {"rabbitmq": [rabbitmq_entry(rabbitmq, passwords, vhost)]})
+    config = config_from(tmp_path, {"rabbitmq": [rabbitmq_entry(rabbitmq, passwords, vhost, queues=["plain"])]})
     with exporter_of(config) as exporter:
         samples = collect_once(fresh_registry(exporter))
     queue = {"source": "broker", "broker": "rabbitmq", "queue": "plain"}
