@@ -583,14 +583,14 @@ def summarise(phase: Phase, idle_cpu_per_minute: float, rules: int) -> dict[str,
     }
 
 
-def backfill(source: Path, blocks: Path, history_s: int) -> None:
-    # One block for the whole history: promtool re-reads its input once per block it writes.
-    block = f"{(history_s // 86400 + 2) * 24}h"  # promtool takes Go durations: no `d`
+def backfill(source: Path, blocks: Path) -> None:
+    # As few blocks as possible: promtool re-reads its whole input once per block it writes, and
+    # rounds this down to its largest block range (2h × 3⁸ = 182 days).
     result = promtool.run(
         "tsdb",
         "create-blocks-from",
         "openmetrics",
-        f"--max-block-duration={block}",
+        "--max-block-duration=10000h",
         str(source),
         str(blocks),
         timeout=6 * 3600,
@@ -614,7 +614,7 @@ def cost(services: int, history_s: int, step: int, measure_s: float, warmup_s: f
             every_shape = [series for shape in SHAPES for series in recorded[shape]]
             samples = write_openmetrics(out, traffic, every_shape, start=now - history_s, end=now, step=step)
         blocks = workdir / "data"
-        backfill(source, blocks, history_s)
+        backfill(source, blocks)
         source.unlink()
         backfill_s = time.perf_counter() - started
         target = serve(traffic, port)
@@ -625,7 +625,10 @@ def cost(services: int, history_s: int, step: int, measure_s: float, warmup_s: f
                 {"job_name": "bench", "honor_labels": True, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
             ],
         }
-        server = start_prometheus(workdir / "prometheus", config, tsdb=blocks)
+        # No compaction of the backfilled blocks while measuring: it would bill one rule set for it.
+        server = start_prometheus(
+            workdir / "prometheus", config, tsdb=blocks, extra_args=("--storage.tsdb.max-block-duration=2h",)
+        )
         phases: dict[str, Phase] = {}
         try:
             time.sleep(warmup_s)
