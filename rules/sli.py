@@ -181,10 +181,12 @@ def _increase_of_query(query: str, group_by: tuple[str, ...]) -> str:
     return f"{_sum(group_by)}(increase(({query.strip()})[{INCREASE_WINDOW}:]))"
 
 
-def _minus_bad(total: str, bad: str) -> str:
+def _minus_bad(total: str, bad: str, group_by: tuple[str, ...]) -> str:
     """Good events as total − bad, where a total without bad series (no failure yet: client
-    libraries create a label set on first use) counts no bad event rather than dropping out."""
-    return f"{total}\n- ({bad} or 0 * {total})"
+    libraries create a label set on first use) counts no bad event rather than dropping out: for
+    one SLI, `or vector(0)`; for a grouped SLO, `or 0 * total`, which gives each group its zero."""
+    zero = f"0 * {total}" if group_by else "vector(0)"
+    return f"{total}\n- ({bad} or {zero})"
 
 
 def _error_ratio_queries(query: str, group_by: tuple[str, ...]) -> tuple[str, str]:
@@ -221,7 +223,7 @@ def sli_event_queries(service: Service, slo: Slo) -> tuple[str, str]:
     if slo.kind is SliKind.BAD_EVENTS:
         assert slo.bad_query is not None and slo.total_query is not None
         total = _increase_of_query(slo.total_query, group_by)
-        return _minus_bad(total, _increase_of_query(slo.bad_query, group_by)), total
+        return _minus_bad(total, _increase_of_query(slo.bad_query, group_by), group_by), total
     if slo.kind is SliKind.ERROR_RATIO:
         assert slo.error_ratio_query is not None
         return _error_ratio_queries(slo.error_ratio_query, group_by)
@@ -234,7 +236,7 @@ def sli_event_queries(service: Service, slo: Slo) -> tuple[str, str]:
     if slo.kind is SliKind.AVAILABILITY:
         total = _increase(selector(metrics.requests, labels), group_by)
         bad = _increase(selector(metrics.requests, labels, metrics.error_matcher), group_by)
-        return _minus_bad(total, bad), total
+        return _minus_bad(total, bad, group_by), total
     threshold = slo.threshold_seconds
     assert threshold is not None
     histogram = {**labels, **metrics.duration_labels}
