@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import quote_plus
 
 from obsbundle.rules.templating import Description
 
@@ -142,6 +143,7 @@ class Alert:
             **self.annotations(),
             **{name: _fill_labels(text, labels) for name, text in self.extra_annotations.items()},
             "description": self.description.render(value, labels),
+            "dashboard_url": _fill_labels(self.dashboard_url, labels),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,13 +155,24 @@ class Alert:
         return rule
 
 
-_LABEL_REFERENCE = re.compile(r"\{\{\s*\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+_LABEL_REFERENCE = re.compile(r"\{\{\s*\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*(\|\s*urlquery\s*)?\}\}")
+
+
+def url_label(name: str) -> str:
+    """The template of a label's value in a URL's query: Go's `urlquery` escapes it."""
+    return f"{{{{ $labels.{name} | urlquery }}}}"
 
 
 def _fill_labels(text: str, labels: Mapping[str, str]) -> str:
-    """What Prometheus writes for an annotation whose only templates are `{{ $labels.<name> }}`
-    (a label the alert lacks is empty, as in Go's templates)."""
-    return _LABEL_REFERENCE.sub(lambda match: labels.get(match.group(1), ""), text)
+    """What Prometheus writes for a text whose only templates are `{{ $labels.<name> }}` and
+    `{{ $labels.<name> | urlquery }}` (a label the alert lacks is empty, as in Go's templates;
+    urlquery escapes as Go's url.QueryEscape: a space as +, every byte but letters, digits and -_.~)."""
+
+    def value(match: re.Match[str]) -> str:
+        found = labels.get(match.group(1), "")
+        return quote_plus(found, safe="") if match.group(2) else found
+
+    return _LABEL_REFERENCE.sub(value, text)
 
 
 Rule = Recording | Alert

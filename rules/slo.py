@@ -42,7 +42,7 @@ from obsbundle.model import Service, SliKind, Slo, System
 from obsbundle.promql import selector
 from obsbundle.rules.alert_labels import AlertSubject, recorded_service_labels, service_labels
 from obsbundle.rules.config import RuleConfig
-from obsbundle.rules.definitions import Alert, AlertDoc, Recording, RuleGroup, RunbookCheck
+from obsbundle.rules.definitions import Alert, AlertDoc, Recording, RuleGroup, RunbookCheck, url_label
 from obsbundle.rules.sli import sli_event_queries
 from obsbundle.rules.templating import Description, ValueFormat
 from obsbundle.slo_math import BURN_TIERS, BurnTier, format_factor
@@ -361,7 +361,7 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
         ValueFormat.PERCENT,
     )
     settings = slo.alerting.tier(tier.severity)
-    return _subject(system, item, slo=slo.name).alert(
+    alert = _subject(system, item, slo=slo.name).alert(
         burn_doc(slo),
         expr=expr,
         severity=tier.severity,
@@ -381,6 +381,11 @@ def burn_alert(system: System, item: ServiceSlo, tier: BurnTier, config: RuleCon
             RunbookCheck("Budget left", selector(naming.SLO_ERROR_BUDGET_REMAINING, labels), "promql"),
         ),
     )
+    if not slo.group_by:
+        return alert
+    # The link opens the dashboard on the failing group: its variables are the group labels.
+    groups = "".join(f"&var-{label}={url_label(label)}" for label in slo.group_by)
+    return dataclasses.replace(alert, dashboard_url=alert.dashboard_url + groups)
 
 
 def group_text(slo: Slo) -> str:

@@ -287,9 +287,10 @@ def _share_of(segments: Sequence[Segment], share: Callable[[Segment], Fraction])
     return [(segment.minutes, float(segment.per_minute * share(segment))) for segment in segments]
 
 
-GROUP = "a"
-"""The value of every group label in a grouped SLO's tests; the failing-group test adds OTHER_GROUP."""
-OTHER_GROUP = "b"
+GROUP = "/group a"
+"""The value of every group label in a grouped SLO's tests; the failing-group test adds OTHER_GROUP.
+A slash and a space, as in a route: the alerts' links escape them (urlquery), and the tests check it."""
+OTHER_GROUP = "/group b"
 
 
 def group_values(slos: Sequence[Slo], value: str = GROUP) -> dict[str, str]:
