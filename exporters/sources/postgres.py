@@ -20,7 +20,7 @@ from obsbundle.exporters.sources.pgsession import Connection, PgSource
 log = logging.getLogger(__name__)
 
 # reserved_connections arrived in PostgreSQL 16; current_setting(…, true) is NULL before that.
-_SETTINGS = b"""
+SETTINGS_SQL = b"""
 SELECT current_setting('max_connections')::int,
        current_setting('superuser_reserved_connections')::int,
        coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0),
@@ -30,7 +30,7 @@ SELECT current_setting('max_connections')::int,
 """
 
 # Only client backends take a max_connections slot that applications compete for.
-_CONNECTIONS = b"""
+CONNECTIONS_SQL = b"""
 SELECT coalesce(datname, ''), coalesce(usename, ''), coalesce(state, 'unknown'), count(*)
   FROM pg_stat_activity
  WHERE backend_type = 'client backend'
@@ -39,7 +39,7 @@ SELECT coalesce(datname, ''), coalesce(usename, ''), coalesce(state, 'unknown'),
 
 # One row per connectable database, so that quiet databases report zeros rather than nothing.
 # The exporter's own session is left out of the ages: it is always running a query.
-_DATABASES = b"""
+DATABASES_SQL = b"""
 SELECT d.datname, s.blks_hit, s.blks_read,
        coalesce(a.waiting, 0),
        coalesce(a.oldest_transaction, 0),
@@ -65,6 +65,16 @@ SELECT d.datname, s.blks_hit, s.blks_read,
 _EXEC_TIME_SINCE = 130000
 
 
+def statements_query(schema: str, version: int) -> sql.Composed:
+    """Execution time and calls per database from pg_stat_statements installed in `schema`, on a
+    server of `version` (server_version_num)."""
+    time_column = "total_exec_time" if version >= _EXEC_TIME_SINCE else "total_time"
+    return sql.SQL(
+        "SELECT d.datname, sum(s.{}) / 1000.0, sum(s.calls)"
+        " FROM {} s JOIN pg_database d ON d.oid = s.dbid GROUP BY d.datname"
+    ).format(sql.Identifier(time_column), sql.Identifier(schema, "pg_stat_statements"))
+
+
 class PostgresServerSource(PgSource):
     kind = "postgres"
 
@@ -73,16 +83,16 @@ class PostgresServerSource(PgSource):
         self._statements_unavailable_logged = False
 
     def _read(self, conn: Connection) -> list[Sample]:
-        settings = conn.execute(_SETTINGS).fetchone()
+        settings = conn.execute(SETTINGS_SQL).fetchone()
         assert settings is not None
         max_connections, superuser_reserved, reserved, version, statements_schema = settings
         samples = [
             Sample(f.PG_MAX_CONNECTIONS, (), max_connections),
             Sample(f.PG_RESERVED_CONNECTIONS, (), superuser_reserved + reserved),
         ]
-        for datname, usename, state, count in conn.execute(_CONNECTIONS).fetchall():
+        for datname, usename, state, count in conn.execute(CONNECTIONS_SQL).fetchall():
             samples.append(Sample(f.PG_CONNECTIONS, (datname, usename, state), count))
-        for datname, hit, read, waiting, oldest, longest in conn.execute(_DATABASES).fetchall():
+        for datname, hit, read, waiting, oldest, longest in conn.execute(DATABASES_SQL).fetchall():
             labels = (datname,)
             samples += [
                 Sample(f.PG_BLOCKS_HIT, labels, hit),
@@ -96,11 +106,7 @@ class PostgresServerSource(PgSource):
         return samples
 
     def _statements(self, conn: Connection, schema: str, version: int) -> list[Sample]:
-        time_column = "total_exec_time" if version >= _EXEC_TIME_SINCE else "total_time"
-        query = sql.SQL(
-            "SELECT d.datname, sum(s.{}) / 1000.0, sum(s.calls)"
-            " FROM {} s JOIN pg_database d ON d.oid = s.dbid GROUP BY d.datname"
-        ).format(sql.Identifier(time_column), sql.Identifier(schema, "pg_stat_statements"))
+        query = statements_query(schema, version)
         try:
             rows = conn.execute(query).fetchall()
         except (errors.ObjectNotInPrerequisiteState, errors.InsufficientPrivilege) as error:

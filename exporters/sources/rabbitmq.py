@@ -65,6 +65,7 @@ _PLUGIN_FAMILIES: dict[str, Family] = {
 _VALUE = r'([^"\\\n]*(?:\\.[^"\\\n]*)*)'  # a quoted label value's inside, escapes included
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="' + _VALUE + '"')
 _UNESCAPE = re.compile(r"\\(.)")
+_BARE_QUOTE = re.compile(r'(?<!\\)"')
 _UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
 PLUGIN_CONNECT_SECONDS = 1.0
 """Longest wait for a connection to the plugin's port; a working one connects within milliseconds."""
@@ -93,6 +94,8 @@ class RabbitMQQueuesSource(Source):
         self._session: requests.Session | None = None
         self._secret: Secret | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._checked: tuple[tuple[str, str], float] | None = None
+        """The credentials the vhost was last found readable with, and when (monotonic clock)."""
         self._fallback_since: float | None = None
         """When the plugin was last found off (monotonic clock); None while it serves the counts."""
 
@@ -164,18 +167,27 @@ class RabbitMQQueuesSource(Source):
             samples = self._plugin_counts(deadline)
         except BaseException:
             wait_for([side])  # its requests end by the deadline; the session is not left in use
+            self._checked = None
             raise
         return samples + side.result()
 
     def _vhost_and_head_ages(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
         """The head ages of the named queues, after checking what the plugin cannot: that the
         credentials are right and the vhost exists. rabbitmq_prometheus asks for neither, and would
-        serve a mistyped vhost as one without queues."""
-        listed = _json_list(self._get(self._vhosts_url, _VHOSTS, auth, deadline, missing_is_error=True))
-        if not any(isinstance(entry, dict) and entry.get("name") == self._settings.vhost for entry in listed):
-            raise SourceError(f"no vhost {self._settings.vhost!r} that the user may read: create it, or give the "
-                              "user a permission entry on it (empty ones are enough)")
-        return self._head_ages(auth, deadline) if self._settings.queue_details else []
+        serve a mistyped vhost as one without queues. The check is made again after any failure, for
+        a new password, and every few minutes; in between it would only cost the broker a request."""
+        if self._checked is None or self._checked[0] != auth or time.monotonic() - self._checked[1] >= REPROBE_SECONDS:
+            self._checked = None
+            listed = _json_list(self._get(self._vhosts_url, _VHOSTS, auth, deadline, missing_is_error=True))
+            if not any(isinstance(entry, dict) and entry.get("name") == self._settings.vhost for entry in listed):
+                raise SourceError(f"no vhost {self._settings.vhost!r} that the user may read: create it, or give "
+                                  "the user a permission entry on it (empty ones are enough)")
+            self._checked = (auth, time.monotonic())
+        try:
+            return self._head_ages(auth, deadline) if self._settings.queue_details else []
+        except BaseException:
+            self._checked = None
+            raise
 
     def _helper(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -267,38 +279,44 @@ def plugin_samples(text: str, vhost: str) -> list[Sample | Batch]:
     """The queue counts of `vhost` in a rabbitmq_prometheus exposition (text format 0.0.4), one
     batch per family.
 
-    Lines of other families, and of other vhosts (a plugin that ignored the `vhost` filter), are
-    skipped. The plugin writes `{vhost="…",queue="…"}` on every queue line, which a regular
-    expression per family reads at C speed over the whole body; should a line of those families
-    not have that shape, every line is read by the general parser instead."""
+    The plugin writes `{vhost="…",queue="…"}` on every queue line, which a regular expression per
+    family reads at C speed over the whole body. Lines of other families and other vhosts (a plugin
+    that ignored the `vhost` filter) are skipped; should a line of those families have another
+    shape, every line is read by the general parser instead.
+
+    RabbitMQ 3.10 writes label values as they are, quotes and backslashes included
+    (rabbitmq-server#9648; escaped since #9656): a value is whatever stands before the line's last
+    `"} `, and it is unescaped only when no value of the answer holds a bare quote, which an
+    escaping plugin never writes."""
     text = "\n" + text  # every sample line then starts after a newline, the first one too
-    wanted = vhost.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')  # as the plugin writes it
     batches: list[Sample | Batch] = []
     for name, family in _PLUGIN_FAMILIES.items():
         # A family's lines follow its TYPE line: scan only that stretch of the body.
         start = text.find(f"\n# TYPE {name} ")
         end = text.find("\n# TYPE ", start + 1) if start >= 0 else -1
-        found = _plugin_line(name, wanted).findall(text, max(start, 0), end if end >= 0 else len(text))
+        found = _plugin_line(name, vhost).findall(text, max(start, 0), end if end >= 0 else len(text))
         if len(found) != text.count(f"\n{name}{{"):
-            return _plugin_samples_by_line(text, vhost)
+            return plugin_samples_by_line(text, vhost)
         if not found:
             continue
         queues, values = zip(*found, strict=True)
-        if "\\" in "".join(queues):
+        joined = "\n".join(queues)
+        if "\\" in joined and not _BARE_QUOTE.search(joined):
             queues = tuple(_UNESCAPE.sub(_unescape, queue) for queue in queues)
         batches.append(Batch(family, (BROKER,), queues, list(map(float, values))))
     return batches
 
 
 @functools.lru_cache(maxsize=64)
-def _plugin_line(name: str, vhost_text: str) -> re.Pattern[str]:
-    """A line of family `name` in `vhost_text` (escaped as in the exposition): its queue and value.
+def _plugin_line(name: str, vhost: str) -> re.Pattern[str]:
+    """A line of family `name` in `vhost` (written as it is, or escaped): its queue and value.
     Matching the vhost as a literal is what keeps the scan fast."""
-    return re.compile(r"\n" + re.escape(name) + r'\{vhost="' + re.escape(vhost_text) + '",queue="' + _VALUE
-                      + r'"\} ([^ \n]+)')
+    escaped = vhost.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+    either = "|".join(sorted({re.escape(vhost), re.escape(escaped)}))
+    return re.compile(r"\n" + re.escape(name) + r'\{vhost="(?:' + either + r')",queue="([^\n]*)"\} ([^ \n]+)')
 
 
-def _plugin_samples_by_line(text: str, vhost: str) -> list[Sample | Batch]:
+def plugin_samples_by_line(text: str, vhost: str) -> list[Sample | Batch]:
     """`plugin_samples` for any label order or label set, a line at a time."""
     samples: list[Sample | Batch] = []
     for line in text.splitlines():

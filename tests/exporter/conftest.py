@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -285,3 +287,51 @@ def backends(postgres: PostgresServer, application_name: str, waiting_on_lock: b
         query += " AND wait_event_type = 'Lock'"
     (count,), = postgres.execute(query, [application_name])
     return int(count)
+
+
+# --- Faults ---------------------------------------------------------------------------------------------
+
+SCRAPE_TIMEOUT = 3.0
+"""What the tests send as X-Prometheus-Scrape-Timeout-Seconds; the answer must come before it."""
+
+
+def scrape_within_deadline(endpoint: Endpoint, timeout: float = SCRAPE_TIMEOUT) -> dict[str, float]:
+    """Scrape with Prometheus's timeout header; the answer is a 200 within the timeout. Returns {source: up}."""
+    started = time.monotonic()
+    response = endpoint.scrape(timeout_header=timeout)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < timeout, f"answered after {elapsed:.2f}s, past the {timeout}s scrape timeout"
+    return {dict(labels)["source"]: count for (name, labels), count in parse_samples(response.text).items()
+            if name == "poolq_up"}
+
+
+@contextmanager
+def silent_server() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A TCP port that accepts connections and never says a word. Yields the port and the accepted sockets."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    running = True
+
+    def accept() -> None:
+        while running:
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], accepted
+    finally:
+        running = False
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        listener.close()

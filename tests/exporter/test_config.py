@@ -193,3 +193,39 @@ def test_the_example_configuration_in_the_docs_is_accepted() -> None:
     example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = ExporterConfig.model_validate(yaml.safe_load(example))
     assert [source.name for _, source in config.sources()] == ["postgresql", "pgbouncer", "rabbitmq", "redis", "jobs"]
+
+
+RABBIT = {"name": "broker", "user": "monitor"}
+
+
+@pytest.mark.parametrize(("url", "plugin"), [
+    ("http://rabbitmq.shop.svc:15672", "http://rabbitmq.shop.svc:15692"),
+    ("https://rabbitmq.shop.svc:15671/", "https://rabbitmq.shop.svc:15691"),
+    ("http://[fd00::7]:15672", "http://[fd00::7]:15692"),
+])
+def test_rabbitmq_prometheus_is_looked_for_on_the_management_hosts_plugin_port(
+    tmp_path: Path, url: str, plugin: str
+) -> None:
+    source = load_config(write_config(tmp_path, {"rabbitmq": [{**RABBIT, "url": url}]})).rabbitmq[0]
+    assert (source.plugin_url, source.prometheus_plugin, source.queues) == (plugin, True, ())
+
+
+def test_a_prometheus_url_given_is_used_as_written(tmp_path: Path) -> None:
+    entry = {**RABBIT, "url": "http://rabbitmq:15672", "prometheus_url": "http://rabbitmq-metrics:9419/"}
+    assert load_config(write_config(tmp_path, {"rabbitmq": [entry]})).rabbitmq[0].plugin_url == (
+        "http://rabbitmq-metrics:9419")
+
+
+def test_a_prometheus_url_with_credentials_a_path_or_twice_named_queues_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "exporter.yaml"
+    problems = problems_of(tmp_path, {"rabbitmq": [
+        {**RABBIT, "url": "http://r:15672", "prometheus_url": "http://scraper:s3cr3t-pw@r:15692"},
+        {**RABBIT, "name": "b2", "url": "http://r:15672", "prometheus_url": "http://r:15692/metrics"},
+        {**RABBIT, "name": "b3", "url": "http://r:15672", "queues": ["scan", "scan"]},
+    ]})
+    assert problems[0].startswith(f"{file}: rabbitmq[0].prometheus_url: must not hold credentials: "
+                                  "rabbitmq_prometheus needs none")
+    assert problems[1].startswith(f"{file}: rabbitmq[1].prometheus_url: must be the endpoint's root, without a path")
+    assert problems[2] == f"{file}: rabbitmq[2]: queues lists 'scan' twice: list each once"
+    assert len(problems) == 3
+    assert not [problem for problem in problems if "s3cr3t-pw" in problem]
