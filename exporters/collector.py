@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from obsbundle.exporters import families as f
-from obsbundle.exporters.exposition import Block, RowsMetric
+from obsbundle.exporters.exposition import Block, Row, RowsMetric
 from obsbundle.exporters.families import Batch, Family, Sample
 from obsbundle.exporters.sources.base import Deadline, Source
 
@@ -171,59 +171,55 @@ class PoolQueueCollector(Collector):
                                   Sample(f.SCRAPE_DURATION, (), result.seconds), *result.samples])
             for result in results
         ]
-        by_family = _blocks_by_family(read)
+        by_family = _by_family(read)
         build = RowsMetric(f.BUILD_INFO_NAME, f.BUILD_INFO_HELP, "gauge", ("version", "python"),
-                           [(self._build_labels[:1], self._build_labels[1:], (1.0,))])
-        metrics: list[Metric] = [_metric(f.UP, by_family[f.UP]),
-                                 _metric(f.SCRAPE_DURATION, by_family[f.SCRAPE_DURATION]), build]
+                           rows=[(self._build_labels, 1.0)], blocks=[])
+        metrics: list[Metric] = [_metric(f.UP, *by_family[f.UP]),
+                                 _metric(f.SCRAPE_DURATION, *by_family[f.SCRAPE_DURATION]), build]
         for family in f.SOURCE_FAMILIES:
-            blocks = by_family.get(family)
-            if blocks:
-                metrics.append(_metric(family, blocks))
+            entry = by_family.get(family)
+            if entry is not None:
+                metrics.append(_metric(family, *entry))
         return metrics
 
 
-def _blocks_by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]]) -> dict[Family, list[Block]]:
-    """Every source's samples and batches, as blocks per family: the `source` label first, blocks in
-    order of their shared label values and samples in order of their last label, so that the
-    answer's order never depends on the order the servers answered in."""
-    groups: dict[Family, dict[tuple[str, ...], tuple[list[str], list[float]]]] = {}
+def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]]) -> dict[Family, tuple[list[Row], list[Block]]]:
+    """Every source's samples (as rows) and batches (as blocks) per family, the `source` label
+    first; rows in order of their labels, blocks of their shared labels and a block's samples of
+    their last label, so that the answer's order never depends on the order the servers answered in."""
+    found: dict[Family, tuple[list[Row], list[Block]]] = {}
     for source, samples in read:
         for sample in samples:
-            by_shared = groups.get(sample.family)
-            if by_shared is None:
-                by_shared = groups[sample.family] = {}
+            entry = found.get(sample.family)
+            if entry is None:
+                entry = found[sample.family] = ([], [])
             if isinstance(sample, Batch):
-                shared, lasts, values = (source, *sample.labels), sample.last, sample.values
+                entry[1].append(((source, *sample.labels), sample.last, sample.values))
             else:
-                labels = (source, *sample.labels)
-                shared, lasts, values = labels[:-1], (labels[-1],), (sample.value,)
-            group = by_shared.get(shared)
-            if group is None:
-                group = by_shared[shared] = ([], [])
-            group[0].extend(lasts)
-            group[1].extend(values)
-    by_family: dict[Family, list[Block]] = {}
+                entry[0].append(((source, *sample.labels), sample.value))
     # A broker's families list the same queues in the same order: sort each list of names once.
     orders: dict[tuple[str, ...], Callable[[Sequence[Any]], Any]] = {}
-    for family, by_shared in groups.items():
-        blocks: list[Block] = []
-        for shared in sorted(by_shared):
-            lasts, values = by_shared[shared]
+    for rows, blocks in found.values():
+        rows.sort(key=_labels_of)
+        blocks.sort(key=_labels_of)
+        for index, (shared, lasts, values) in enumerate(blocks):
             if len(lasts) < 2:
-                blocks.append((shared, lasts, values))
                 continue
             key = tuple(lasts)
             pick = orders.get(key)
             if pick is None:
                 pick = orders[key] = itemgetter(*sorted(range(len(lasts)), key=lasts.__getitem__))
-            blocks.append((shared, pick(lasts), pick(values)))
-        by_family[family] = blocks
-    return by_family
+            blocks[index] = (shared, pick(lasts), pick(values))
+    return found
 
 
-def _metric(family: Family, blocks: list[Block]) -> RowsMetric:
-    return RowsMetric(family.name, family.help, family.kind, (f.SOURCE_LABEL, *family.labels), blocks)
+def _labels_of(entry: Row | Block) -> tuple[str, ...]:
+    return entry[0]
+
+
+def _metric(family: Family, rows: list[Row], blocks: list[Block]) -> RowsMetric:
+    return RowsMetric(family.name, family.help, family.kind, (f.SOURCE_LABEL, *family.labels), rows=rows,
+                      blocks=blocks)
 
 
 def _package_version() -> str:

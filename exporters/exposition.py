@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -30,17 +31,22 @@ _LEGACY_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LEGACY_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+Row = tuple[tuple[str, ...], float]
+"""One sample: the values of the family's labels, in its label order, and its value."""
 Block = tuple[tuple[str, ...], Sequence[str], Sequence[float]]
 """Samples that share the values of all labels but the last: (those values, last label's values, values)."""
 
 
 class RowsMetric(Metric):
-    """A gauge or counter family held as blocks, for the collector: `samples` is built on first use."""
+    """A gauge or counter family held as rows (single samples) and blocks (a source's batches),
+    for the collector: `samples` is built on first use."""
 
-    def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], blocks: list[Block]) -> None:
+    def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], *, rows: list[Row],
+                 blocks: list[Block]) -> None:
         self._built: list[Sample] | None = None
         super().__init__(name, documentation, typ)
         self.label_names = tuple(labels)
+        self.rows = rows
         self.blocks = blocks
         self.sample_name = name + "_total" if typ == "counter" else name
 
@@ -48,7 +54,9 @@ class RowsMetric(Metric):
     def samples(self) -> list[Sample]:
         if self._built is None:
             names, sample_name = self.label_names, self.sample_name
-            self._built = [
+            self._built = [Sample(sample_name, dict(zip(names, values, strict=True)), float(value))
+                           for values, value in self.rows]
+            self._built += [
                 Sample(sample_name, dict(zip(names, (*shared, last), strict=True)), float(value))
                 for shared, lasts, values in self.blocks
                 for last, value in zip(lasts, values, strict=True)
@@ -57,9 +65,9 @@ class RowsMetric(Metric):
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:
-        # Metric.__init__ assigns an empty list; the blocks are the family's only content.
+        # Metric.__init__ assigns an empty list; the rows and blocks are the family's only content.
         if value:
-            raise AttributeError("a RowsMetric's samples are its blocks: give them to the constructor")
+            raise AttributeError("a RowsMetric's samples are its rows and blocks: give them to the constructor")
 
 
 class _Single(Collector):
@@ -117,13 +125,26 @@ def _numbers(values: Sequence[float]) -> list[str]:
     return list(map(_number, floats))
 
 
+def _needs_escaping(text: str) -> bool:
+    return "\\" in text or '"' in text or "\n" in text
+
+
 def _rows_family(metric: RowsMetric, output: list[str]) -> None:
     name, names = metric.sample_name, metric.label_names
     documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
     output.append(f"# HELP {name} {documentation}\n# TYPE {name} {metric.type}\n")
-    # Labels in sorted order, as generate_latest writes them; one template per block, holding the
-    # shared values, with a slot for the last label's value and one for the sample's value.
+    # Labels in sorted order, as generate_latest writes them, through templates with a slot per value.
     order = sorted(range(len(names)), key=names.__getitem__)
+    if metric.rows:
+        template = name + "{" + ",".join(f'{names[index]}="%s"' for index in order) + "} %s\n"
+        labels = [values for values, _ in metric.rows]
+        pick = itemgetter(*order)
+        picked: Iterable[tuple[str, ...]] = map(pick, labels) if len(order) > 1 else ((pick(v),) for v in labels)
+        if _needs_escaping("".join("".join(values) for values in labels)):
+            picked = [tuple(map(_escape_value, values)) for values in picked]
+        texts = _numbers([value for _, value in metric.rows])
+        output.append("".join(template % (*values, text) for values, text in zip(picked, texts, strict=True)))
+    # A block's template holds its shared values, with a slot for the last label's and the sample's value.
     last = len(names) - 1
     for shared, lasts, values in metric.blocks:
         pairs = ",".join(
@@ -132,9 +153,8 @@ def _rows_family(metric: RowsMetric, output: list[str]) -> None:
             for index in order
         )
         template = f"{name}{{{pairs}}} %s\n"
-        joined = "".join(lasts)
-        texts = map(_escape_value, lasts) if "\\" in joined or '"' in joined or "\n" in joined else lasts
-        output.append("".join(map(template.__mod__, zip(texts, _numbers(values), strict=True))))
+        escaped: Iterable[str] = map(_escape_value, lasts) if _needs_escaping("".join(lasts)) else lasts
+        output.append("".join(map(template.__mod__, zip(escaped, _numbers(values), strict=True))))
 
 
 def text_exposition(registry: Collector) -> bytes:

@@ -184,8 +184,10 @@ def pgbouncer_entry(server: PgBouncerServer, passwords: Passwords, name: str = "
 
 def rabbitmq_entry(server: RabbitMQServer, passwords: Passwords, vhost: str, name: str = "broker",
                    **extra: Any) -> dict[str, Any]:
+    # The test broker's plugin listens on a free port, not on 15692 beside the management API.
     return {"name": name, "url": server.management_url, "user": MONITOR,
-            "password_file": str(passwords.file("rabbitmq")), "vhost": vhost, **extra}
+            "password_file": str(passwords.file("rabbitmq")), "vhost": vhost,
+            "prometheus_url": f"http://127.0.0.1:{server.prometheus_port}", **extra}
 
 
 def redis_entry(server: RedisServer, passwords: Passwords, queues: list[str], name: str = "celery",

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, ge
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from obsbundle.exporters.exposition import text_exposition
+from obsbundle.exporters.exposition import Block, Row, RowsMetric, text_exposition
 
 
 class Fixed(Collector):
@@ -44,3 +44,36 @@ def test_text_exposition_is_byte_for_byte_what_generate_latest_writes() -> None:
     # The process collector's values change between two collections; compare two fixed snapshots.
     snapshot = list(registry.collect())
     assert text_exposition(Fixed(snapshot)) == generate_latest(Fixed(snapshot))
+
+
+def test_the_collectors_rows_and_blocks_are_written_as_generate_latest_writes_their_samples() -> None:
+    names = ("source", "broker", "queue")
+    awkward = [('quote " here', 3.0), ("back\\slash", 0.5), ("new\nline", 1e21), ("ünïcødé", float("nan")),
+               ("big", 12345678.0), ("inf", float("inf")), ("minus", float("-inf")), ("neg", -2.0), ("100%", 7.0)]
+    plain = [(f"queue-{index:03d}", float(index)) for index in range(5)]
+    rows: list[Row] = [(("main", "redis", queue), count) for queue, count in awkward]
+    blocks: list[Block] = [(("broker", "rabbitmq"), [queue for queue, _ in batch], [count for _, count in batch])
+                           for batch in (awkward, plain)]
+    metric = RowsMetric("poolq_queue_messages_ready", "Help with a \\ backslash\nand a newline.", "gauge", names,
+                        rows=rows, blocks=blocks)
+    counter = RowsMetric("poolq_pg_blocks_hit", "Blocks.", "counter", ("source", "datname"),
+                         rows=[(("main", "postgres"), 42.0)], blocks=[(("other",), ["app", "postgres"], [1.0, 2.0])])
+    bare = RowsMetric("poolq_pg_max_connections", "No labels but the source.", "gauge", ("source",),
+                      rows=[(("main",), 100.0)], blocks=[])
+    # The same samples as prometheus-client's own families, in the same order.
+    gauge = GaugeMetricFamily("poolq_queue_messages_ready", "Help with a \\ backslash\nand a newline.", labels=names)
+    for values, count in rows:
+        gauge.add_metric(values, count)
+    for shared, queues, counts in blocks:
+        for queue, count in zip(queues, counts, strict=True):
+            gauge.add_metric((*shared, queue), count)
+    blocks_hit = CounterMetricFamily("poolq_pg_blocks_hit", "Blocks.", labels=("source", "datname"))
+    for database, count in ((("main", "postgres"), 42.0), (("other", "app"), 1.0), (("other", "postgres"), 2.0)):
+        blocks_hit.add_metric(database, count)
+    max_connections = GaugeMetricFamily("poolq_pg_max_connections", "No labels but the source.", labels=("source",))
+    max_connections.add_metric(("main",), 100.0)
+
+    expected = generate_latest(Fixed([gauge, blocks_hit, max_connections]))
+    assert text_exposition(Fixed([metric, counter, bare])) == expected
+    # Readers that ask for prometheus-client samples (OpenMetrics, tests) get the same ones.
+    assert generate_latest(Fixed([metric, counter, bare])) == expected

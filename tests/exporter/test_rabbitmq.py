@@ -36,7 +36,7 @@ from tests.support.servers_db import RabbitMQServer
 pytestmark = pytest.mark.servers
 
 PATHS = {"rabbitmq_prometheus": {}, "management API": {"prometheus_plugin": False}}
-"""The keys that choose each path; the plugin's address comes from the management URL's host."""
+"""The keys that choose each path."""
 QUEUE_FAMILIES = ("poolq_queue_messages_ready", "poolq_queue_messages_unacked", "poolq_queue_consumers",
                   "poolq_queue_oldest_message_age_seconds")
 FALLBACK_LINE = "rabbitmq_prometheus does not answer"
@@ -51,11 +51,7 @@ def path(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 def entry_of(rabbitmq: RabbitMQServer, passwords: Passwords, vhost: str, path: dict[str, Any],
              **extra: Any) -> dict[str, Any]:
-    entry = rabbitmq_entry(rabbitmq, passwords, vhost, **path, **extra)
-    if "prometheus_plugin" not in path:
-        # The test broker listens on free ports, not on 15692: name the plugin's port.
-        entry["prometheus_url"] = f"http://127.0.0.1:{rabbitmq.prometheus_port}"
-    return entry
+    return rabbitmq_entry(rabbitmq, passwords, vhost, **path, **extra)
 
 
 def fresh_vhost(rabbitmq: RabbitMQServer) -> str:
@@ -354,13 +350,16 @@ def test_a_plugin_address_that_answers_404_is_the_plugin_off(
 ) -> None:
     vhost = fresh_vhost(rabbitmq)
     with rabbitmq.amqp(vhost) as publisher:
-        publisher.channel().queue_declare("jobs")
+        channel = publisher.channel()
+        channel.queue_declare("jobs")
+        channel.basic_publish("", "jobs", b"job")
+        rabbitmq.wait_for_totals(vhost, "jobs", {"messages_ready": 1})
     # The management listener has no /metrics/detailed: the answer a broker without the plugin gives.
     entry = {**rabbitmq_entry(rabbitmq, passwords, vhost), "prometheus_url": rabbitmq.management_url}
     with exporter_of(config_from(tmp_path, {"rabbitmq": [entry]})) as exporter:
         samples = collect_once(fresh_registry(exporter))
     assert value(samples, "poolq_up", source="broker", kind="rabbitmq") == 1
-    assert value(samples, "poolq_queue_messages_ready", source="broker", broker="rabbitmq", queue="jobs") == 0
+    assert value(samples, "poolq_queue_messages_ready", source="broker", broker="rabbitmq", queue="jobs") == 1
     assert "HTTP 404" in caplog.text and FALLBACK_LINE in caplog.text
 
 
