@@ -42,6 +42,7 @@ Every Prometheus and promtool process is stopped by its own pid.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -53,7 +54,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -445,35 +446,63 @@ def labels_text(labels: dict[str, str]) -> str:
     return ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
 
 
+BLOCK_RANGE = 54 * 3600
+"""promtool's block range 2h × 3³: one file and one block per range. promtool re-reads its whole
+input once per block it writes and holds a block in memory (one 30-day block of 170 M samples
+outgrew the machine's 23 GB)."""
+
+
+class RangeFiles:
+    """One OpenMetrics file per block range; each family's `# TYPE` line before its first sample in a file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[int, TextIO] = {}
+        self.typed: set[tuple[int, str]] = set()
+        self.samples = 0
+
+    def add(self, family: str, samples: Iterable[tuple[int, str]]) -> None:
+        """One series' samples as (timestamp, OpenMetrics line), ascending in time."""
+        for block, in_block in itertools.groupby(samples, key=lambda sample: sample[0] // BLOCK_RANGE):
+            out = self.files.get(block)
+            if out is None:
+                out = self.files[block] = (self.folder / f"history-{block}.om").open("w")
+            if (block, family) not in self.typed:
+                self.typed.add((block, family))
+                out.write(f"# TYPE {family} unknown\n")
+            lines = [line for _, line in in_block]
+            out.writelines(lines)
+            self.samples += len(lines)
+
+    def close(self) -> list[Path]:
+        for out in self.files.values():
+            out.write("# EOF\n")
+            out.close()
+        return [self.folder / f"history-{block}.om" for block in sorted(self.files)]
+
+
 def write_openmetrics(
-    out: TextIO, traffic: Traffic, recorded: list[Recorded], *, start: int, end: int, step: int
-) -> int:
+    out: RangeFiles, traffic: Traffic, recorded: list[Recorded], *, start: int, end: int, step: int
+) -> None:
     """The raw series from `start` to `end` (exclusive) every `step`, then each recorded series over
-    its reach at its interval (or `step`, if coarser); returns the samples written."""
-    samples = 0
+    its reach at its interval (or `step`, if coarser). A family's series stay together in each file,
+    as OpenMetrics wants."""
     by_metric: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for metric, labels, rate in traffic.series():
         by_metric[metric].append((labels, rate))
     for metric, family_rates in by_metric.items():
-        out.write(f"# TYPE {metric} unknown\n")
         for labels, rate in family_rates:
-            lines = [f"{metric}{{{labels}}} {traffic.value(rate, at)} {at}\n" for at in range(start, end, step)]
-            out.writelines(lines)
-            samples += len(lines)
+            text = f"{metric}{{{labels}}}"
+            out.add(metric, ((at, f"{text} {traffic.value(rate, at)} {at}\n") for at in range(start, end, step)))
     by_name: dict[str, list[Recorded]] = defaultdict(list)
     for series in recorded:
         by_name[series.name].append(series)
     for name, family in by_name.items():
-        out.write(f"# TYPE {name} unknown\n")
         for series in family:
             every = max(series.interval, step)
             first = max(start, end - series.reach - 2 * every) // every * every
             text = f"{name}{{{labels_text(series.labels)}}} {series.value!r}"
-            lines = [f"{text} {at}\n" for at in range(first, end, every)]
-            out.writelines(lines)
-            samples += len(lines)
-    out.write("# EOF\n")
-    return samples
+            out.add(name, ((at, f"{text} {at}\n") for at in range(first, end, every)))
 
 
 def serve(traffic: Traffic, port: int) -> ThreadingHTTPServer:
@@ -583,20 +612,21 @@ def summarise(phase: Phase, idle_cpu_per_minute: float, rules: int) -> dict[str,
     }
 
 
-def backfill(source: Path, blocks: Path) -> None:
-    # As few blocks as possible: promtool re-reads its whole input once per block it writes, and
-    # rounds this down to its largest block range (2h × 3⁸ = 182 days).
-    result = promtool.run(
-        "tsdb",
-        "create-blocks-from",
-        "openmetrics",
-        "--max-block-duration=10000h",
-        str(source),
-        str(blocks),
-        timeout=6 * 3600,
-    )
-    if not result.ok:
-        raise SystemExit(f"backfill failed: {result.output}")
+def backfill(sources: list[Path], blocks: Path) -> None:
+    """One block per file, two promtools at a time (the machine's two CPUs); each file is removed once read."""
+    pending = list(sources)
+    running: list[tuple[Path, subprocess.Popen[bytes]]] = []
+    while pending or running:
+        while pending and len(running) < 2:
+            source = pending.pop(0)
+            argv = [promtool.promtool_path(), "tsdb", "create-blocks-from", "openmetrics", "--quiet"]
+            argv += [f"--max-block-duration={BLOCK_RANGE // 3600}h", str(source), str(blocks)]
+            running.append((source, subprocess.Popen(argv, stderr=subprocess.PIPE)))
+        source, process = running.pop(0)
+        _, stderr = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"backfill of {source.name} failed: {stderr.decode()[-2000:]}")
+        source.unlink()
 
 
 def cost(services: int, history_s: int, step: int, measure_s: float, warmup_s: float) -> dict[str, Any]:
@@ -609,13 +639,12 @@ def cost(services: int, history_s: int, step: int, measure_s: float, warmup_s: f
         now = int(time.time()) // SCRAPE_INTERVAL * SCRAPE_INTERVAL
         traffic = Traffic(services, now - history_s - 3600, f"127.0.0.1:{port}")
         started = time.perf_counter()
-        source = workdir / "history.om"
-        with source.open("w") as out:
-            every_shape = [series for shape in SHAPES for series in recorded[shape]]
-            samples = write_openmetrics(out, traffic, every_shape, start=now - history_s, end=now, step=step)
+        files = RangeFiles(workdir)
+        every_shape = [series for shape in SHAPES for series in recorded[shape]]
+        write_openmetrics(files, traffic, every_shape, start=now - history_s, end=now, step=step)
+        samples = files.samples
         blocks = workdir / "data"
-        backfill(source, blocks)
-        source.unlink()
+        backfill(files.close(), blocks)
         backfill_s = time.perf_counter() - started
         target = serve(traffic, port)
         config: dict[str, Any] = {
