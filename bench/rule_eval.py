@@ -1,6 +1,6 @@
 """Rule evaluation cost in a real Prometheus: the generated SLO rules against Sloth's and Pyrra's shapes.
 
-    python -m bench.rule_eval [--services 1000] [--history 30d] [--step 2m] [--measure 330] [--warmup 90]
+    python -m bench.rule_eval [--services 1000] [--history 30d] [--step 1m] [--measure 330] [--warmup 90]
         [--json bench/results/rule_eval.json] [--behaviour-only]
 
 One synthetic system of `--services` APIs (prometheus-client), each with a 99.9 % availability SLO
@@ -23,9 +23,11 @@ backfilled for `--history` at one sample per `--step` with `promtool tsdb create
 openmetrics`, and so are the recorded series that a shape reads over a range or at an offset
 (Sloth's 5-minute ratios over 30 days; the generated 5m…3d event counts at their offsets, up to 27
 days back), with the values the rules would have recorded from the same counters, at their group's
-interval (or `--step` if coarser): evaluating the rules over 30 days of history to record them would
-take longer than the run. A shape whose long windows found no history would be measured too cheap.
-A local target then continues the same counters live.
+interval (or `--step` if coarser), written into the same OpenMetrics: evaluating the rules over 30
+days with `promtool tsdb create-blocks-from rules` would take one pass per level of rules reading
+rules (eight for the generated windows) over 2,000 SLOs. A shape whose long windows found no history
+would be measured too cheap. A local target then continues the same counters live; the recorded
+series resume when their rule set is loaded.
 
 After a warm-up, `/api/v1/rules` is read every 15 s for `--measure` seconds; each group's median
 `evaluationTime` is summed per rule set, per round and per minute (a group every 5 minutes counts a
@@ -34,8 +36,8 @@ same Prometheus scraping, no rules) is the cross-check.
 
 Behaviour, in promtool on a handful of SLOs (real rule evaluation, not a model of it): for each
 shape the time from the start of a full outage to the first page alert firing (its `for` included)
-at 600 and at 1 request a minute, and the period's error ratio each shape reports after three days
-of busy clean days and quiet error-heavy nights, against the event-weighted ratio of the counts.
+at 600 and at 1 request a minute, and the period's error ratio each shape reports after a day of
+busy clean hours and quiet error-heavy night hours, against the event-weighted ratio of the counts.
 Every Prometheus and promtool process is stopped by its own pid.
 """
 
@@ -852,7 +854,8 @@ def behaviour() -> dict[str, Any]:
     out["uneven_true_ratio"] = true_ratio
     out["scenarios"] = {
         "outage": f"600 (busy) and 1 (quiet) requests a minute, all failing from {format_duration(OUTAGE_AT)}; "
-        "99.9 % over 30d; the first firing page alert, its for included, evaluated every minute",
+        "99.9 % over 30d; the first firing page alert, its for included, evaluated every minute (Pyrra's "
+        "every 30 s, its burn-rate groups' interval)",
         "uneven": f"{format_duration(UNEVEN_SPAN)} of {UNEVEN['day'][0]:g} requests a minute "
         f"({UNEVEN['day'][1]:.2%} failing) from {DAY_HOURS[0]:02d}:00 to midnight and {UNEVEN['night'][0]:g} a "
         f"minute ({UNEVEN['night'][1]:.0%} failing) overnight; the 30d error ratio each shape reports at its end",
