@@ -423,8 +423,11 @@ def recorded_history(shape: str, groups: list[dict[str, Any]], default_interval:
                 out.append(Recorded(name, labels, value, interval, reach[name]))
             elif shape == "generated" and name == "slo:sli_total_events:increase5m":
                 # The window rules aggregate every SLO at once, so each SLO's label set comes from its SLI rule.
-                for window_name in sorted(n for n in reach if WINDOW_OF_COUNT.fullmatch(n)):
-                    kind, window = WINDOW_OF_COUNT.fullmatch(window_name).groups()  # type: ignore[union-attr]
+                for window_name in sorted(reach):
+                    count = WINDOW_OF_COUNT.fullmatch(window_name)
+                    if count is None:
+                        continue
+                    kind, window = count.groups()
                     events = Traffic.total_rate(labels["service"]) * parse_duration(window)
                     if kind == "good":
                         events *= 1 - bad_share(labels["slo"])
