@@ -275,8 +275,8 @@ def test_the_service_dashboard_has_a_variable_per_group_label_that_narrows_its_s
     assert 'handler=~"$handler"' in burn
     # The page's link opens this dashboard on the failing handler: every variable it sets exists.
     page = next(alert for alert in _alerts(shop) if alert.name == "StorefrontAvailabilityBurn")
-    query = page.dashboard_url.split("?", 1)[1].split("&")
-    linked = {part.split("=", 1)[0].removeprefix("var-") for part in query if part.startswith("var-")}
+    parameters = page.dashboard_url.split("?", 1)[1].split("&")
+    linked = {part.split("=", 1)[0].removeprefix("var-") for part in parameters if part.startswith("var-")}
     assert linked == {"slo", "handler"} <= {variable["name"] for variable in board["templating"]["list"]}
     assert page.dashboard_url.endswith("&var-handler={{ $labels.handler | urlquery }}")
     query = expand(burn, {"cluster": ".*", "slo": ".*", "handler": "/checkout"})
