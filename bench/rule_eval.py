@@ -674,7 +674,9 @@ def cost(services: int, history_s: int, step: int, measure_s: float, warmup_s: f
                 (workdir / "prometheus" / "prometheus.yml").write_text(
                     yaml.safe_dump({**config, "rule_files": [str(rules_file)]}, sort_keys=False)
                 )
-                server.reload()
+                # A reload waits for the previous set's running evaluations: thousands of groups on a busy
+                # machine take longer than the runner's 30-second request timeout.
+                requests.post(f"{server.url}/-/reload", timeout=600).raise_for_status()
                 time.sleep(warmup_s)
                 phases[shape] = measure(server.url, measure_s)
         finally:
