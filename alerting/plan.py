@@ -168,17 +168,12 @@ def routing_plan(system: System, options: AlertingOptions) -> RoutingPlan:
     return RoutingPlan(system.name, options.group_by, root, tuple(receivers), inhibit_rules(system))
 
 
-def slo_group_labels(system: System) -> tuple[str, ...]:
-    """Every label a grouped SLO of the system splits by (`group_by`), sorted."""
-    return tuple(sorted({label for service in system.services for slo in service.slos for label in slo.group_by}))
-
-
 def inhibit_rules(system: System) -> tuple[InhibitRule, ...]:
     """The inhibitions of the label contract; every rule compares `system`, so systems never mute each other.
 
     Grouped SLOs' alerts differ only in their group labels (one per handler, tenant…): the rules
     compare those too, so that one group's page never mutes another group's ticket."""
-    groups = slo_group_labels(system)
+    groups = system.slo_group_labels()
     rules = [
         # The same problem at two thresholds: the page is enough.
         InhibitRule(

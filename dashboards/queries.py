@@ -658,12 +658,6 @@ SLO_MATCHER = 'slo=~"$slo"'
 """The service dashboard's `slo` variable (which alert links set) applied to a recorded SLO series."""
 
 
-def slo_group_labels(system: System, service: Service | None = None) -> tuple[str, ...]:
-    """The group labels (`group_by`) of the grouped SLOs in scope: the service's, else the system's."""
-    services = [service] if service is not None else list(system.services)
-    return tuple(sorted({label for each in services for slo in each.slos for label in slo.group_by}))
-
-
 def group_matchers(labels: Sequence[str]) -> tuple[str, ...]:
     """`handler=~"$handler"` per group label: the dashboard's group variables applied to a series.
     Their All (`.*`) also matches the series of ungrouped SLOs, which lack the label."""
@@ -678,7 +672,7 @@ def group_legend(labels: Sequence[str]) -> str:
 def slo_group_variables(system: System, service: Service | None = None) -> list[dict[str, Any]]:
     """A variable per group label of the grouped SLOs in scope, over their recorded totals' values."""
     recorded = sel(naming.SLO_TOTAL_EVENTS, slo_labels(system, service))
-    return [group_variable(label, recorded) for label in slo_group_labels(system, service)]
+    return [group_variable(label, recorded) for label in system.slo_group_labels(service)]
 
 
 def slo_series(
@@ -692,7 +686,7 @@ def slo_series(
     """A recorded SLO series by service, slo and the group labels in scope, narrowed by the
     dashboard's group variables; `raw` matchers such as SLO_MATCHER narrow it further. `grouped`
     False: a series recorded once per SLO (its objective), which has no group labels."""
-    groups = slo_group_labels(system, service) if grouped else ()
+    groups = system.slo_group_labels(service) if grouped else ()
     by = ", ".join(("service", "slo", *groups))
     return f"max by ({by}) ({sel(metric, slo_labels(system, service, slo), *raw, *group_matchers(groups))})"
 
@@ -722,7 +716,7 @@ def slo_group_selector(metric: str, system: System, window_seconds: int) -> str:
 
 def alert_margin(system: System, window_seconds: int, long_window: str, short_window: str, factor: str) -> str:
     """min(long burn, short burn) / factor per SLO: at 1 and above, that tier's alert fires."""
-    groups = slo_group_labels(system)
+    groups = system.slo_group_labels()
     by = ", ".join(("service", "slo", *groups))
     long_burn, short_burn = (
         f"max by ({by}) ({slo_group_selector(naming.slo_burn_rate(window), system, window_seconds)})"

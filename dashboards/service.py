@@ -445,7 +445,7 @@ def job_panels(service: Service, config: DashboardConfig) -> list[Any]:
 def slo_panels(system: System, service: Service, config: DashboardConfig) -> list[Any]:
     """Budget remaining, burn rate over each alert's long window, and the SLI against its objective;
     a grouped SLO's series one per group, as its variables select."""
-    legend = "{{slo}}" + q.group_legend(q.slo_group_labels(system, service))
+    legend = "{{slo}}" + q.group_legend(system.slo_group_labels(service))
     return [
         timeseries(
             "Error budget remaining",

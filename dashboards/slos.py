@@ -51,7 +51,7 @@ def slos_dashboard(system: System, config: DashboardConfig) -> dict[str, Any]:
 
 
 def _legend(system: System) -> str:
-    return SLO_LEGEND + q.group_legend(q.slo_group_labels(system))
+    return SLO_LEGEND + q.group_legend(system.slo_group_labels())
 
 
 def _windows(system: System) -> list[int]:

@@ -1011,6 +1011,11 @@ class System(Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+    def slo_group_labels(self, service: Service | None = None) -> tuple[str, ...]:
+        """Every label a grouped SLO (`group_by`) of `service`, else of the whole system, splits by, sorted."""
+        services = [service] if service is not None else self.services
+        return tuple(sorted({label for each in services for slo in each.slos for label in slo.group_by}))
+
     def owner_of(self, entity: Service | Datastore | Dependency) -> Owner:
         return entity.owner or self.owner
 
