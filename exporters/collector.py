@@ -194,22 +194,24 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]]) -> dict[Fam
             if entry is None:
                 entry = found[sample.family] = ([], [])
             if isinstance(sample, Batch):
-                entry[1].append(((source, *sample.labels), sample.last, sample.values))
+                entry[1].append(((source, *sample.labels), sample.columns, sample.values))
             else:
                 entry[0].append(((source, *sample.labels), sample.value))
-    # A broker's families list the same queues in the same order: sort each list of names once.
-    orders: dict[tuple[str, ...], Callable[[Sequence[Any]], Any]] = {}
+    # A source's batches list the same queues or pools in the same order in every family: sort each
+    # list of label columns once.
+    orders: dict[tuple[Sequence[str], ...], Callable[[Sequence[Any]], Any]] = {}
     for rows, blocks in found.values():
         rows.sort(key=_labels_of)
         blocks.sort(key=_labels_of)
-        for index, (shared, lasts, values) in enumerate(blocks):
-            if len(lasts) < 2:
+        for index, (shared, columns, values) in enumerate(blocks):
+            if len(values) < 2:
                 continue
-            key = tuple(lasts)
+            key = tuple(map(tuple, columns))
             pick = orders.get(key)
             if pick is None:
-                pick = orders[key] = itemgetter(*sorted(range(len(lasts)), key=lasts.__getitem__))
-            blocks[index] = (shared, pick(lasts), pick(values))
+                keys = list(zip(*columns, strict=True))
+                pick = orders[key] = itemgetter(*sorted(range(len(values)), key=keys.__getitem__))
+            blocks[index] = (shared, tuple(map(pick, columns)), pick(values))
     return found
 
 

@@ -33,8 +33,9 @@ _LEGACY_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 Row = tuple[tuple[str, ...], float]
 """One sample: the values of the family's labels, in its label order, and its value."""
-Block = tuple[tuple[str, ...], Sequence[str], Sequence[float]]
-"""Samples that share the values of all labels but the last: (those values, last label's values, values)."""
+Block = tuple[tuple[str, ...], tuple[Sequence[str], ...], Sequence[float]]
+"""Samples that share the values of their first labels: (those values, a column of values per remaining
+label, the samples' values)."""
 
 
 class RowsMetric(Metric):
@@ -57,9 +58,9 @@ class RowsMetric(Metric):
             self._built = [Sample(sample_name, dict(zip(names, values, strict=True)), float(value))
                            for values, value in self.rows]
             self._built += [
-                Sample(sample_name, dict(zip(names, (*shared, last), strict=True)), float(value))
-                for shared, lasts, values in self.blocks
-                for last, value in zip(lasts, values, strict=True)
+                Sample(sample_name, dict(zip(names, (*shared, *rest), strict=True)), float(value))
+                for shared, columns, values in self.blocks
+                for rest, value in zip(zip(*columns, strict=True), values, strict=True)
             ]
         return self._built
 
@@ -144,17 +145,21 @@ def _rows_family(metric: RowsMetric, output: list[str]) -> None:
             picked = [tuple(map(_escape_value, values)) for values in picked]
         texts = _numbers([value for _, value in metric.rows])
         output.append("".join(template % (*values, text) for values, text in zip(picked, texts, strict=True)))
-    # A block's template holds its shared values, with a slot for the last label's and the sample's value.
-    last = len(names) - 1
-    for shared, lasts, values in metric.blocks:
+    # A block's template holds its shared values, with a slot per column and one for the sample's value.
+    for shared, columns, values in metric.blocks:
+        first_column = len(names) - len(columns)
         pairs = ",".join(
-            f'{names[index]}="%s"' if index == last
+            f'{names[index]}="%s"' if index >= first_column
             else f'{names[index]}="{_escape_value(shared[index]).replace("%", "%%")}"'
             for index in order
         )
         template = f"{name}{{{pairs}}} %s\n"
-        escaped: Iterable[str] = map(_escape_value, lasts) if _needs_escaping("".join(lasts)) else lasts
-        output.append("".join(map(template.__mod__, zip(escaped, _numbers(values), strict=True))))
+        # The slots follow the sorted label order, so the columns are taken in that order too.
+        slots = [
+            list(map(_escape_value, column)) if _needs_escaping("".join(column)) else column
+            for column in (columns[index - first_column] for index in order if index >= first_column)
+        ]
+        output.append("".join(map(template.__mod__, zip(*slots, _numbers(values), strict=True))))
 
 
 def text_exposition(registry: Collector) -> bytes:

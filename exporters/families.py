@@ -36,17 +36,18 @@ class Sample(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Samples of one family that differ only in their last label: a broker's ten thousand queues
-    read as three batches, not thirty thousand Samples, because every object made per queue is
-    paid for in each scrape."""
+    """Samples of one family that share the values of their first labels: a broker's ten thousand
+    queues read as three batches, PgBouncer's thousand pools as five, not tens of thousands of
+    Samples, because every object made per sample is paid for in each scrape."""
 
     family: Family
     labels: tuple[str, ...]
-    """Values of every label of `family.labels` but the last, shared by all the samples."""
-    last: Sequence[str]
-    """Values of the last label, one per sample."""
+    """Values of the first labels of `family.labels`, shared by all the samples."""
+    columns: tuple[Sequence[str], ...]
+    """Values of the remaining labels: a column per label, in `family.labels` order, each with one
+    entry per sample."""
     values: Sequence[float]
-    """The samples' values, in the order of `last`."""
+    """The samples' values, in the order of the columns."""
 
 
 # --- Exporter ----------------------------------------------------------------------------------------

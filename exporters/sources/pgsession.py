@@ -18,7 +18,7 @@ from psycopg.pq import TransactionStatus
 
 from obsbundle.exporters.config import PostgresConnection
 from obsbundle.exporters.credentials import Secret
-from obsbundle.exporters.families import Sample
+from obsbundle.exporters.families import Batch, Sample
 from obsbundle.exporters.sources.base import Deadline, Source
 
 T = TypeVar("T")
@@ -109,7 +109,7 @@ class PgSource(Source):
         super().__init__(settings.name)
         self._session = PgSession(settings, admin_console=admin_console)
 
-    def collect(self, deadline: Deadline) -> Sequence[Sample]:
+    def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
         return self._session.run(deadline, self._read)
 
     def close(self) -> None:
@@ -119,7 +119,7 @@ class PgSource(Source):
         return (self._session.secret,)
 
     @abstractmethod
-    def _read(self, conn: Connection) -> list[Sample]:
+    def _read(self, conn: Connection) -> Sequence[Sample | Batch]:
         """The source's samples, read on `conn` (statement_timeout already set to the deadline)."""
 
 
@@ -129,3 +129,14 @@ def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
         cursor.execute(query.encode())
         names = [column.name for column in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def fetch_columns(conn: Connection, query: str) -> dict[str, tuple[Any, ...]]:
+    """A parameterless query's result as {column: its values, one per row}: a wide answer (PgBouncer's
+    SHOW POOLS of a thousand pools) is read a column at a time, not as a dict per row."""
+    with conn.cursor() as cursor:
+        cursor.execute(query.encode())
+        names = [column.name for column in cursor.description or ()]
+        rows = cursor.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return dict(zip(names, columns, strict=True))

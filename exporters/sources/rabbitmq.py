@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,9 @@ _UNESCAPE = re.compile(r"\\(.)")
 _BARE_QUOTE = re.compile(r'(?<!\\)"')
 _UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
 PLUGIN_CONNECT_SECONDS = 1.0
+HEAD_AGE_REQUESTS = 4
+"""Head-age requests in flight at once (each on its own kept-alive connection): five named queues
+then cost about two round trips, which end while the plugin renders its answer, not five after it."""
 """Longest wait for a connection to the plugin's port; a working one connects within milliseconds."""
 REPROBE_SECONDS = 300.0
 """How long the management API serves everything after the plugin was found off, before the plugin
@@ -92,6 +96,8 @@ class RabbitMQQueuesSource(Source):
         families = ["queue_coarse_metrics", *(["queue_consumer_count"] if settings.queue_details else [])]
         self._plugin_params = [("vhost", settings.vhost), *(("family", family) for family in families)]
         self._session: requests.Session | None = None
+        # The collection's thread and the helper's workers share the session: one makes it, once.
+        self._session_lock = threading.Lock()
         self._secret: Secret | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._checked: tuple[tuple[str, str], float] | None = None
@@ -113,23 +119,33 @@ class RabbitMQQueuesSource(Source):
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False)
-        session, self._session = self._session, None
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
+        """Fresh connections next time, not half-read ones. The workers stay: a head-age request that
+        fails must not stop its siblings from being handed out."""
+        with self._session_lock:
+            session, self._session = self._session, None
         if session is not None:
             session.close()
 
     def _http(self) -> requests.Session:
-        if self._session is None:
-            session = requests.Session()
-            # One kept-alive connection to each of the broker's two ports, and no silent retries
-            # past the deadline.
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=1, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.trust_env = False
-            if self._settings.ca_file is not None:
-                session.verify = str(self._settings.ca_file)
-            self._session = session
-        return self._session
+        with self._session_lock:
+            return self._session or self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        """The session, made under the session lock."""
+        session = requests.Session()
+        # Kept-alive connections to the broker's two ports (one to the plugin's, one per head-age
+        # request in flight to the management API's), and no silent retries past the deadline.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=HEAD_AGE_REQUESTS, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.trust_env = False
+        if self._settings.ca_file is not None:
+            session.verify = str(self._settings.ca_file)
+        self._session = session
+        return session
 
     def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
         # Read at every collection: a rotated Secret takes effect without a restart.
@@ -161,7 +177,6 @@ class RabbitMQQueuesSource(Source):
     def _plugin_path(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
         """Counts from the plugin and, at the same time on the other port, the management API's part:
         its small answers arrive while the broker renders its exposition."""
-        self._http()  # made before two threads share it, so that they never make one each
         side = self._helper().submit(self._vhost_and_head_ages, auth, deadline)
         try:
             samples = self._plugin_counts(deadline)
@@ -191,7 +206,9 @@ class RabbitMQQueuesSource(Source):
 
     def _helper(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"poolq-{self.name}-heads")
+            # One worker for the management API's part, and the head-age requests it hands out.
+            self._executor = ThreadPoolExecutor(max_workers=1 + HEAD_AGE_REQUESTS,
+                                                thread_name_prefix=f"poolq-{self.name}-heads")
         return self._executor
 
     # --- rabbitmq_prometheus -----------------------------------------------------------------------------
@@ -205,13 +222,13 @@ class RabbitMQQueuesSource(Source):
         except requests.ConnectTimeout:
             # A Kubernetes Service that does not list the port drops the connection attempt rather
             # than refusing it: the plugin is as good as off.
-            self.close()
+            self._drop_connections()
             raise PluginOffError(f"no connection within {PLUGIN_CONNECT_SECONDS:g}s") from None
         except requests.Timeout:
-            self.close()  # a fresh connection next time, not a half-read one
+            self._drop_connections()
             raise SourceError(f"rabbitmq_prometheus at {where} did not answer in time") from None
         except requests.RequestException as error:
-            self.close()
+            self._drop_connections()
             if _refused(error):
                 raise PluginOffError("connection refused") from None
             raise SourceError(f"cannot reach rabbitmq_prometheus at {where}: {_cause(error)}") from None
@@ -224,16 +241,19 @@ class RabbitMQQueuesSource(Source):
         return plugin_samples(response.content.decode("utf-8", errors="replace"), self._settings.vhost)
 
     def _head_ages(self, auth: tuple[str, str], deadline: Deadline) -> list[Sample | Batch]:
-        samples: list[Sample | Batch] = []
-        for queue in self._settings.queues:
-            response = self._get(f"{self._queues_url}/{quote(queue, safe='')}", _HEAD, auth, deadline)
-            if response.status_code == requests.codes.not_found:
-                continue  # not declared (yet): no head, so no age, as for an empty queue
-            body = _json(response)
-            head = body.get("head_message_timestamp")
-            if isinstance(head, int | float):
-                samples.append(Sample(f.QUEUE_OLDEST_AGE, (BROKER, queue), max(0.0, time.time() - float(head))))
-        return samples
+        # This runs on one of the helper's workers; the others, HEAD_AGE_REQUESTS of them, fetch the heads.
+        futures = [self._helper().submit(self._head_age, queue, auth, deadline) for queue in self._settings.queues]
+        wait_for(futures)  # each request ends by the deadline; none is left using the session
+        return [sample for future in futures if (sample := future.result()) is not None]
+
+    def _head_age(self, queue: str, auth: tuple[str, str], deadline: Deadline) -> Sample | None:
+        response = self._get(f"{self._queues_url}/{quote(queue, safe='')}", _HEAD, auth, deadline)
+        if response.status_code == requests.codes.not_found:
+            return None  # not declared (yet): no head, so no age, as for an empty queue
+        head = _json(response).get("head_message_timestamp")
+        if not isinstance(head, int | float):
+            return None
+        return Sample(f.QUEUE_OLDEST_AGE, (BROKER, queue), max(0.0, time.time() - float(head)))
 
     # --- the management API --------------------------------------------------------------------------------
 
@@ -262,10 +282,10 @@ class RabbitMQQueuesSource(Source):
         try:
             response = self._http().get(url, params=params, auth=auth, timeout=(remaining, remaining))
         except requests.Timeout:
-            self.close()  # a fresh connection next time, not a half-read one
+            self._drop_connections()
             raise SourceError(f"the management API at {self._settings.url} did not answer in time") from None
         except requests.RequestException as error:
-            self.close()
+            self._drop_connections()
             raise SourceError(f"cannot reach the management API at {self._settings.url}: {_cause(error)}") from None
         if response.status_code == requests.codes.not_found and not missing_is_error:
             return response
@@ -303,7 +323,7 @@ def plugin_samples(text: str, vhost: str) -> list[Sample | Batch]:
         joined = "\n".join(queues)
         if "\\" in joined and not _BARE_QUOTE.search(joined):
             queues = tuple(_UNESCAPE.sub(_unescape, queue) for queue in queues)
-        batches.append(Batch(family, (BROKER,), queues, list(map(float, values))))
+        batches.append(Batch(family, (BROKER,), (queues,), list(map(float, values))))
     return batches
 
 

@@ -52,19 +52,26 @@ def test_the_collectors_rows_and_blocks_are_written_as_generate_latest_writes_th
                ("big", 12345678.0), ("inf", float("inf")), ("minus", float("-inf")), ("neg", -2.0), ("100%", 7.0)]
     plain = [(f"queue-{index:03d}", float(index)) for index in range(5)]
     rows: list[Row] = [(("main", "redis", queue), count) for queue, count in awkward]
-    blocks: list[Block] = [(("broker", "rabbitmq"), [queue for queue, _ in batch], [count for _, count in batch])
+    blocks: list[Block] = [(("broker", "rabbitmq"), ([queue for queue, _ in batch],), [count for _, count in batch])
                            for batch in (awkward, plain)]
     metric = RowsMetric("poolq_queue_messages_ready", "Help with a \\ backslash\nand a newline.", "gauge", names,
                         rows=rows, blocks=blocks)
     counter = RowsMetric("poolq_pg_blocks_hit", "Blocks.", "counter", ("source", "datname"),
-                         rows=[(("main", "postgres"), 42.0)], blocks=[(("other",), ["app", "postgres"], [1.0, 2.0])])
+                         rows=[(("main", "postgres"), 42.0)], blocks=[(("other",), (["app", "postgres"],), [1.0, 2.0])])
+    # PgBouncer's pools: two columns, and the shared `source` sorts between them (database, source, user).
+    pools = [("app", 'us"er', 3.0), ("app", "batch", 1.0), ("ünï", "100%", 0.25)]
+    pool_names = ("source", "database", "user")
+    pool_block: Block = (("bouncer",), ([pool[0] for pool in pools], [pool[1] for pool in pools]),
+                         [pool[2] for pool in pools])
+    clients = RowsMetric("poolq_pgbouncer_client_active", "Pools.", "gauge", pool_names, rows=[],
+                         blocks=[pool_block])
     bare = RowsMetric("poolq_pg_max_connections", "No labels but the source.", "gauge", ("source",),
                       rows=[(("main",), 100.0)], blocks=[])
     # The same samples as prometheus-client's own families, in the same order.
     gauge = GaugeMetricFamily("poolq_queue_messages_ready", "Help with a \\ backslash\nand a newline.", labels=names)
     for values, count in rows:
         gauge.add_metric(values, count)
-    for shared, queues, counts in blocks:
+    for shared, (queues,), counts in blocks:
         for queue, count in zip(queues, counts, strict=True):
             gauge.add_metric((*shared, queue), count)
     blocks_hit = CounterMetricFamily("poolq_pg_blocks_hit", "Blocks.", labels=("source", "datname"))
@@ -73,7 +80,11 @@ def test_the_collectors_rows_and_blocks_are_written_as_generate_latest_writes_th
     max_connections = GaugeMetricFamily("poolq_pg_max_connections", "No labels but the source.", labels=("source",))
     max_connections.add_metric(("main",), 100.0)
 
-    expected = generate_latest(Fixed([gauge, blocks_hit, max_connections]))
-    assert text_exposition(Fixed([metric, counter, bare])) == expected
+    client_active = GaugeMetricFamily("poolq_pgbouncer_client_active", "Pools.", labels=pool_names)
+    for pool_database, pool_user, pool_clients in pools:
+        client_active.add_metric(("bouncer", pool_database, pool_user), pool_clients)
+
+    expected = generate_latest(Fixed([gauge, blocks_hit, max_connections, client_active]))
+    assert text_exposition(Fixed([metric, counter, bare, clients])) == expected
     # Readers that ask for prometheus-client samples (OpenMetrics, tests) get the same ones.
-    assert generate_latest(Fixed([metric, counter, bare])) == expected
+    assert generate_latest(Fixed([metric, counter, bare, clients])) == expected

@@ -231,7 +231,7 @@ def test_the_line_parser_reads_the_plugins_answer_as_the_fast_expression_does(ra
     fast = rabbitmq_source.plugin_samples(body, vhost)
     by_line = rabbitmq_source.plugin_samples_by_line("\n" + body, vhost)
     unpacked = sorted((batch.family.name, queue, count) for batch in fast if isinstance(batch, Batch)
-                      for queue, count in zip(batch.last, batch.values, strict=True))
+                      for queue, count in zip(batch.columns[0], batch.values, strict=True))
     lines = sorted((sample.family.name, sample.labels[1], sample.value) for sample in by_line
                    if isinstance(sample, Sample))
     assert unpacked == lines
