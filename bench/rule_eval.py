@@ -558,10 +558,26 @@ def evaluation_times(url: str) -> tuple[dict[str, tuple[str, float, float]], set
 
 def cpu_seconds(url: str) -> float:
     """CPU time Prometheus has used so far (its own process_cpu_seconds_total)."""
+    return own_metrics(url)["process_cpu_seconds_total"]
+
+
+QUEUE_SUM = 'prometheus_engine_query_duration_seconds_sum{slice="queue_time"}'
+QUEUE_COUNT = 'prometheus_engine_query_duration_seconds_count{slice="queue_time"}'
+
+
+def own_metrics(url: str) -> dict[str, float]:
+    """Prometheus's CPU time so far, and the time its queries (every rule is one) waited for one of
+    the engine's `--query.max-concurrency` slots, with their count."""
+    wanted = ("process_cpu_seconds_total", QUEUE_SUM, QUEUE_COUNT)
+    found = {}
     for line in requests.get(f"{url}/metrics", timeout=60).text.splitlines():
-        if line.startswith("process_cpu_seconds_total "):
-            return float(line.split()[1])
-    raise RuntimeError("Prometheus does not report process_cpu_seconds_total")
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            found[name] = float(value)
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise RuntimeError(f"Prometheus does not report {', '.join(missing)}")
+    return found
 
 
 @dataclass
@@ -571,6 +587,9 @@ class Phase:
     times: dict[str, list[float]] = field(default_factory=dict)
     intervals: dict[str, float] = field(default_factory=dict)
     cpu_per_minute: float = 0.0
+    queue_seconds_per_query: float = 0.0
+    """Mean wait of a rule's query for an engine slot: evaluation time is wall-clock and includes it,
+    CPU does not."""
     failing: set[str] = field(default_factory=set)
 
 
@@ -578,7 +597,7 @@ def measure(url: str, seconds: float) -> Phase:
     """Read `/api/v1/rules` every 15 s for `seconds`; keep each group's distinct evaluations."""
     seen: dict[str, dict[str, float]] = defaultdict(dict)
     phase = Phase()
-    cpu_before, started = cpu_seconds(url), time.monotonic()
+    before, started = own_metrics(url), time.monotonic()
     while time.monotonic() - started < seconds:
         times, failing = evaluation_times(url)
         phase.failing |= failing
@@ -587,7 +606,11 @@ def measure(url: str, seconds: float) -> Phase:
                 seen[name][last] = took
             phase.intervals[name] = interval
         time.sleep(15)
-    phase.cpu_per_minute = (cpu_seconds(url) - cpu_before) / (time.monotonic() - started) * 60
+    after = own_metrics(url)
+    phase.cpu_per_minute = (after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]) / (
+        time.monotonic() - started) * 60
+    queries = after[QUEUE_COUNT] - before[QUEUE_COUNT]
+    phase.queue_seconds_per_query = (after[QUEUE_SUM] - before[QUEUE_SUM]) / queries if queries else 0.0
     phase.times = {name: list(seen[name].values()) for name in phase.intervals}
     return phase
 
@@ -613,6 +636,7 @@ def summarise(phase: Phase, idle_cpu_per_minute: float, rules: int) -> dict[str,
         "seconds_per_minute": round(sum(per_minute.values()), 4),
         "seconds_per_minute_by_group_kind": {kind: round(value, 4) for kind, value in sorted(by_kind.items())},
         "cpu_seconds_per_minute": round(phase.cpu_per_minute - idle_cpu_per_minute, 3),
+        "query_queue_seconds_mean": round(phase.queue_seconds_per_query, 4),
         "rules_failing": sorted(phase.failing)[:5],
     }
 
@@ -881,7 +905,7 @@ def print_table(result: dict[str, Any]) -> None:
         )
         header = (
             f"{'rule set':<10} {'groups':>7} {'rules':>7} {'evals':>7} {'eval s/round':>13} {'eval s/min':>11} "
-            f"{'CPU s/min':>10}"
+            f"{'CPU s/min':>10} {'queued s/query':>15}"
         )
         print(header)
         print("-" * len(header))
@@ -889,7 +913,7 @@ def print_table(result: dict[str, Any]) -> None:
             print(
                 f"{name:<10} {row['groups']:>7} {row['rules']:>7} {row['evaluations']:>7} "
                 f"{row['seconds_per_round']:>13.3f} {row['seconds_per_minute']:>11.3f} "
-                f"{row['cpu_seconds_per_minute']:>10.3f}"
+                f"{row['cpu_seconds_per_minute']:>10.3f} {row.get('query_queue_seconds_mean', 0.0):>15.4f}"
             )
         for shape, ratios in result["over_generated"].items():
             print(
