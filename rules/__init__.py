@@ -8,6 +8,8 @@ writes, for each rule group:
 - `prometheus/rules/<group>.rules.yaml`: the group as a plain rule file (promtool, Thanos Ruler,
   Mimir; also written with `--format prometheus`);
 - `prometheus/rules/<group>.test.yaml`: its promtool tests (`promtool test rules`), next to it;
+- with `--ruler global`, `mimir/<system>.rules.yaml`: every group in one namespace file of
+  `mimirtool rules load` (`obsbundle.rules.ruler`);
 
 and `runbooks/<Alert>.md` for each alert name. The components, one module each, are pure
 functions of the system and a `RuleConfig` (the rules' section of `obsbundle.config.Config`).
@@ -36,13 +38,14 @@ from obsbundle.rules.postgres import postgres_groups
 from obsbundle.rules.promtool_tests import rule_file_name, test_files
 from obsbundle.rules.queues import queue_groups
 from obsbundle.rules.red import red_groups
+from obsbundle.rules.ruler import MIMIR_DIR, group_for_ruler, mimir_namespace, tests_for_ruler
 from obsbundle.rules.runbooks import runbook
 from obsbundle.rules.slo import slo_rule_groups
 from obsbundle.rules.slo_scenarios import with_slo_tests
 from obsbundle.rules.targets import target_groups
 from obsbundle.rules.volumes import volume_groups
 from obsbundle.rules.workload import workload_groups
-from obsbundle.settings import Settings
+from obsbundle.settings import Ruler, Settings
 
 if TYPE_CHECKING:  # obsbundle.config imports this package's config module
     from obsbundle.config import Config
@@ -140,9 +143,12 @@ def alerts_by_name(groups: list[RuleGroup]) -> dict[str, list[Alert]]:
 def rule_documents(system: System, config: Config, built: ComponentGroups) -> Iterator[Document]:
     """The rule documents of one system from its `alerting_components`."""
     components = with_scenario_tests(system, built, config.rules)
+    ruler = config.output.ruler
+    every_block: list[SharedBlock] = []
     for component, groups in components:
         # Each group is rendered once, for its plain file and for the PrometheusRule.
-        blocks = [SharedBlock(group.to_dict()) for group in groups]
+        blocks = [SharedBlock(group_for_ruler(group.to_dict(), system, ruler)) for group in groups]
+        every_block.extend(blocks)
         yield Document(
             f"{system.name}-{component}-prometheusrule.yaml",
             prometheus_rule(system, config.output, component, blocks),
@@ -151,7 +157,10 @@ def rule_documents(system: System, config: Config, built: ComponentGroups) -> It
         for group, block in zip(groups, blocks, strict=True):
             yield Document(f"{RULES_DIR}/{rule_file_name(group.name)}", {"groups": [block]})
             for name, content in test_files(group).items():
-                yield Document(f"{RULES_DIR}/{name}", content)
+                yield Document(f"{RULES_DIR}/{name}", tests_for_ruler(content, system, ruler))
+    if ruler is Ruler.GLOBAL:
+        # Mimir's and Cortex's ruler are global by nature: their file only for global rules.
+        yield Document(f"{MIMIR_DIR}/{system.name}.rules.yaml", mimir_namespace(system, every_block))
     all_groups = [group for _, groups in components for group in groups]
     for name, alerts in alerts_by_name(all_groups).items():
         yield Document(f"{RUNBOOKS_DIR}/{name}.md", runbook(system, alerts), Format.MARKDOWN)

@@ -15,7 +15,7 @@ from obsbundle.importer import import_specs
 from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory
 from obsbundle.schema import inventory_json_schema
-from obsbundle.settings import OutputFormat
+from obsbundle.settings import OutputFormat, Ruler
 from obsbundle.verify import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK,
@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", choices=[f.value for f in OutputFormat], default=OutputFormat.OPERATOR.value,
         help="operator: Prometheus Operator objects and plain files (default); prometheus: plain files only",
+    )
+    parser.add_argument(
+        "--ruler", choices=[r.value for r in Ruler], default=Ruler.LOCAL.value,
+        help="local: rules for each cluster's own Prometheus (default); global: rules for a ruler that sees "
+        "many clusters (Thanos Ruler, Mimir, a Prometheus receiving remote_write), which keep each "
+        "system's clusters apart",
     )
     parser.add_argument(
         "--jobs", type=_positive_int, default=default_jobs(), metavar="N",
@@ -128,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT
         return EXIT_OK
-    config = build_config(OutputFormat(args.format))
+    config = build_config(OutputFormat(args.format), ruler=Ruler(args.ruler))
     try:
         inventory = load_inventory(args.inventory or [Path("inventory")])
         if args.verify:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from obsbundle.alerting.policy import AlertingOptions
 from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.rules.config import RuleConfig
-from obsbundle.settings import OutputFormat, Settings
+from obsbundle.settings import OutputFormat, Ruler, Settings
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,11 @@ def build_config(
     *,
     rules: RuleConfig | None = None,
     alerting: AlertingOptions | None = None,
+    ruler: Ruler = Ruler.LOCAL,
 ) -> Config:
-    """The configuration for `output_format`, the rules' knobs (default: `RuleConfig()`) and the
-    alerting policy (default: `AlertingOptions()`); the dashboards follow the rules."""
+    """The configuration for `output_format`, the rules' knobs (default: `RuleConfig()`), the
+    alerting policy (default: `AlertingOptions()`) and the ruler the rules are for; the dashboards
+    follow the rules."""
     rule_config = rules if rules is not None else RuleConfig()
     dashboards = DashboardConfig(
         exporters=rule_config,
@@ -48,7 +50,7 @@ def build_config(
         rules=rule_config,
         dashboards=dashboards,
         alerting=alerting if alerting is not None else AlertingOptions(),
-        output=Settings(output_format=output_format),
+        output=Settings(output_format=output_format, ruler=ruler),
     )
 
 

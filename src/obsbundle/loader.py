@@ -367,6 +367,7 @@ def _pattern_hint(path: KeyPath) -> str:
         "oncall_channel": "a Slack channel such as #team-oncall, lower case",
         "path": "an absolute URL path such as /metrics",
         "cluster": "letters, digits, '.', '_' and '-'",
+        "clusters": "letters, digits, '.', '_' and '-'",
         "cpu": "a CPU quantity such as 500m or 2",
         "memory": "a memory quantity such as 512Mi or 1Gi",
     }

@@ -15,7 +15,16 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from prometheus_client import Histogram
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from obsbundle.durations import parse_duration, parse_duration_ms
@@ -419,6 +428,9 @@ SLI_QUERY_KEYS: dict[SliKind, tuple[str, ...]] = {
 WINDOW_PLACEHOLDER = "{{.window}}"
 """Sloth's and the importer's range placeholder in SLI queries; obsbundle evaluates it as 5m."""
 
+
+ClusterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+"""A cluster's name, as the `cluster` external label of its Prometheus carries it."""
 
 LabelName = Annotated[str, Field(pattern=_LABEL_NAME)]
 """A Prometheus label name."""
@@ -989,10 +1001,16 @@ class System(Frozen):
     kind: Literal["System"]
     name: Name
     description: str = ""
-    cluster: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    cluster: ClusterName = Field(
         description="The cluster it runs in, as its Prometheus's `cluster` external label names it",
         examples=["prod-eu-1"],
+    )
+    clusters: tuple[ClusterName, ...] = Field(
+        default=(),
+        description="Every cluster it runs in, when it runs in several (staging and production, two regions), "
+        "`cluster` among them. Read by the rules for a global ruler (`--ruler global`), which select these "
+        "clusters and keep each apart; default: `[cluster]`",
+        examples=[["prod-eu-1", "prod-us-1"]],
     )
     owner: Owner
     node_pool_label: str = Field(default="node-role", pattern=_K8S_LABEL_KEY)
@@ -1010,6 +1028,26 @@ class System(Frozen):
     dependencies: tuple[Dependency, ...] = ()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("clusters")
+    @classmethod
+    def _clusters_name_cluster_once(cls, clusters: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not clusters:
+            return clusters
+        repeated = sorted({name for name in clusters if clusters.count(name) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(repeated)} more than once: list each cluster once")
+        cluster = info.data.get("cluster")
+        if cluster is not None and cluster not in clusters:
+            raise ValueError(
+                f"must include the system's `cluster` ({cluster}): add it, or set `cluster` to one of these"
+            )
+        return clusters
+
+    @property
+    def all_clusters(self) -> tuple[str, ...]:
+        """Every cluster the system runs in: `clusters`, else its one `cluster`."""
+        return self.clusters or (self.cluster,)
 
     def slo_group_labels(self, service: Service | None = None) -> tuple[str, ...]:
         """Every label a grouped SLO (`group_by`) of `service`, else of the whole system, splits by, sorted."""
