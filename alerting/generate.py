@@ -30,7 +30,7 @@ def generate_alerting(system: System, config: Config) -> Iterator[Document]:
 
 def alerting_documents(system: System, settings: Settings, options: AlertingOptions) -> Iterator[Document]:
     """The generator with the alerting policy spelled out (tests shorten its timers)."""
-    plan = routing_plan(system, options)
+    plan = routing_plan(system, options, settings.ruler)
     yield Document(CONFIG_FILE, alertmanager_config(system, plan, options))
     yield Document(TEMPLATES_PATH, templates_file(), Format.TEXT)
     yield kubernetes_document(alertmanager_config_object(system, plan, settings))

@@ -7,7 +7,7 @@ plain Alertmanager config and the AlertmanagerConfig object cannot route differe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from obsbundle import naming
@@ -21,7 +21,9 @@ from obsbundle.alerting.policy import (
 )
 from obsbundle.model import Datastore, Dependency, Owner, Service, System
 from obsbundle.promql import regex_literal
+from obsbundle.promql_clusters import CLUSTER
 from obsbundle.providers import Provider
+from obsbundle.settings import Ruler
 from obsbundle.slo_math import BURN_TIERS
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
@@ -75,6 +77,8 @@ class SlackReceiver:
     channel: str
     page: bool
     mention: str | None = None
+    cluster: bool = False
+    """Name the alerts' cluster in the message: with global rules one Alertmanager pages for many."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,13 @@ def teams(system: System) -> tuple[Owner, ...]:
     return tuple(owners[team] for team in sorted(owners))
 
 
-def routing_plan(system: System, options: AlertingOptions) -> RoutingPlan:
-    """Receivers, routes and inhibition rules of one system, in a stable order."""
+def routing_plan(system: System, options: AlertingOptions, ruler: Ruler = Ruler.LOCAL) -> RoutingPlan:
+    """Receivers, routes and inhibition rules of one system, in a stable order.
+
+    For global rules (`Ruler.GLOBAL`) alerts carry `cluster`, and one Alertmanager gets those of
+    every cluster: they are grouped by it, no inhibition crosses from one cluster to another, and
+    the Slack message names it, so that an outage in one cluster is one page that says which."""
+    clusters = ruler is Ruler.GLOBAL
     owners = teams(system)
     heartbeat = options.watchdog_url_of(system)
     # Without a switch Watchdog still gets its own receiver and route, so that it never falls
@@ -143,9 +152,13 @@ def routing_plan(system: System, options: AlertingOptions) -> RoutingPlan:
     receivers: list[Receiver] = [NullReceiver(NULL_RECEIVER), watchdog]
     for owner in owners:
         receivers.append(
-            SlackReceiver(page_receiver(owner.team), owner.team, owner.page_channel, True, owner.oncall_mention)
+            SlackReceiver(
+                page_receiver(owner.team), owner.team, owner.page_channel, True, owner.oncall_mention, clusters
+            )
         )
-        receivers.append(SlackReceiver(ticket_receiver(owner.team), owner.team, owner.slack_channel, False))
+        receivers.append(
+            SlackReceiver(ticket_receiver(owner.team), owner.team, owner.slack_channel, False, cluster=clusters)
+        )
 
     critical = equals(naming.SEVERITY_LABEL, "critical")
     routes: list[Route] = [
@@ -165,7 +178,12 @@ def routing_plan(system: System, options: AlertingOptions) -> RoutingPlan:
     # label lost on the way) still reaches someone: the system's owner.
     routes.append(Route(page_receiver(system.owner.team), options.page, (critical,)))
     root = Route(ticket_receiver(system.owner.team), options.ticket, (), tuple(routes))
-    return RoutingPlan(system.name, options.group_by, root, tuple(receivers), inhibit_rules(system))
+    rules = inhibit_rules(system)
+    if not clusters:
+        return RoutingPlan(system.name, options.group_by, root, tuple(receivers), rules)
+    group_by = options.group_by if CLUSTER in options.group_by else (*options.group_by, CLUSTER)
+    apart = tuple(replace(rule, equal=(*rule.equal, CLUSTER)) for rule in rules)
+    return RoutingPlan(system.name, group_by, root, tuple(receivers), apart)
 
 
 def inhibit_rules(system: System) -> tuple[InhibitRule, ...]:

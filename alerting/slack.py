@@ -102,6 +102,12 @@ FILTER = Snippet(
 SNIPPETS: tuple[Snippet, ...] = (COLOUR, TITLE, TEXT, FILTER)
 
 
+# With global rules the alerts carry `cluster` and are grouped by it: the page names the cluster
+# its alerts come from, not the system's one `cluster` of the inventory.
+CLUSTER_TITLE = "{{ with .GroupLabels.cluster }} · {{ . }}{{ end }}"
+CLUSTER_FOOTER = "{{ .CommonLabels.cluster }}"
+
+
 def templates_file() -> str:
     """Contents of the templates file that the plain config lists under `templates`."""
     definitions = "\n".join(snippet.definition() for snippet in SNIPPETS)
@@ -131,11 +137,12 @@ def slack_message(system: System, receiver: SlackReceiver, *, inline: bool) -> d
     message: dict[str, Any] = {
         "send_resolved": True,
         "color": COLOUR.call(inline),
-        "title": TITLE.call(inline),
+        "title": TITLE.call(inline) + (CLUSTER_TITLE if receiver.cluster else ""),
         "title_link": f"{alertmanager}/#/alerts?filter={filter_}",
         "text": TEXT.call(inline),
         "fallback": TITLE.call(inline),
-        "footer": "{{ with .CommonLabels.team }}team {{ . }} · {{ end }}cluster " + literal(system.cluster),
+        "footer": "{{ with .CommonLabels.team }}team {{ . }} · {{ end }}cluster "
+        + (CLUSTER_FOOTER if receiver.cluster else literal(system.cluster)),
         "mrkdwn_in": ["text", "pretext"],
         "actions": [
             {

@@ -31,7 +31,9 @@ def slack_path(team: str, prefix: str = "") -> str:
     return f"{prefix}/services/{team}"
 
 
-def write_alerting(system: System, folder: Path, receiver_url: str, prefix: str = "") -> Path:
+def write_alerting(
+    system: System, folder: Path, receiver_url: str, prefix: str = "", settings: Settings | None = None
+) -> Path:
     """Generate the system's alerting files into `folder` and its Slack secrets; returns alertmanager.yaml."""
     secrets = folder / "secrets"
     for owner in teams(system):
@@ -39,7 +41,7 @@ def write_alerting(system: System, folder: Path, receiver_url: str, prefix: str 
         url_file.parent.mkdir(parents=True, exist_ok=True)
         url_file.write_text(receiver_url + slack_path(owner.team, prefix) + "\n")
     options = fast_options(secrets, f"{receiver_url}{prefix}/watchdog/{{system}}")
-    for document in alerting_documents(system, Settings(), options):
+    for document in alerting_documents(system, settings or Settings(), options):
         target = folder / "out" / document.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(render(document))
