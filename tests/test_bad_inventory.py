@@ -55,6 +55,18 @@ def _delete(key: str) -> Mutation:
 
 
 CASES: dict[str, tuple[Mutation, list[str]]] = {
+    "clusters without the system's cluster": (
+        _set("clusters", ["shop-eu", "shop-us"]),
+        ["clusters", "must include the system's `cluster` (shop-test)"],
+    ),
+    "a cluster listed twice": (
+        _set("clusters", ["shop-test", "shop-us", "shop-us"]),
+        ["clusters", "names shop-us more than once"],
+    ),
+    "a cluster name with a space": (
+        _set("clusters", ["shop-test", "shop us"]),
+        ["clusters[1]", "letters, digits", "got 'shop us'"],
+    ),
     "objective above 100": (
         _set("services.0.slos.0.objective", 150),
         ["services[0].slos[0].objective", "must be between 0 and 100", "got 150"],
