@@ -25,6 +25,7 @@ the rewrite, and tests prove it returns the AST it was given for every generated
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ def keep_clusters_apart(expr: str, clusters: Sequence[str]) -> str:
         raise ClusterRewriteError(f"{error} in: {expr}") from None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a test file repeats its series in test after test: parse each once
 def series_in_cluster(series: str, cluster: str) -> str:
     """A promtool series (`metric{a="x"}`, or `{a="x"}` for an expression's result without a name)
     with the `cluster` label a remote-written or Thanos series carries."""
