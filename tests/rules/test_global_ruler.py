@@ -21,6 +21,8 @@ import yaml
 from obsbundle.bundle import build
 from obsbundle.cli import main
 from obsbundle.config import build_config
+from obsbundle.errors import InputError
+from obsbundle.loader import load_inventory
 from obsbundle.model import Inventory, System
 from obsbundle.promql_clusters import CLUSTER, series_in_cluster
 from obsbundle.render import render
@@ -33,6 +35,7 @@ from obsbundle.rules.slo import ServiceSlo, alerts_group_name, burn_doc, service
 from obsbundle.rules.slo_scenarios import SloTests, _outage_scenario, sli_inputs
 from obsbundle.settings import Ruler
 from obsbundle.tools import promtool
+from tests.rules.conftest import FIXTURES
 
 GLOBAL = build_config(ruler=Ruler.GLOBAL)
 A, B = "cluster-a", "cluster-b"
@@ -244,3 +247,17 @@ def test_with_the_local_rules_an_outage_in_one_cluster_never_pages_for_that_clus
     assert result.output.count("a full outage in") >= 4  # each SLO, each cluster: failed
     raised = re.findall(r"got:\[(.*?)\]", result.output, flags=re.DOTALL)
     assert not any(f'{CLUSTER}="' in alerts for alerts in raised)
+
+
+def test_an_sli_query_that_matches_cluster_itself_is_refused_for_a_global_ruler_naming_it(tmp_path: Path) -> None:
+    text = (FIXTURES / "shipyard.yaml").read_text().replace(
+        "good_query: 'invoices_processed_total{outcome=\"ok\"}'",
+        "good_query: 'invoices_processed_total{outcome=\"ok\",cluster=\"eu\"}'",
+    )
+    assert 'cluster="eu"' in text
+    (tmp_path / "shipyard.yaml").write_text(text)
+    system = load_inventory([tmp_path / "shipyard.yaml"]).systems[0]
+    list(generate_rules(system, build_config()))  # the local rules take it as it is
+    with pytest.raises(InputError, match=r"shipyard: --ruler: global rules cannot keep clusters apart: a selector "
+                       r"that matches `cluster` itself in: .*invoices_processed_total"):
+        list(generate_rules(system, GLOBAL))
