@@ -563,17 +563,22 @@ def cpu_seconds(url: str) -> float:
 
 QUEUE_SUM = 'prometheus_engine_query_duration_seconds_sum{slice="queue_time"}'
 QUEUE_COUNT = 'prometheus_engine_query_duration_seconds_count{slice="queue_time"}'
+MISSED = "prometheus_rule_group_iterations_missed_total"
 
 
 def own_metrics(url: str) -> dict[str, float]:
-    """Prometheus's CPU time so far, and the time its queries (every rule is one) waited for one of
-    the engine's `--query.max-concurrency` slots, with their count."""
+    """Prometheus's CPU time so far; the time its queries (every rule is one) waited for one of the
+    engine's `--query.max-concurrency` slots, with their count; and the evaluations its groups missed
+    because the one before had not finished (summed over groups). CPU per minute is the cost of the
+    rule set only while none is missed."""
     wanted = ("process_cpu_seconds_total", QUEUE_SUM, QUEUE_COUNT)
-    found = {}
+    found = {MISSED: 0.0}
     for line in requests.get(f"{url}/metrics", timeout=60).text.splitlines():
         name, _, value = line.rpartition(" ")
         if name in wanted:
             found[name] = float(value)
+        elif name.startswith(MISSED + "{"):
+            found[MISSED] += float(value)
     missing = [name for name in wanted if name not in found]
     if missing:
         raise RuntimeError(f"Prometheus does not report {', '.join(missing)}")
@@ -590,6 +595,8 @@ class Phase:
     queue_seconds_per_query: float = 0.0
     """Mean wait of a rule's query for an engine slot: evaluation time is wall-clock and includes it,
     CPU does not."""
+    missed: int = 0
+    """Group evaluations skipped because the previous one was still running."""
     failing: set[str] = field(default_factory=set)
 
 
@@ -611,6 +618,7 @@ def measure(url: str, seconds: float) -> Phase:
         time.monotonic() - started) * 60
     queries = after[QUEUE_COUNT] - before[QUEUE_COUNT]
     phase.queue_seconds_per_query = (after[QUEUE_SUM] - before[QUEUE_SUM]) / queries if queries else 0.0
+    phase.missed = int(after[MISSED] - before[MISSED])
     phase.times = {name: list(seen[name].values()) for name in phase.intervals}
     return phase
 
@@ -637,6 +645,7 @@ def summarise(phase: Phase, idle_cpu_per_minute: float, rules: int) -> dict[str,
         "seconds_per_minute_by_group_kind": {kind: round(value, 4) for kind, value in sorted(by_kind.items())},
         "cpu_seconds_per_minute": round(phase.cpu_per_minute - idle_cpu_per_minute, 3),
         "query_queue_seconds_mean": round(phase.queue_seconds_per_query, 4),
+        "evaluations_missed": phase.missed,
         "rules_failing": sorted(phase.failing)[:5],
     }
 
