@@ -564,6 +564,8 @@ def cpu_seconds(url: str) -> float:
 QUEUE_SUM = 'prometheus_engine_query_duration_seconds_sum{slice="queue_time"}'
 QUEUE_COUNT = 'prometheus_engine_query_duration_seconds_count{slice="queue_time"}'
 MISSED = "prometheus_rule_group_iterations_missed_total"
+SCHEDULED = "prometheus_rule_group_iterations_total"
+"""Scheduled group evaluations, whether run or missed (summed over groups)."""
 
 
 def own_metrics(url: str) -> dict[str, float]:
@@ -572,13 +574,13 @@ def own_metrics(url: str) -> dict[str, float]:
     because the one before had not finished (summed over groups). CPU per minute is the cost of the
     rule set only while none is missed."""
     wanted = ("process_cpu_seconds_total", QUEUE_SUM, QUEUE_COUNT)
-    found = {MISSED: 0.0}
+    found = {MISSED: 0.0, SCHEDULED: 0.0}
     for line in requests.get(f"{url}/metrics", timeout=60).text.splitlines():
         name, _, value = line.rpartition(" ")
         if name in wanted:
             found[name] = float(value)
-        elif name.startswith(MISSED + "{"):
-            found[MISSED] += float(value)
+        elif name.startswith((MISSED + "{", SCHEDULED + "{")):
+            found[name.partition("{")[0]] += float(value)
     missing = [name for name in wanted if name not in found]
     if missing:
         raise RuntimeError(f"Prometheus does not report {', '.join(missing)}")
@@ -597,6 +599,8 @@ class Phase:
     CPU does not."""
     missed: int = 0
     """Group evaluations skipped because the previous one was still running."""
+    scheduled: int = 0
+    """Group evaluations due, run or missed."""
     failing: set[str] = field(default_factory=set)
 
 
@@ -619,6 +623,7 @@ def measure(url: str, seconds: float) -> Phase:
     queries = after[QUEUE_COUNT] - before[QUEUE_COUNT]
     phase.queue_seconds_per_query = (after[QUEUE_SUM] - before[QUEUE_SUM]) / queries if queries else 0.0
     phase.missed = int(after[MISSED] - before[MISSED])
+    phase.scheduled = int(after[SCHEDULED] - before[SCHEDULED])
     phase.times = {name: list(seen[name].values()) for name in phase.intervals}
     return phase
 
@@ -646,6 +651,11 @@ def summarise(phase: Phase, idle_cpu_per_minute: float, rules: int) -> dict[str,
         "cpu_seconds_per_minute": round(phase.cpu_per_minute - idle_cpu_per_minute, 3),
         "query_queue_seconds_mean": round(phase.queue_seconds_per_query, 4),
         "evaluations_missed": phase.missed,
+        "evaluations_scheduled": phase.scheduled,
+        # What a minute of the rule set's schedule costs: CPU per minute over the share it ran.
+        "cpu_seconds_per_minute_on_schedule": round(
+            (phase.cpu_per_minute - idle_cpu_per_minute) * phase.scheduled / (phase.scheduled - phase.missed), 3
+        ) if phase.scheduled > phase.missed else None,
         "rules_failing": sorted(phase.failing)[:5],
     }
 
