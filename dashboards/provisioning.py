@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from obsbundle.dashboards.alerts import AlertIndex
 from obsbundle.dashboards.api import api_dashboard
+from obsbundle.dashboards.clusters import for_ruler
 from obsbundle.dashboards.common import (
     api_services,
     has_database_board,
@@ -27,7 +28,7 @@ from obsbundle.dashboards.slos import slos_dashboard
 from obsbundle.documents import Document, Format, JsonText, kubernetes_document
 from obsbundle.labels import object_labels
 from obsbundle.model import System
-from obsbundle.settings import Settings
+from obsbundle.settings import Ruler, Settings
 
 if TYPE_CHECKING:  # obsbundle.config imports this package's config module
     from obsbundle.config import Config
@@ -39,9 +40,12 @@ FOLDER_ANNOTATION = "grafana_folder"
 """The annotation the sidecar's `folderAnnotation` reads to file a dashboard into a folder."""
 
 
-def system_dashboards(system: System, config: DashboardConfig, alerts: AlertIndex) -> list[dict[str, Any]]:
+def system_dashboards(
+    system: System, config: DashboardConfig, alerts: AlertIndex, ruler: Ruler = Ruler.LOCAL
+) -> list[dict[str, Any]]:
     """Every dashboard of a system as Grafana JSON: the system-wide ones, then one per service and per
-    pool, these with the `alerts` about them (see `obsbundle.bundle.dashboards_of` for both built)."""
+    pool, these with the `alerts` about them (see `obsbundle.bundle.dashboards_of` for both built);
+    for a global `ruler`, over a datasource that holds many clusters, each kept apart."""
     boards = [overview(system, config)]
     if api_services(system):
         boards.append(api_dashboard(system, config))
@@ -65,7 +69,7 @@ def system_dashboards(system: System, config: DashboardConfig, alerts: AlertInde
         node_pool_dashboard(system, pool, config, alerts.about_pool(pool.name))
         for pool in sorted(system.node_pools, key=_name)
     ]
-    return boards
+    return [for_ruler(board, system, config, ruler) for board in boards]
 
 
 def _name(entity: Any) -> str:
@@ -75,7 +79,7 @@ def _name(entity: Any) -> str:
 def generate_dashboards(system: System, config: Config, alerts: AlertIndex) -> Iterator[Document]:
     """`dashboards/<uid>.json` and a ConfigMap for each dashboard, then `dashboards/provider.yaml`;
     `alerts` are the system's alerts, listed on the dashboards of what they are about."""
-    for board in system_dashboards(system, config.dashboards, alerts):
+    for board in system_dashboards(system, config.dashboards, alerts, config.output.ruler):
         encoded = JsonText(board)  # encoded once: the file and the ConfigMap hold the same bytes
         yield Document(path=f"{FOLDER}/{board['uid']}.json", content=encoded, format=Format.JSON)
         yield kubernetes_document(config_map(system, config.output, encoded))

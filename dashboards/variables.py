@@ -55,6 +55,22 @@ def cluster_variable(cluster: str, exporters: RuleConfig) -> dict[str, Any]:
     )
 
 
+def clusters_variable(clusters: Iterable[str], exporters: RuleConfig) -> dict[str, Any]:
+    """`cluster` for a datasource over many clusters (`--ruler global`): one or several of
+    `clusters` (the system's), those the datasource has, All by default. All selects exactly them:
+    `.*` would also match series without a `cluster`, which such a datasource should not hold."""
+    alternatives = quote("|".join(regex_literal(name) for name in sorted(set(clusters))))
+    nodes = selector("kube_node_info", exporters.kube_state_metrics, f"cluster=~{alternatives}")
+    return _query_variable(
+        CLUSTER_VARIABLE,
+        "Cluster",
+        f"label_values({nodes}, cluster)",
+        all_value=alternatives[1:-1],
+        current=None,
+        multi=True,
+    )
+
+
 def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict[str, Any]:
     """`namespace`: the system's namespaces; All selects exactly them, not the whole cluster."""
     alternatives = "|".join(regex_literal(name) for name in sorted(set(namespaces)))

@@ -116,7 +116,8 @@ def system_documents(system: System, config: Config) -> list[Document]:
 
 def dashboards_of(system: System, config: Config) -> list[dict[str, Any]]:
     """A system's dashboards as Grafana JSON, with the alert index of its rules."""
-    return system_dashboards(system, config.dashboards, _alert_index(alerting_components(system, config.rules)))
+    alerts = _alert_index(alerting_components(system, config.rules))
+    return system_dashboards(system, config.dashboards, alerts, config.output.ruler)
 
 
 def _alert_index(built: ComponentGroups) -> AlertIndex:

@@ -66,13 +66,18 @@ def print_expr(expr: str) -> str:
     return _Printer(()).node(ast.parse(expr))
 
 
-def keep_clusters_apart(expr: str, clusters: Sequence[str]) -> str:
+def keep_clusters_apart(expr: str, clusters: Sequence[str], *, chosen: str | None = None) -> str:
     """`expr` rewritten to select only `clusters` and keep each apart in every aggregation and
-    vector match (see the module's docstring). Raises ClusterRewriteError when it cannot."""
+    vector match (see the module's docstring). Raises ClusterRewriteError when it cannot.
+
+    `chosen`, a regex that picks some of `clusters` (a dashboard's `$cluster`, stood in for by a
+    token), is what selectors match instead: a selector that already matches `cluster=~chosen`
+    keeps that matcher, one without it gains it; `vector()` still yields one sample per cluster
+    of `clusters`, which a vector match on `cluster` then narrows to the chosen ones."""
     if not clusters:
         raise ValueError("at least one cluster is needed")
     try:
-        return _Printer(tuple(sorted(set(clusters)))).node(ast.parse(expr))
+        return _Printer(tuple(sorted(set(clusters))), chosen).node(ast.parse(expr))
     except ClusterRewriteError as error:
         raise ClusterRewriteError(f"{error} in: {expr}") from None
 
@@ -90,6 +95,8 @@ def series_in_cluster(series: str, cluster: str) -> str:
 class _Printer:
     clusters: tuple[str, ...]
     """The clusters to keep apart; empty: print the expression as it is."""
+    chosen: str | None = None
+    """The regex selectors match `cluster` with, when not `clusters` themselves."""
 
     def node(self, node: ast.Expr) -> str:
         if isinstance(node, ast.VectorSelector):
@@ -124,13 +131,17 @@ class _Printer:
             raise ValueError("or-ed matchers are not supported")
         matchers = [f"{m.name}{_lookup(_MATCH_OPS, m.op)}{quote(m.value)}" for m in node.matchers.matchers]
         if self.clusters:
-            if any(m.name == CLUSTER for m in node.matchers.matchers):
+            own = [m for m in node.matchers.matchers if m.name == CLUSTER]
+            if not own:
+                matchers.append(self._cluster_matcher())
+            elif self.chosen is None or any(m.op != ast.MatchOp.Re or m.value != self.chosen for m in own):
                 raise ClusterRewriteError("a selector that matches `cluster` itself")
-            matchers.append(self._cluster_matcher())
         text = (node.name or "") + ("{" + ",".join(matchers) + "}" if matchers else "")
         return text + range_ + _modifiers(node.offset, node.at)
 
     def _cluster_matcher(self) -> str:
+        if self.chosen is not None:
+            return f"{CLUSTER}=~{quote(self.chosen)}"
         if len(self.clusters) == 1:
             return f"{CLUSTER}={quote(self.clusters[0])}"
         return f"{CLUSTER}=~{quote('|'.join(regex_literal(c) for c in self.clusters))}"
