@@ -1,5 +1,6 @@
 """The system's overview (EcoEco's "Cluster Overview"): node state per pool, total resource use,
-pod distribution, services at a glance and the alerts firing now."""
+pod distribution, services at a glance and the alerts firing now; over many clusters
+(`--ruler global`), first the system's clusters side by side."""
 
 from __future__ import annotations
 
@@ -26,11 +27,14 @@ from obsbundle.dashboards.panels import (
 )
 from obsbundle.links import Board, PanelId, dashboard_uid
 from obsbundle.model import System
+from obsbundle.promql_clusters import CLUSTER
+from obsbundle.settings import Ruler
 
 
-def overview(system: System, config: DashboardConfig) -> dict[str, Any]:
+def overview(system: System, config: DashboardConfig, ruler: Ruler) -> dict[str, Any]:
     namespaces = {service.namespace for service in system.services} | {s.namespace for s in system.datastores}
-    rows = [_nodes(system, config), _resources(system, config), _pods(system, config)]
+    rows = [_clusters(system)] if ruler is Ruler.GLOBAL else []
+    rows += [_nodes(system, config), _resources(system, config), _pods(system, config)]
     if api_services(system):
         rows.append(_services(system))
     rows.append(_alerts(system))
@@ -55,6 +59,47 @@ def pool_bars(system: System) -> dict[str, dict[str, Any]]:
         }
         for pool in system.node_pools
     }
+
+
+def _clusters(system: System) -> Row:
+    """One line per chosen cluster with the key stats of the system there, so that a cluster that
+    differs from its siblings (the one failing, the one out of budget) stands out."""
+    by_cluster = f"by ({CLUSTER})"
+    queries: list[Query] = []
+    columns: dict[str, str] = {}
+    units: dict[str, str] = {}
+    if api_services(system):
+        queries += [
+            Query(f"sum {by_cluster} ({q.sel(naming.SERVICE_REQUESTS_RATE, q.recorded_system_labels(system))})"),
+            Query(f"max {by_cluster} ({q.sel(naming.SERVICE_ERROR_RATIO, q.recorded_system_labels(system))})"),
+        ]
+        columns |= {"Value #A": "Requests/s", "Value #B": "Worst error ratio"}
+        units |= {"Requests/s": Unit.REQUESTS_PER_SECOND, "Worst error ratio": Unit.RATIO}
+    if q.slo_ids(system):
+        budget = q.sel(naming.SLO_ERROR_BUDGET_REMAINING, q.recorded_system_labels(system))
+        columns[f"Value #{chr(ord('A') + len(queries))}"] = "Least SLO budget left"
+        units["Least SLO budget left"] = Unit.RATIO
+        queries.append(Query(f"min {by_cluster} ({budget})"))
+    # Watchdog (severity none) fires in every cluster whose rules run: 0 where it alone fires, and
+    # no number at all where even it is missing, which is how a cluster whose pipeline broke shows.
+    firing = q.firing_alerts_by(system, [CLUSTER], 'severity!="none"')
+    columns[f"Value #{chr(ord('A') + len(queries))}"] = "Firing alerts"
+    queries.append(Query(f"{firing} or 0 * {q.firing_alerts_by(system, [CLUSTER])}"))
+    return Row(
+        "Clusters side by side",
+        [
+            table(
+                "Clusters",
+                "Each chosen cluster's total request rate, its worst API's share of 5xx responses, its least "
+                "SLO error budget left and its alerts firing now (Watchdog aside).",
+                queries,
+                Unit.COUNT,
+                columns={**columns, CLUSTER: "Cluster"},
+                units=units,
+                width=24,
+            ),
+        ],
+    )
 
 
 def _nodes(system: System, config: DashboardConfig) -> Row:

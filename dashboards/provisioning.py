@@ -46,7 +46,7 @@ def system_dashboards(
     """Every dashboard of a system as Grafana JSON: the system-wide ones, then one per service and per
     pool, these with the `alerts` about them (see `obsbundle.bundle.dashboards_of` for both built);
     for a global `ruler`, over a datasource that holds many clusters, each kept apart."""
-    boards = [overview(system, config)]
+    boards = [overview(system, config, ruler)]
     if api_services(system):
         boards.append(api_dashboard(system, config))
     if system.node_pools:
