@@ -26,9 +26,8 @@ import promql_parser
 from obsbundle.dashboards.config import DashboardConfig
 from obsbundle.dashboards.variables import CLUSTER_VARIABLE, clusters_variable, expand, referenced
 from obsbundle.dashboards.walk import LABEL_VALUES
-from obsbundle.errors import InputError, Problem
 from obsbundle.model import System
-from obsbundle.promql_clusters import CLUSTER, ClusterRewriteError, keep_clusters_apart
+from obsbundle.promql_clusters import CLUSTER, keep_clusters_apart
 from obsbundle.settings import Ruler
 
 CLUSTER_LEGEND = "{{" + CLUSTER + "}}"
@@ -41,17 +40,18 @@ _DURATION_BASE = timedelta(days=97, milliseconds=1)
 
 def for_ruler(board: dict[str, Any], system: System, config: DashboardConfig, ruler: Ruler) -> dict[str, Any]:
     """`board` for the datasource `ruler` implies: itself for a local one; for a global one, with
-    every query keeping the system's clusters apart (see the module's docstring). Raises InputError
-    for a query that cannot (an inventory's SLI query that matches `cluster` itself)."""
+    every query keeping the system's clusters apart (see the module's docstring). The dashboards'
+    queries hold no PromQL of the inventory's, so none can match `cluster` itself: the rewrite's
+    ClusterRewriteError would be a defect here, not bad input."""
     if ruler is Ruler.LOCAL:
         return board
     clusters = system.all_clusters
     fresh = dict(board)
-    fresh["panels"] = [_panel(panel, system, clusters) for panel in board.get("panels", [])]
+    fresh["panels"] = [_panel(panel, clusters) for panel in board.get("panels", [])]
     templating = board.get("templating", {})
     fresh["templating"] = {
         **templating,
-        "list": [_variable(variable, system, config, clusters) for variable in templating.get("list", [])],
+        "list": [_variable(variable, config, clusters) for variable in templating.get("list", [])],
     }
     return fresh
 
@@ -84,13 +84,13 @@ def _token(name: str) -> str:
     return f"__obsbundle_variable_{name}__"
 
 
-def _panel(panel: Mapping[str, Any], system: System, clusters: tuple[str, ...]) -> dict[str, Any]:
+def _panel(panel: Mapping[str, Any], clusters: tuple[str, ...]) -> dict[str, Any]:
     fresh = dict(panel)
     if "panels" in panel:  # a collapsed row holds its panels
-        fresh["panels"] = [_panel(inner, system, clusters) for inner in panel["panels"]]
+        fresh["panels"] = [_panel(inner, clusters) for inner in panel["panels"]]
     targets = panel.get("targets", [])
     if targets:
-        fresh["targets"] = [_target(target, system, clusters) for target in targets]
+        fresh["targets"] = [_target(target, clusters) for target in targets]
     if any(target.get("format") == "heatmap" for target in targets):
         # A heatmap's buckets are its series' legends: two clusters' `le` series would merge into
         # one bucket, so each chosen cluster gets its own copy of the panel.
@@ -99,8 +99,8 @@ def _panel(panel: Mapping[str, Any], system: System, clusters: tuple[str, ...]) 
     return fresh
 
 
-def _target(target: Mapping[str, Any], system: System, clusters: tuple[str, ...]) -> dict[str, Any]:
-    fresh = {**target, "expr": _query(target["expr"], system, clusters)}
+def _target(target: Mapping[str, Any], clusters: tuple[str, ...]) -> dict[str, Any]:
+    fresh = {**target, "expr": query_for_ruler(target["expr"], clusters)}
     if target.get("format") == "time_series":
         legend = target.get("legendFormat") or ""
         if CLUSTER_LEGEND not in legend:
@@ -109,20 +109,13 @@ def _target(target: Mapping[str, Any], system: System, clusters: tuple[str, ...]
 
 
 def _variable(
-    variable: Mapping[str, Any], system: System, config: DashboardConfig, clusters: tuple[str, ...]
+    variable: Mapping[str, Any], config: DashboardConfig, clusters: tuple[str, ...]
 ) -> dict[str, Any]:
     if variable["name"] == CLUSTER_VARIABLE:
         return clusters_variable(clusters, config.exporters)
     match = LABEL_VALUES.match(variable.get("query", "")) if variable["type"] == "query" else None
     if match is None:
         return dict(variable)
-    query = f"label_values({_query(match.group(1), system, clusters)}, {match.group(2)})"
+    query = f"label_values({query_for_ruler(match.group(1), clusters)}, {match.group(2)})"
     return {**variable, "query": query, "definition": query}
 
-
-def _query(expr: str, system: System, clusters: tuple[str, ...]) -> str:
-    try:
-        return query_for_ruler(expr, clusters)
-    except ClusterRewriteError as error:
-        problem = Problem(system.name, ("--ruler",), f"global dashboards cannot keep clusters apart: {error}")
-        raise InputError([problem]) from None
