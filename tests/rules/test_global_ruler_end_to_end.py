@@ -2,11 +2,14 @@
 `external_labels: {cluster: ...}`, remote-write to a third started with
 `--web.enable-remote-write-receiver`, which evaluates the generated global rules. The same service
 runs in both clusters (a real prometheus-client exposition per cluster); an outage in one cluster
-pages for that cluster only."""
+pages for that cluster only, and the global dashboards' queries, run on the third Prometheus, show
+each cluster what its own Prometheus shows."""
 
 from __future__ import annotations
 
 import copy
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from obsbundle.config import build_config
+from obsbundle.bundle import dashboards_of
+from obsbundle.config import DEFAULT_CONFIG, build_config
+from obsbundle.dashboards.variables import expand, opening_values
+from obsbundle.dashboards.walk import targets
 from obsbundle.model import Inventory, System
+from obsbundle.promql import regex_literal
 from obsbundle.render import render, to_yaml
 from obsbundle.rules import RULES_DIR, generate_rules
 from obsbundle.settings import Ruler
@@ -54,6 +61,7 @@ class GlobalStack:
     ruler: PrometheusServer
     clusters: dict[str, PrometheusServer]
     targets: dict[str, MetricsTarget]
+    system: System
 
     def paging_clusters(self) -> set[str]:
         """The clusters for which the SLO page of SERVICE fires on the global ruler."""
@@ -96,7 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, default_inventory: Inventory
         })
         for cluster, target in targets.items()
     }
-    yield GlobalStack(ruler, clusters, targets)
+    yield GlobalStack(ruler, clusters, targets, system)
     for server in (*clusters.values(), ruler):
         server.stop()
     for target in targets.values():
@@ -124,3 +132,91 @@ def test_an_outage_in_one_cluster_pages_for_that_cluster_only_then_in_the_other_
     stack.targets[A].error_share = 0.0
     stack.targets[B].error_share = 1.0
     wait_until(lambda: B in stack.paging_clusters(), timeout=WAIT, what=f"the SLO page for {B}")
+
+
+Samples = dict[frozenset[tuple[str, str]], float]
+
+
+def _samples(result: list[dict[str, Any]]) -> Samples:
+    return {frozenset(item["metric"].items()): float(item["value"][1]) for item in result}
+
+
+def _by_cluster(result: list[dict[str, Any]]) -> dict[str, Samples]:
+    """An instant result split by `cluster`, the label left out of each sample's labels."""
+    split: dict[str, Samples] = {}
+    for item in result:
+        labels = dict(item["metric"])
+        cluster = labels.pop("cluster", "")
+        split.setdefault(cluster, {})[frozenset(labels.items())] = float(item["value"][1])
+    return split
+
+
+def _same(left: Samples, right: Samples) -> bool:
+    return left.keys() == right.keys() and all(math.isclose(left[key], right[key]) for key in left)
+
+
+def test_the_global_dashboards_queries_show_each_cluster_what_its_own_prometheus_shows(stack: GlobalStack) -> None:
+    """Cluster a serves, cluster b fails. Every query of the SLO and the service dashboards runs on the
+    global ruler with both clusters chosen: each series names its cluster; where the query reads
+    scraped series, each cluster's part equals what the local dashboard's query returns from that
+    cluster's own Prometheus (which holds the same samples, without the `cluster` external label)."""
+    stack.targets[A].error_share = 0.0
+    stack.targets[B].error_share = 1.0
+    rate_window = 4  # Grafana's $__rate_interval at 1 s scrapes: four of them
+
+    def failing_alone(at: float) -> bool:
+        def rate(cluster: str, status: str) -> float:
+            expr = f'sum(rate(http_requests_total{{status="{status}"}}[{rate_window}s]))'
+            result = stack.clusters[cluster].query(expr, time=at)
+            return float(result[0]["value"][1]) if result else math.nan
+
+        return rate(A, "500") == 0 < rate(A, "200") and rate(B, "200") == 0 < rate(B, "500")
+
+    moment = time.time()
+
+    def settled() -> bool:  # the moment every query below reads, a second back so that it is complete
+        nonlocal moment
+        moment = time.time() - 1
+        return failing_alone(moment)
+
+    wait_until(settled, timeout=WAIT, what=f"{B} failing alone")
+
+    def caught_up() -> bool:  # remote_write delivers within its 1 s batch deadline
+        stamps = stack.ruler.query(f'timestamp(up{{service="{SERVICE}"}})')
+        return {item["metric"]["cluster"] for item in stamps if float(item["value"][1]) > moment} == {A, B}
+
+    wait_until(caught_up, timeout=WAIT, what="the global ruler holding both clusters' samples of that moment")
+
+    boards = ("slos", f"service-{SERVICE}")
+    chosen = {board["uid"]: board for board in dashboards_of(stack.system, build_config(ruler=Ruler.GLOBAL))}
+    local = {board["uid"]: board for board in dashboards_of(stack.system, DEFAULT_CONFIG)}
+    compared: dict[str, dict[str, Samples]] = {}
+    apart = 0
+    queries = 0
+    for uid in (f"{SYSTEM}-{board}" for board in boards):
+        global_values = opening_values(chosen[uid], scrape_interval=1, range_seconds=300)
+        local_values = opening_values(local[uid], scrape_interval=1, range_seconds=300)
+        assert global_values["cluster"] == f"{regex_literal(A)}|{regex_literal(B)}"  # All: both chosen
+        pairs = zip(targets(chosen[uid]), targets(local[uid]), strict=True)
+        for (panel, target), (_, local_target) in pairs:
+            queries += 1
+            where = f"{uid} / {panel['title']} / {target['refId']}"
+            split = _by_cluster(stack.ruler.query(expand(target["expr"], global_values), time=moment))
+            assert set(split) <= {A, B}, f"{where}: series without their cluster: {split.get('')}"
+            if split and "ALERTS" not in target["expr"]:  # alerts fire where a cluster fails; the rest is in both
+                assert set(split) == {A, B}, f"{where}: only {set(split)}"
+                apart += 1
+            own = {
+                cluster: _samples(server.query(expand(local_target["expr"], local_values), time=moment))
+                for cluster, server in stack.clusters.items()
+            }
+            if all(own.values()):  # the query reads scraped series, which each cluster's Prometheus holds
+                assert all(_same(split.get(cluster, {}), own[cluster]) for cluster in (A, B)), (where, split, own)
+                compared[panel["title"]] = split
+    assert "Responses by status" in compared, sorted(compared)
+    by_status = compared["Responses by status"]
+    assert {dict(labels)["status"]: value for labels, value in by_status[A].items()}["500"] == 0
+    assert {dict(labels)["status"]: value for labels, value in by_status[B].items()}["200"] == 0
+    assert min(by_status[A].values(), default=0) == 0 < max(by_status[A].values())
+    assert len(compared) >= 3
+    assert apart > len(compared), f"{apart} of {queries} queries returned both clusters"
