@@ -18,6 +18,7 @@ import pytest
 from obsbundle.bundle import dashboards_of
 from obsbundle.config import DEFAULT_CONFIG, build_config
 from obsbundle.dashboards.clusters import CLUSTER_LEGEND, query_for_ruler
+from obsbundle.dashboards.lint import lint
 from obsbundle.dashboards.variables import CLUSTER_VARIABLE, opening_values
 from obsbundle.dashboards.walk import expressions, panels, targets
 from obsbundle.model import System
@@ -130,6 +131,11 @@ def test_every_legend_names_the_cluster_and_every_heatmap_repeats_per_chosen_clu
                 else:  # a table shows `cluster` as a column of its own
                     assert CLUSTER not in panel["transformations"][-1]["options"]["excludeByName"]
     assert heatmaps > 0
+
+
+def test_the_global_dashboards_keep_every_lint_rule(global_dashboards: dict[str, list[dict[str, Any]]]) -> None:
+    findings = [str(finding) for boards in global_dashboards.values() for board in boards for finding in lint(board)]
+    assert not findings, "\n".join(findings)
 
 
 def test_the_global_overview_opens_on_the_clusters_side_by_side_and_the_local_one_does_not(
