@@ -32,7 +32,12 @@ series resume when their rule set is loaded.
 After a warm-up, `/api/v1/rules` is read every 15 s for `--measure` seconds; each group's median
 `evaluationTime` is summed per rule set, per round and per minute (a group every 5 minutes counts a
 fifth, one every 30 s twice), and Prometheus's own CPU time per minute above an idle baseline (the
-same Prometheus scraping, no rules) is the cross-check.
+same Prometheus scraping, no rules) is the cross-check. Evaluation time is wall-clock: it includes
+the wait of each rule's query for one of the engine's 20 slots (`--query.max-concurrency`), which
+thousands of slow groups make minutes long, so the mean wait is reported too. CPU per minute is a
+rule set's whole cost only while its groups keep to their schedule: the evaluations Prometheus
+missed (a group still running when its next one is due) are counted, and the CPU a minute of the
+full schedule would take is the measured CPU over the share that ran.
 
 Behaviour, in promtool on a handful of SLOs (real rule evaluation, not a model of it): for each
 shape the time from the start of a full outage to the first page alert firing (its `for` included)
