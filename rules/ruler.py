@@ -27,7 +27,22 @@ def group_for_ruler(group: dict[str, Any], system: System, ruler: Ruler) -> dict
     that cannot (an inventory's own SLI query that matches `cluster`, say)."""
     if ruler is Ruler.LOCAL:
         return group
-    return {**group, "rules": [{**rule, "expr": _global_expr(rule["expr"], system)} for rule in group["rules"]]}
+    return {**group, "rules": [_global_rule(rule, system) for rule in group["rules"]]}
+
+
+def dashboard_link_in_cluster(url: str, cluster: str) -> str:
+    """An alert's dashboard link that opens on the alert's own cluster (`cluster` is its value or
+    the template that prints it): a global dashboard shows every cluster of the system by default."""
+    return f"{url}{'&' if '?' in url else '?'}var-cluster={cluster}"
+
+
+def _global_rule(rule: dict[str, Any], system: System) -> dict[str, Any]:
+    fresh = {**rule, "expr": _global_expr(rule["expr"], system)}
+    annotations = rule.get("annotations", {})
+    if "dashboard_url" in annotations:
+        link = dashboard_link_in_cluster(annotations["dashboard_url"], f"{{{{ $labels.{CLUSTER} }}}}")
+        fresh["annotations"] = {**annotations, "dashboard_url": link}
+    return fresh
 
 
 def tests_for_ruler(content: dict[str, Any], system: System, ruler: Ruler) -> dict[str, Any]:
@@ -64,10 +79,7 @@ def _global_test(test: dict[str, Any], system: System) -> dict[str, Any]:
         fresh["alert_rule_test"] = [
             {
                 **check,
-                "exp_alerts": [
-                    {**alert, "exp_labels": dict(sorted({**alert["exp_labels"], CLUSTER: cluster}.items()))}
-                    for alert in check["exp_alerts"]
-                ],
+                "exp_alerts": [_expected_in_cluster(alert, cluster) for alert in check["exp_alerts"]],
             }
             for check in test["alert_rule_test"]
         ]
@@ -83,4 +95,13 @@ def _global_test(test: dict[str, Any], system: System) -> dict[str, Any]:
             }
             for check in test["promql_expr_test"]
         ]
+    return fresh
+
+
+def _expected_in_cluster(alert: dict[str, Any], cluster: str) -> dict[str, Any]:
+    fresh = {**alert, "exp_labels": dict(sorted({**alert["exp_labels"], CLUSTER: cluster}.items()))}
+    annotations = alert.get("exp_annotations", {})
+    if "dashboard_url" in annotations:
+        link = dashboard_link_in_cluster(annotations["dashboard_url"], cluster)
+        fresh["exp_annotations"] = {**annotations, "dashboard_url": link}
     return fresh

@@ -30,7 +30,7 @@ from obsbundle.rules import RULES_DIR, alerting_components, generate_rules
 from obsbundle.rules.definitions import Alert, InputSeries, RuleGroup, merge_inputs
 from obsbundle.rules.input_series import STEP
 from obsbundle.rules.promtool_tests import rule_file_name
-from obsbundle.rules.ruler import MIMIR_DIR
+from obsbundle.rules.ruler import MIMIR_DIR, dashboard_link_in_cluster
 from obsbundle.rules.slo import ServiceSlo, alerts_group_name, burn_doc, service_slos
 from obsbundle.rules.slo_scenarios import SloTests, _outage_scenario, sli_inputs
 from obsbundle.settings import Ruler
@@ -101,10 +101,10 @@ def _relabelled(inputs: Iterable[InputSeries], cluster: str) -> tuple[InputSerie
 
 
 def _expected(alert: Alert, labels: dict[str, str], value: float) -> dict[str, Any]:
-    return {
-        "exp_labels": alert.expected_labels(labels),
-        "exp_annotations": alert.expected_annotations(labels, value),
-    }
+    annotations = alert.expected_annotations(labels, value)
+    if "dashboard_url" in annotations:  # the page's link opens the dashboard on the failing cluster
+        annotations["dashboard_url"] = dashboard_link_in_cluster(annotations["dashboard_url"], labels[CLUSTER])
+    return {"exp_labels": alert.expected_labels(labels), "exp_annotations": annotations}
 
 
 def _test(name: str, inputs: Iterable[InputSeries], eval_time: str, alertname: str,
