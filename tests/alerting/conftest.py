@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from obsbundle.model import Inventory, System
+from tests.support.slack_receiver import SlackReceiver
 
 CONFIG = "alertmanager/alertmanager.yaml"
 TEMPLATES = "alertmanager/slack.tmpl"
@@ -17,6 +19,19 @@ TEMPLATES = "alertmanager/slack.tmpl"
 @pytest.fixture(scope="session")
 def fleet_systems(default_inventory: Inventory) -> dict[str, System]:
     return {system.name: system for system in default_inventory.systems}
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[SlackReceiver]:
+    """A local receiver of the Slack webhook payloads, one per test module."""
+    receiver = SlackReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def ecoeco(fleet_systems: dict[str, System]) -> System:
+    return fleet_systems["ecoeco"]
 
 
 @pytest.fixture(scope="session")

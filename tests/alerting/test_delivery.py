@@ -31,18 +31,6 @@ _cases = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def slack() -> Iterator[SlackReceiver]:
-    receiver = SlackReceiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture(scope="module")
-def ecoeco(fleet_systems: dict[str, System]) -> System:
-    return fleet_systems["ecoeco"]
-
-
-@pytest.fixture(scope="module")
 def alertmanager(
     tmp_path_factory: pytest.TempPathFactory, ecoeco: System, slack: SlackReceiver
 ) -> Iterator[AlertmanagerServer]:

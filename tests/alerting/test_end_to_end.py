@@ -12,7 +12,6 @@ their ServiceTargetDown alerts fire throughout: the tests pick their own message
 
 from __future__ import annotations
 
-import copy
 import re
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from tests.alerting.generated import alert_rules, plain_rule_files
 from tests.alerting.metrics_target import MetricsTarget
 from tests.alerting.stack import slack_path, write_alerting
 from tests.support.alertmanager import AlertmanagerServer, start_alertmanager
+from tests.support.quick_rules import shortened
 from tests.support.slack_receiver import Delivery, SlackReceiver
 
 pytestmark = pytest.mark.servers
@@ -44,17 +44,6 @@ EVALUATION = "1s"
 FOR = "3s"
 """Longer than Prometheus needs for a target's first scrape, so no alert fires before the test starts."""
 WAIT = 60.0
-
-
-def shortened(rule_file: dict[str, Any]) -> dict[str, Any]:
-    """The same rules, evaluated every EVALUATION, with every `for:` cut to FOR."""
-    quick = copy.deepcopy(rule_file)
-    for group in quick["groups"]:
-        group["interval"] = EVALUATION
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = FOR
-    return quick
 
 
 @dataclass
@@ -90,7 +79,7 @@ def stack(
     rule_dir = folder / "rules"
     rule_dir.mkdir()
     for path, document in rule_files.items():
-        (rule_dir / Path(path).name).write_text(to_yaml(shortened(document)))
+        (rule_dir / Path(path).name).write_text(to_yaml(shortened(document, EVALUATION, FOR)))
 
     # The fleet names no dead man's switch; this stack gives Watchdog one, at the Slack receiver.
     fleet = fleet_systems[SYSTEM]

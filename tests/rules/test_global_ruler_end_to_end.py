@@ -7,7 +7,6 @@ each cluster what its own Prometheus shows."""
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from obsbundle.settings import Ruler
 from obsbundle.tools.processes import wait_until
 from obsbundle.tools.prometheus import PrometheusServer, start_prometheus
 from tests.alerting.metrics_target import MetricsTarget
+from tests.support.quick_rules import shortened
 
 pytestmark = pytest.mark.servers
 
@@ -43,17 +43,6 @@ WAIT = 120.0
 GROUPS = (f"{SYSTEM}-slo-sli-{SERVICE}", f"{SYSTEM}-slo-windows", f"{SYSTEM}-slo-windows-long",
           f"{SYSTEM}-slo-alerts-{SERVICE}")  # fmt: skip
 """The service's SLO groups and the windows they read: the page's whole path, and nothing else to evaluate."""
-
-
-def shortened(rule_file: dict[str, Any]) -> dict[str, Any]:
-    """The same rules, evaluated every EVALUATION, with every `for:` cut to FOR."""
-    quick = copy.deepcopy(rule_file)
-    for group in quick["groups"]:
-        group["interval"] = EVALUATION
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = FOR
-    return quick
 
 
 @dataclass
@@ -81,7 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, default_inventory: Inventory
     for document in generate_rules(system, build_config(ruler=Ruler.GLOBAL)):
         name = Path(document.path).name
         if document.path.startswith(RULES_DIR) and name.removesuffix(".rules.yaml") in GROUPS:
-            (rule_dir / name).write_text(to_yaml(shortened(yaml.safe_load(render(document)))))
+            (rule_dir / name).write_text(to_yaml(shortened(yaml.safe_load(render(document)), EVALUATION, FOR)))
     assert len(list(rule_dir.iterdir())) == len(GROUPS)
     ruler = start_prometheus(
         folder / "ruler",
