@@ -55,11 +55,16 @@ def cluster_variable(cluster: str, exporters: RuleConfig) -> dict[str, Any]:
     )
 
 
+def _any_of_literal(names: Iterable[str]) -> str:
+    """A PromQL string literal of the regex that matches exactly `names`."""
+    return quote("|".join(regex_literal(name) for name in sorted(set(names))))
+
+
 def clusters_variable(clusters: Iterable[str], exporters: RuleConfig) -> dict[str, Any]:
     """`cluster` for a datasource over many clusters (`--ruler global`): one or several of
     `clusters` (the system's), those the datasource has, All by default. All selects exactly them:
     `.*` would also match series without a `cluster`, which such a datasource should not hold."""
-    alternatives = quote("|".join(regex_literal(name) for name in sorted(set(clusters))))
+    alternatives = _any_of_literal(clusters)
     nodes = selector("kube_node_info", exporters.kube_state_metrics, f"cluster=~{alternatives}")
     return _query_variable(
         CLUSTER_VARIABLE,
@@ -73,8 +78,7 @@ def clusters_variable(clusters: Iterable[str], exporters: RuleConfig) -> dict[st
 
 def namespace_variable(namespaces: Iterable[str], exporters: RuleConfig) -> dict[str, Any]:
     """`namespace`: the system's namespaces; All selects exactly them, not the whole cluster."""
-    alternatives = "|".join(regex_literal(name) for name in sorted(set(namespaces)))
-    literal = quote(alternatives)
+    literal = _any_of_literal(namespaces)
     pods = selector("kube_pod_info", exporters.kube_state_metrics, 'cluster=~"$cluster"', f"namespace=~{literal}")
     return _query_variable(
         NAMESPACE_VARIABLE,
