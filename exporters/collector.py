@@ -61,6 +61,8 @@ class PoolQueueCollector(Collector):
         self._busy: set[str] = set()
         self._down: set[str] = set()
         self._in_flight: Future[list[Metric]] | None = None
+        self._orders: Orders = {}
+        """The sort orders of the last collection's batches; collections never overlap."""
         self._build_labels = (_package_version(), platform.python_version())
 
     @property
@@ -171,7 +173,9 @@ class PoolQueueCollector(Collector):
                                   Sample(f.SCRAPE_DURATION, (), result.seconds), *result.samples])
             for result in results
         ]
-        by_family = _by_family(read)
+        keep: Orders = {}
+        by_family = _by_family(read, self._orders, keep)
+        self._orders = keep
         build = RowsMetric(f.BUILD_INFO_NAME, f.BUILD_INFO_HELP, "gauge", ("version", "python"),
                            rows=[(self._build_labels, 1.0)], blocks=[])
         metrics: list[Metric] = [_metric(f.UP, *by_family[f.UP]),
@@ -183,35 +187,44 @@ class PoolQueueCollector(Collector):
         return metrics
 
 
-def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]]) -> dict[Family, tuple[list[Row], list[Block]]]:
+Orders = dict[tuple[str, str, int], tuple[tuple[Sequence[str], ...], Callable[[Sequence[Any]], Any]]]
+"""Per batch (family, source, place among the source's batches of that family): the label columns it
+was sorted for, and what picks its samples in sorted order."""
+
+
+def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Orders,
+               keep: Orders) -> dict[Family, tuple[list[Row], list[Block]]]:
     """Every source's samples (as rows) and batches (as blocks) per family, the `source` label
     first; rows in order of their labels, blocks of their shared labels and a block's samples of
-    their last label, so that the answer's order never depends on the order the servers answered in."""
+    their last label, so that the answer's order never depends on the order the servers answered in.
+    A batch's sort order is taken from `kept` while its columns are those it was sorted for (a
+    broker's queues rarely change between two scrapes), and every order used is put in `keep`."""
     found: dict[Family, tuple[list[Row], list[Block]]] = {}
     for source, samples in read:
+        places: dict[Family, int] = {}
         for sample in samples:
             entry = found.get(sample.family)
             if entry is None:
                 entry = found[sample.family] = ([], [])
             if isinstance(sample, Batch):
-                entry[1].append(((source, *sample.labels), sample.columns, sample.values))
+                columns, values = sample.columns, sample.values
+                if len(values) > 1:
+                    place = places[sample.family] = places.get(sample.family, -1) + 1
+                    key = (sample.family.name, source, place)
+                    known = kept.get(key)
+                    if known is not None and known[0] == columns:
+                        pick = known[1]
+                    else:
+                        keys = list(zip(*columns, strict=True))
+                        pick = itemgetter(*sorted(range(len(values)), key=keys.__getitem__))
+                    keep[key] = (columns, pick)
+                    columns, values = tuple(map(pick, columns)), pick(values)
+                entry[1].append(((source, *sample.labels), columns, values))
             else:
                 entry[0].append(((source, *sample.labels), sample.value))
-    # A source's batches list the same queues or pools in the same order in every family: sort each
-    # list of label columns once.
-    orders: dict[tuple[Sequence[str], ...], Callable[[Sequence[Any]], Any]] = {}
     for rows, blocks in found.values():
         rows.sort(key=_labels_of)
         blocks.sort(key=_labels_of)
-        for index, (shared, columns, values) in enumerate(blocks):
-            if len(values) < 2:
-                continue
-            key = tuple(map(tuple, columns))
-            pick = orders.get(key)
-            if pick is None:
-                keys = list(zip(*columns, strict=True))
-                pick = orders[key] = itemgetter(*sorted(range(len(values)), key=keys.__getitem__))
-            blocks[index] = (shared, tuple(map(pick, columns)), pick(values))
     return found
 
 

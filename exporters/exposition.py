@@ -5,9 +5,12 @@ ten thousand queues (three series each) that is most of a scrape's CPU. The name
 and valid, so this writer checks each distinct name once and only escapes label values. The
 collector's own families are `RowsMetric`s: their samples stay rows of label values, written
 through one template per family, and become prometheus-client samples only for a reader that asks
-(OpenMetrics, tests). The output is byte for byte what `generate_latest` writes (a test holds it
-to that); any family it does not handle (histograms, summaries, `_created` samples, unusual
-names) is written by `generate_latest` itself.
+(OpenMetrics, tests). A `TextWriter` also keeps, from one scrape to the next, the text of each
+block's lines up to the value: a thousand pools or ten thousand queues rarely change between two
+scrapes, so their names, labels and escaping are written once, and a scrape only compares the
+label columns and writes the values. The output is byte for byte what `generate_latest` writes (a
+test holds it to that); any family it does not handle (histograms, summaries, `_created` samples,
+unusual names) is written by `generate_latest` itself.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
+from operator import add, itemgetter
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -130,7 +133,12 @@ def _needs_escaping(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
-def _rows_family(metric: RowsMetric, output: list[str]) -> None:
+Prefixes = dict[tuple[str, int, tuple[str, ...]], tuple[tuple[Sequence[str], ...], list[str]]]
+"""Per block (its sample name, place in the family and shared values): the label columns it was
+written for, and the text of each of its lines up to the value."""
+
+
+def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Prefixes) -> None:
     name, names = metric.sample_name, metric.label_names
     documentation = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
     output.append(f"# HELP {name} {documentation}\n# TYPE {name} {metric.type}\n")
@@ -145,31 +153,67 @@ def _rows_family(metric: RowsMetric, output: list[str]) -> None:
             picked = [tuple(map(_escape_value, values)) for values in picked]
         texts = _numbers([value for _, value in metric.rows])
         output.append("".join(template % (*values, text) for values, text in zip(picked, texts, strict=True)))
-    # A block's template holds its shared values, with a slot per column and one for the sample's value.
-    for shared, columns, values in metric.blocks:
-        first_column = len(names) - len(columns)
-        pairs = ",".join(
-            f'{names[index]}="%s"' if index >= first_column
-            else f'{names[index]}="{_escape_value(shared[index]).replace("%", "%%")}"'
-            for index in order
-        )
-        template = f"{name}{{{pairs}}} %s\n"
-        # The slots follow the sorted label order, so the columns are taken in that order too.
-        slots = [
-            list(map(_escape_value, column)) if _needs_escaping("".join(column)) else column
-            for column in (columns[index - first_column] for index in order if index >= first_column)
-        ]
-        output.append("".join(map(template.__mod__, zip(*slots, _numbers(values), strict=True))))
+    for place, (shared, columns, values) in enumerate(metric.blocks):
+        if not values:
+            continue
+        key = (name, place, shared)
+        known = keep.get(key) or kept.get(key)
+        if known is not None and known[0] == columns:
+            prefixes = known[1]
+        else:
+            prefixes = _block_prefixes(name, names, order, shared, columns, count=len(values))
+        keep[key] = (columns, prefixes)
+        output.append("\n".join(map(add, prefixes, _numbers(values))))
+        output.append("\n")
+
+
+def _block_prefixes(name: str, names: tuple[str, ...], order: list[int], shared: tuple[str, ...],
+                    columns: tuple[Sequence[str], ...], *, count: int) -> list[str]:
+    """The text of each of a block's lines up to its value: the family's name and labels, sorted as
+    generate_latest sorts them, the shared values written in and the columns' values escaped."""
+    first_column = len(names) - len(columns)
+    pairs = ",".join(
+        f'{names[index]}="%s"' if index >= first_column
+        else f'{names[index]}="{_escape_value(shared[index]).replace("%", "%%")}"'
+        for index in order
+    )
+    template = f"{name}{{{pairs}}} "
+    # The slots follow the sorted label order, so the columns are taken in that order too.
+    slots = [
+        list(map(_escape_value, column)) if _needs_escaping("".join(column)) else column
+        for column in (columns[index - first_column] for index in order if index >= first_column)
+    ]
+    if not slots:
+        return [template % ()] * count
+    return list(map(template.__mod__, zip(*slots, strict=True)))
+
+
+class TextWriter:
+    """What `generate_latest(registry)` returns, faster for plain gauges and counters. One serves all
+    the scrapes of a server, so that the lines of unchanged blocks are reused from the scrape before;
+    threads may share it, as a scrape only reads the prefixes the one before kept and replaces them
+    whole."""
+
+    def __init__(self) -> None:
+        self._prefixes: Prefixes = {}
+
+    def __call__(self, registry: Collector) -> bytes:
+        output: list[str] = []
+        kept: Prefixes = self._prefixes
+        keep: Prefixes = {}
+        for metric in registry.collect():
+            if isinstance(metric, RowsMetric) and _rows_fast_path(metric):
+                _rows_family(metric, output, kept, keep)
+            elif _fast_path(metric):
+                _family(metric, output)
+            else:
+                output.append(generate_latest(_Single(metric)).decode("utf-8"))
+        # Only this scrape's blocks are kept: a deleted queue, or a pool gone, is forgotten.
+        self._prefixes = keep
+        return "".join(output).encode("utf-8")
 
 
 def text_exposition(registry: Collector) -> bytes:
-    """What `generate_latest(registry)` returns, faster for plain gauges and counters."""
-    output: list[str] = []
-    for metric in registry.collect():
-        if isinstance(metric, RowsMetric) and _rows_fast_path(metric):
-            _rows_family(metric, output)
-        elif _fast_path(metric):
-            _family(metric, output)
-        else:
-            output.append(generate_latest(_Single(metric)).decode("utf-8"))
-    return "".join(output).encode("utf-8")
+    """What `generate_latest(registry)` returns, faster for plain gauges and counters (nothing kept
+    between calls: a server holds a `TextWriter`)."""
+    return TextWriter()(registry)

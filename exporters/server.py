@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from obsbundle.exporters.collector import SCRAPE_TIMEOUT
-from obsbundle.exporters.exposition import CONTENT_TYPE, text_exposition
+from obsbundle.exporters.exposition import CONTENT_TYPE, TextWriter
 from obsbundle.exporters.webconfig import BasicAuth
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class MetricsHandler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         if not content_type.startswith("application/openmetrics-text"):
-            encoder, content_type = text_exposition, CONTENT_TYPE
+            encoder, content_type = self.server.text_writer, CONTENT_TYPE
         token = SCRAPE_TIMEOUT.set(requested_timeout(self.headers.get(TIMEOUT_HEADER)))
         try:
             body = encoder(self.server.registry)
@@ -117,6 +117,8 @@ class ExporterServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], registry: CollectorRegistry, auth: BasicAuth | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.registry = registry
+        self.text_writer = TextWriter()
+        """Writes every text-format scrape, keeping the lines of unchanged pools and queues."""
         self.auth = auth
         self.ssl_context = ssl_context
         if ":" in address[0]:

@@ -27,7 +27,7 @@ class PgBouncerPoolsSource(PgSource):
         super().__init__(settings, admin_console=True)
 
     def _read(self, conn: Connection) -> list[Sample | Batch]:
-        pools = _without_console(fetch_columns(conn, "SHOW POOLS"), "database")
+        pools = _without_console(fetch_columns(conn, "SHOW POOLS", _POOLS_READ), "database")
         # One batch per family, its columns the pools' databases and users: a thousand pools are
         # five batches to write, not five thousand samples.
         labels = (_column(pools, "database", str), _column(pools, "user", str))
@@ -39,7 +39,7 @@ class PgBouncerPoolsSource(PgSource):
         if "maxwait_us" in pools:
             waits = [whole + float(micro or 0) / 1e6 for whole, micro in zip(waits, pools["maxwait_us"], strict=True)]
         batches.append(Batch(f.PGBOUNCER_CLIENT_MAXWAIT, (), labels, waits))
-        databases = _without_console(fetch_columns(conn, "SHOW DATABASES"), "name")
+        databases = _without_console(fetch_columns(conn, "SHOW DATABASES", _DATABASES_READ), "name")
         default_pool_size: float | None = None
         sizes: list[float] = []
         for size in databases.get("pool_size", ()):
@@ -64,6 +64,8 @@ _POOL_COLUMNS = (
     (f.PGBOUNCER_SERVER_IDLE, "sv_idle"),
 )
 """The families read straight from a SHOW POOLS column."""
+_POOLS_READ = frozenset({"database", "user", "maxwait", "maxwait_us", *(column for _, column in _POOL_COLUMNS)})
+_DATABASES_READ = frozenset({"name", "pool_size"})
 
 
 def _default_pool_size(conn: Connection) -> float:

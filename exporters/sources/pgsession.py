@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import threading
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import psycopg
@@ -141,12 +142,13 @@ def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def fetch_columns(conn: Connection, query: str) -> dict[str, tuple[Any, ...]]:
-    """A parameterless query's result as {column: its values, one per row}: a wide answer (PgBouncer's
-    SHOW POOLS of a thousand pools) is read a column at a time, not as a dict per row."""
+def fetch_columns(conn: Connection, query: str, wanted: Collection[str]) -> dict[str, tuple[Any, ...]]:
+    """The `wanted` columns of a parameterless query's result, as {column: its values, one per row}:
+    a wide answer (PgBouncer's SHOW POOLS of a thousand pools, seventeen columns) is read a column at
+    a time, not as a dict per row, and the columns nobody reads are never copied. A wanted column the
+    answer lacks is left out."""
     with conn.cursor() as cursor:
         cursor.execute(query.encode())
         names = [column.name for column in cursor.description or ()]
         rows = cursor.fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return dict(zip(names, columns, strict=True))
+    return {name: tuple(map(itemgetter(index), rows)) for index, name in enumerate(names) if name in wanted}

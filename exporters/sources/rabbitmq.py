@@ -69,10 +69,10 @@ _UNESCAPE = re.compile(r"\\(.)")
 _BARE_QUOTE = re.compile(r'(?<!\\)"')
 _UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
 PLUGIN_CONNECT_SECONDS = 1.0
+"""Longest wait for a connection to the plugin's port; a working one connects within milliseconds."""
 HEAD_AGE_REQUESTS = 4
 """Head-age requests in flight at once (each on its own kept-alive connection): five named queues
 then cost about two round trips, which end while the plugin renders its answer, not five after it."""
-"""Longest wait for a connection to the plugin's port; a working one connects within milliseconds."""
 REPROBE_SECONDS = 300.0
 """How long the management API serves everything after the plugin was found off, before the plugin
 is tried again: enabling it takes effect within this, and a plugin that stays off costs one

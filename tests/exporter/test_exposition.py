@@ -1,14 +1,19 @@
-"""The fast text writer says exactly what prometheus-client's generate_latest says."""
+"""The fast text writer says exactly what prometheus-client's generate_latest says, scrape after scrape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from obsbundle.exporters.exposition import Block, Row, RowsMetric, text_exposition
+from obsbundle.exporters import families as f
+from obsbundle.exporters.collector import PoolQueueCollector
+from obsbundle.exporters.exposition import Block, Row, RowsMetric, TextWriter, text_exposition
+from obsbundle.exporters.families import Batch, Sample
+from obsbundle.exporters.sources.base import Deadline, Source
 
 
 class Fixed(Collector):
@@ -88,3 +93,69 @@ def test_the_collectors_rows_and_blocks_are_written_as_generate_latest_writes_th
     assert text_exposition(Fixed([metric, counter, bare, clients])) == expected
     # Readers that ask for prometheus-client samples (OpenMetrics, tests) get the same ones.
     assert generate_latest(Fixed([metric, counter, bare, clients])) == expected
+
+
+def test_a_writer_reuses_a_blocks_lines_only_while_its_labels_stay_the_same() -> None:
+    names = ("source", "vhost", "queue")
+
+    def family(queues: list[str], counts: list[float]) -> RowsMetric:
+        return RowsMetric("poolq_queue_messages_ready", "Ready.", "gauge", names, rows=[],
+                          blocks=[(("main", "/"), (queues,), counts), (("main", "/"), (["other"],), [9.0])])
+
+    def expected(queues: list[str], counts: list[float]) -> bytes:
+        gauge = GaugeMetricFamily("poolq_queue_messages_ready", "Ready.", labels=names)
+        for queue, count in zip(queues, counts, strict=True):
+            gauge.add_metric(("main", "/", queue), count)
+        gauge.add_metric(("main", "/", "other"), 9.0)
+        return generate_latest(Fixed([gauge]))
+
+    writer = TextWriter()
+    scrapes = [
+        (["a", "b", 'c"'], [1.0, 2.0, 3.0]),
+        (["a", "b", 'c"'], [4.0, 0.0, 1e21]),  # the same queues: the kept lines, new values
+        (["a", "c\"", "d"], [5.0, 6.0, 7.0]),  # one queue gone, one new: written again
+        (["a", "b", 'c"'], [1.0, 2.0, 3.0]),
+    ]
+    for queues, counts in scrapes:
+        assert writer(Fixed([family(queues, counts)])) == expected(queues, counts)
+    # A block whose labels are all shared (no column) still writes one line per value.
+    only_shared = RowsMetric("poolq_up", "Up.", "gauge", ("source",), rows=[], blocks=[(("main",), (), [1.0])])
+    up = GaugeMetricFamily("poolq_up", "Up.", labels=("source",))
+    up.add_metric(("main",), 1.0)
+    for _ in range(2):
+        assert writer(Fixed([only_shared])) == generate_latest(Fixed([up]))
+
+
+class Batches(Source):
+    """A source whose batches are set by the test before each scrape."""
+
+    kind = "rabbitmq"
+
+    def __init__(self) -> None:
+        super().__init__("broker")
+        self.queues: list[str] = []
+
+    def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
+        counts = [float(index) for index in range(len(self.queues))]
+        return [Batch(f.QUEUE_READY, ("rabbitmq",), (list(self.queues),), counts),
+                Batch(f.QUEUE_CONSUMERS, ("rabbitmq",), (list(self.queues),), [1.0] * len(counts))]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_collector_sorts_a_batch_again_when_its_queues_change() -> None:
+    source = Batches()
+    collector = PoolQueueCollector([source], timeout=5, margin=0.5)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    writer = TextWriter()
+    for queues in (["c", "a", "b"], ["c", "a", "b"], ["b", "d", "a"], ["c", "a", "b"]):
+        source.queues = queues
+        ready = {sample.labels["queue"]: sample.value
+                 for family in text_string_to_metric_families(writer(registry).decode())
+                 if family.name == "poolq_queue_messages_ready" for sample in family.samples}
+        # In the queues' order of names, each with its own count.
+        assert list(ready) == sorted(queues)
+        assert ready == {queue: float(index) for index, queue in enumerate(queues)}
+    collector.close()
