@@ -200,6 +200,9 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
     A batch's sort order is taken from `kept` while its columns are those it was sorted for (a
     broker's queues rarely change between two scrapes), and every order used is put in `keep`."""
     found: dict[Family, tuple[list[Row], list[Block]]] = {}
+    # Orders made in this collection, by the columns they sort: a broker's three families list the
+    # same queues, in an order of its own that may change from one scrape to the next.
+    sorted_now: dict[tuple[Sequence[str], ...], Callable[[Sequence[Any]], Any]] = {}
     for source, samples in read:
         places: dict[Family, int] = {}
         for sample in samples:
@@ -208,15 +211,16 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
                 entry = found[sample.family] = ([], [])
             if isinstance(sample, Batch):
                 columns, values = sample.columns, sample.values
-                if len(values) > 1:
+                if len(values) > 1 and columns:
                     place = places[sample.family] = places.get(sample.family, -1) + 1
                     key = (sample.family.name, source, place)
                     known = kept.get(key)
                     if known is not None and known[0] == columns:
                         pick = known[1]
                     else:
-                        keys = list(zip(*columns, strict=True))
-                        pick = itemgetter(*sorted(range(len(values)), key=keys.__getitem__))
+                        content = tuple(map(tuple, columns))
+                        made = sorted_now.get(content)
+                        pick = made if made is not None else sorted_now.setdefault(content, _sort_order(columns))
                     keep[key] = (columns, pick)
                     columns, values = tuple(map(pick, columns)), pick(values)
                 entry[1].append(((source, *sample.labels), columns, values))
@@ -226,6 +230,16 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
         rows.sort(key=_labels_of)
         blocks.sort(key=_labels_of)
     return found
+
+
+def _sort_order(columns: tuple[Sequence[str], ...]) -> Callable[[Sequence[Any]], Any]:
+    """What picks a batch's samples in the order of their label values, column by column."""
+    count = len(columns[0])
+    if len(columns) == 1:
+        # A single column sorts by its strings: no tuple per sample to make (and collect).
+        return itemgetter(*sorted(range(count), key=columns[0].__getitem__))
+    keys = list(zip(*columns, strict=True))
+    return itemgetter(*sorted(range(count), key=keys.__getitem__))
 
 
 def _labels_of(entry: Row | Block) -> tuple[str, ...]:
