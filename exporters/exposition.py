@@ -157,7 +157,7 @@ def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Pr
         if not values:
             continue
         key = (name, place, shared)
-        known = keep.get(key) or kept.get(key)
+        known = kept.get(key)
         if known is not None and known[0] == columns:
             prefixes = known[1]
         else:
