@@ -220,7 +220,9 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
                     else:
                         content = tuple(map(tuple, columns))
                         made = sorted_now.get(content)
-                        pick = made if made is not None else sorted_now.setdefault(content, _sort_order(columns))
+                        if made is None:
+                            made = sorted_now[content] = _sort_order(columns)
+                        pick = made
                     keep[key] = (columns, pick)
                     columns, values = tuple(map(pick, columns)), pick(values)
                 entry[1].append(((source, *sample.labels), columns, values))
@@ -234,12 +236,9 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
 
 def _sort_order(columns: tuple[Sequence[str], ...]) -> Callable[[Sequence[Any]], Any]:
     """What picks a batch's samples in the order of their label values, column by column."""
-    count = len(columns[0])
-    if len(columns) == 1:
-        # A single column sorts by its strings: no tuple per sample to make (and collect).
-        return itemgetter(*sorted(range(count), key=columns[0].__getitem__))
-    keys = list(zip(*columns, strict=True))
-    return itemgetter(*sorted(range(count), key=keys.__getitem__))
+    # A single column sorts by its strings: no tuple per sample to make (and collect).
+    keys: Sequence[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+    return itemgetter(*sorted(range(len(keys)), key=keys.__getitem__))
 
 
 def _labels_of(entry: Row | Block) -> tuple[str, ...]:
