@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 
 from obsbundle.exporters import families as f
 from obsbundle.exporters.exposition import Block, Row, RowsMetric
-from obsbundle.exporters.families import Batch, Family, Sample
+from obsbundle.exporters.families import Batch, Family, Sample, WrittenNumbers
 from obsbundle.exporters.sources.base import Deadline, Source
 
 log = logging.getLogger(__name__)
@@ -187,9 +187,11 @@ class PoolQueueCollector(Collector):
         return metrics
 
 
-Orders = dict[tuple[str, str, int], tuple[tuple[Sequence[str], ...], Callable[[Sequence[Any]], Any]]]
+Orders = dict[tuple[str, str, int], tuple[tuple[Sequence[str], ...], "Order"]]
 """Per batch (family, source, place among the source's batches of that family): the label columns it
-was sorted for, and what picks its samples in sorted order."""
+was sorted for, and its order."""
+Order = tuple[Callable[[Sequence[Any]], Any] | None, tuple[Sequence[str], ...]]
+"""What picks a batch's samples in sorted order (None: they came sorted), and its columns so picked."""
 
 
 def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Orders,
@@ -197,12 +199,16 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
     """Every source's samples (as rows) and batches (as blocks) per family, the `source` label
     first; rows in order of their labels, blocks of their shared labels and a block's samples of
     their last label, so that the answer's order never depends on the order the servers answered in.
-    A batch's sort order is taken from `kept` while its columns are those it was sorted for (a
-    broker's queues rarely change between two scrapes), and every order used is put in `keep`."""
+    A batch's order is taken from `kept` while its columns are those it was sorted for (a broker's
+    queues rarely change between two scrapes), and every order used is put in `keep`. The sorted
+    columns handed on are then the very objects of the scrape before, which the writer, keeping
+    each block's lines, recognises without comparing them again."""
     found: dict[Family, tuple[list[Row], list[Block]]] = {}
     # Orders made in this collection, by the columns they sort: a broker's three families list the
     # same queues, in an order of its own that may change from one scrape to the next.
-    sorted_now: dict[tuple[Sequence[str], ...], Callable[[Sequence[Any]], Any]] = {}
+    sorted_now: dict[tuple[Sequence[str], ...], Order] = {}
+    # Columns found equal to those kept, by identity: PgBouncer's five pool families share theirs.
+    equal: dict[tuple[int, int], bool] = {}
     for source, samples in read:
         places: dict[Family, int] = {}
         for sample in samples:
@@ -215,16 +221,19 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
                     place = places[sample.family] = places.get(sample.family, -1) + 1
                     key = (sample.family.name, source, place)
                     known = kept.get(key)
-                    if known is not None and known[0] == columns:
-                        pick = known[1]
+                    if known is not None and _same(known[0], columns, equal):
+                        order = known[1]
                     else:
                         content = tuple(map(tuple, columns))
                         made = sorted_now.get(content)
                         if made is None:
                             made = sorted_now[content] = _sort_order(columns)
-                        pick = made
-                    keep[key] = (columns, pick)
-                    columns, values = tuple(map(pick, columns)), pick(values)
+                        order = made
+                    keep[key] = (columns, order)
+                    pick, columns = order
+                    if pick is not None:
+                        picked = pick(values)
+                        values = WrittenNumbers(picked) if isinstance(values, WrittenNumbers) else picked
                 entry[1].append(((source, *sample.labels), columns, values))
             else:
                 entry[0].append(((source, *sample.labels), sample.value))
@@ -234,11 +243,25 @@ def _by_family(read: Sequence[tuple[str, Sequence[Sample | Batch]]], kept: Order
     return found
 
 
-def _sort_order(columns: tuple[Sequence[str], ...]) -> Callable[[Sequence[Any]], Any]:
-    """What picks a batch's samples in the order of their label values, column by column."""
+def _same(before: tuple[Sequence[str], ...], now: tuple[Sequence[str], ...],
+          equal: dict[tuple[int, int], bool]) -> bool:
+    """Whether `before` and `now` hold the same values, compared once per pair of objects a collection."""
+    key = (id(before), id(now))
+    answer = equal.get(key)
+    if answer is None:
+        answer = equal[key] = before == now
+    return answer
+
+
+def _sort_order(columns: tuple[Sequence[str], ...]) -> Order:
+    """How a batch's samples are put in the order of their label values, column by column."""
     # A single column sorts by its strings: no tuple per sample to make (and collect).
     keys: Sequence[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-    return itemgetter(*sorted(range(len(keys)), key=keys.__getitem__))
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    if order == list(range(len(keys))):
+        return None, columns
+    pick = itemgetter(*order)
+    return pick, tuple(map(pick, columns))
 
 
 def _labels_of(entry: Row | Block) -> tuple[str, ...]:

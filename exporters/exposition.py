@@ -8,9 +8,11 @@ through one template per family, and become prometheus-client samples only for a
 (OpenMetrics, tests). A `TextWriter` also keeps, from one scrape to the next, the text of each
 block's lines up to the value: a thousand pools or ten thousand queues rarely change between two
 scrapes, so their names, labels and escaping are written once, and a scrape only compares the
-label columns and writes the values. The output is byte for byte what `generate_latest` writes (a
-test holds it to that); any family it does not handle (histograms, summaries, `_created` samples,
-unusual names) is written by `generate_latest` itself.
+label columns and writes the values. Values a source hands over as `WrittenNumbers` (the digits a
+pooler or a broker wrote) are copied as written, `3` where `generate_latest` writes `3.0`; apart
+from that the output is byte for byte what `generate_latest` writes (tests hold it to both), and
+any family it does not handle (histograms, summaries, `_created` samples, unusual names) is
+written by `generate_latest` itself.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from obsbundle.exporters.families import WrittenNumbers
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # prometheus-client's own float spelling (Go's: +Inf, NaN, exponents from 1e+07), so both writers agree.
@@ -36,9 +40,9 @@ _LEGACY_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 Row = tuple[tuple[str, ...], float]
 """One sample: the values of the family's labels, in its label order, and its value."""
-Block = tuple[tuple[str, ...], tuple[Sequence[str], ...], Sequence[float]]
+Block = tuple[tuple[str, ...], tuple[Sequence[str], ...], Sequence[float | str]]
 """Samples that share the values of their first labels: (those values, a column of values per remaining
-label, the samples' values)."""
+label, the samples' values: floats, or a WrittenNumbers)."""
 
 
 class RowsMetric(Metric):
@@ -120,7 +124,9 @@ def _rows_fast_path(metric: RowsMetric) -> bool:
             and all(_LEGACY_LABEL.match(name) for name in metric.label_names))
 
 
-def _numbers(values: Sequence[float]) -> list[str]:
+def _numbers(values: Sequence[float | str]) -> Sequence[str]:
+    if isinstance(values, WrittenNumbers):
+        return values  # whole numbers in digits, as the server wrote them: valid exposition as they are
     floats = list(map(float, values))
     # Finite values within a million print as repr() prints them (a NaN or an infinity makes the sum
     # NaN or infinite); floatToGoString spells the rest as Go does (exponents, NaN, +Inf).

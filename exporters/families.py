@@ -34,6 +34,25 @@ class Sample(NamedTuple):
     value: float
 
 
+class WrittenNumbers(tuple[str, ...]):
+    """Values as a server wrote them in text (PgBouncer's console, rabbitmq_prometheus), each a
+    whole number of ASCII digits: the exposition writer copies them as they are instead of making a
+    float of each and spelling it again, and `float(text)` is the value. Made by `written_numbers`,
+    which checks that promise."""
+
+    __slots__ = ()
+
+
+def written_numbers(texts: Sequence[str]) -> WrittenNumbers | None:
+    """`texts` as WrittenNumbers when every one is a whole number of ASCII digits (the counts that
+    brokers and poolers write), else None: the caller then reads them as floats."""
+    # One check over all of them, at C speed; an empty text would vanish in the join, so it is looked for apart.
+    joined = "".join(texts)
+    if joined.isascii() and joined.isdigit() and "" not in texts:
+        return WrittenNumbers(texts)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Samples of one family that share the values of their first labels: a broker's ten thousand
@@ -46,8 +65,9 @@ class Batch:
     columns: tuple[Sequence[str], ...]
     """Values of the remaining labels: a column per label, in `family.labels` order, each with one
     entry per sample."""
-    values: Sequence[float]
-    """The samples' values, in the order of the columns."""
+    values: Sequence[float | str]
+    """The samples' values, in the order of the columns: floats, or the numbers as the server wrote
+    them, which are then a WrittenNumbers."""
 
 
 # --- Exporter ----------------------------------------------------------------------------------------

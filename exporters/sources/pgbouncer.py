@@ -6,18 +6,17 @@ console's own pseudo-database `pgbouncer` is left out: it pools nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from itertools import compress
-from typing import Any, TypeVar
+import math
+from collections.abc import Mapping, Sequence
+from typing import cast
 
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import PgBouncerSource
-from obsbundle.exporters.families import Batch, Sample
+from obsbundle.exporters.families import Batch, Sample, WrittenNumbers, written_numbers
 from obsbundle.exporters.sources.base import SourceError
 from obsbundle.exporters.sources.pgsession import Connection, PgSource, fetch_columns, fetch_dicts
 
 _CONSOLE_DATABASE = "pgbouncer"
-T = TypeVar("T")
 
 
 class PgBouncerPoolsSource(PgSource):
@@ -30,31 +29,43 @@ class PgBouncerPoolsSource(PgSource):
         pools = _without_console(fetch_columns(conn, "SHOW POOLS", _POOLS_READ), "database")
         # One batch per family, its columns the pools' databases and users: a thousand pools are
         # five batches to write, not five thousand samples.
-        labels = (_column(pools, "database", str), _column(pools, "user", str))
+        labels = (_labels(pools, "database"), _labels(pools, "user"))
         batches: list[Sample | Batch] = [
-            Batch(family, (), labels, _column(pools, column, float)) for family, column in _POOL_COLUMNS
+            Batch(family, (), labels, _counts(pools, column)) for family, column in _POOL_COLUMNS
         ]
-        # maxwait holds whole seconds; maxwait_us (PgBouncer 1.8+) the microseconds beyond them.
-        waits = _column(pools, "maxwait", float)
-        if "maxwait_us" in pools:
-            waits = [whole + float(micro or 0) / 1e6 for whole, micro in zip(waits, pools["maxwait_us"], strict=True)]
-        batches.append(Batch(f.PGBOUNCER_CLIENT_MAXWAIT, (), labels, waits))
+        batches.append(Batch(f.PGBOUNCER_CLIENT_MAXWAIT, (), labels, _waits(pools)))
         databases = _without_console(fetch_columns(conn, "SHOW DATABASES", _DATABASES_READ), "name")
-        default_pool_size: float | None = None
-        sizes: list[float] = []
-        for size in databases.get("pool_size", ()):
-            if size is not None and int(size) >= 0:
-                sizes.append(float(size))
-                continue
-            # Older PgBouncers print -1 for "the default": read default_pool_size once.
-            if default_pool_size is None:
-                default_pool_size = _default_pool_size(conn)
-            sizes.append(default_pool_size)
-        names = _column(databases, "name", str)
-        if len(sizes) != len(names):
+        names = _labels(databases, "name")
+        if "pool_size" not in databases:
             raise SourceError("SHOW DATABASES has no column pool_size: is this PgBouncer?")
-        batches.append(Batch(f.PGBOUNCER_POOL_SIZE, (), (names,), sizes))
+        batches.append(Batch(f.PGBOUNCER_POOL_SIZE, (), (names,), _pool_sizes(conn, databases["pool_size"])))
         return batches
+
+
+def _waits(pools: Columns) -> WrittenNumbers | list[float]:
+    """The longest wait of each pool's clients: maxwait holds whole seconds, maxwait_us (PgBouncer
+    1.8+) the microseconds beyond them."""
+    micros = pools.get("maxwait_us")
+    if micros is None or micros.count("0") == len(micros):
+        return _counts(pools, "maxwait")  # nobody waits a fraction of a second: the seconds as written
+    wholes = _texts(pools, "maxwait")
+    return [float(whole or 0) + float(micro or 0) / 1e6 for whole, micro in zip(wholes, micros, strict=True)]
+
+
+def _pool_sizes(conn: Connection, texts: Sequence[str | None]) -> WrittenNumbers | list[float]:
+    if None not in texts and (written := written_numbers(cast("Sequence[str]", texts))) is not None:
+        return written
+    default_pool_size: float | None = None
+    sizes: list[float] = []
+    for size in texts:
+        if size is not None and int(size) >= 0:
+            sizes.append(float(size))
+            continue
+        # Older PgBouncers print -1 for "the default": read default_pool_size once.
+        if default_pool_size is None:
+            default_pool_size = _default_pool_size(conn)
+        sizes.append(default_pool_size)
+    return sizes
 
 
 _POOL_COLUMNS = (
@@ -75,16 +86,41 @@ def _default_pool_size(conn: Connection) -> float:
     raise SourceError("SHOW CONFIG has no default_pool_size")
 
 
-def _without_console(columns: dict[str, tuple[Any, ...]], name: str) -> dict[str, tuple[Any, ...]]:
-    """The rows whose `name` column is not the console's pseudo-database."""
-    keep = [value != _CONSOLE_DATABASE for value in columns.get(name, ())]
-    if all(keep):
+Columns = Mapping[str, Sequence[str | None]]
+"""Columns of a console answer as PgBouncer wrote them: {name: one text (None for NULL) per row}."""
+
+
+def _without_console(columns: Columns, name: str) -> Columns:
+    """The rows whose `name` column is not the console's pseudo-database (one row, near the end)."""
+    keys = columns.get(name, [])
+    if _CONSOLE_DATABASE not in keys:
         return columns
-    return {column: tuple(compress(values, keep)) for column, values in columns.items()}
+    kept: dict[str, list[str | None]] = {column: list(values) for column, values in columns.items()}
+    keys = kept[name]
+    while _CONSOLE_DATABASE in keys:
+        row = keys.index(_CONSOLE_DATABASE)
+        for values in kept.values():
+            del values[row]
+    return kept
 
 
-def _column(columns: dict[str, tuple[Any, ...]], name: str, kind: Callable[[Any], T]) -> list[T]:
-    values = columns.get(name)
-    if values is None:
+def _labels(columns: Columns, name: str) -> Sequence[str]:
+    texts = _texts(columns, name)
+    return [text or "" for text in texts] if None in texts else cast("Sequence[str]", texts)
+
+
+def _counts(columns: Columns, name: str) -> WrittenNumbers | list[float]:
+    """A column of counts: the digits PgBouncer wrote, copied into the answer as they are."""
+    texts = _texts(columns, name)
+    if None not in texts:
+        written = written_numbers(cast("Sequence[str]", texts))
+        if written is not None:
+            return written
+    return [math.nan if text is None else float(text) for text in texts]
+
+
+def _texts(columns: Columns, name: str) -> Sequence[str | None]:
+    texts = columns.get(name)
+    if texts is None:
         raise SourceError(f"PgBouncer's answer has no column {name}: is this PgBouncer?")
-    return list(map(kind, values))
+    return texts

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
+from psycopg.types.string import TextLoader
 
 from obsbundle.exporters.config import PostgresConnection
 from obsbundle.exporters.credentials import Secret
@@ -27,6 +28,8 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 # libpq waits at least two seconds for a connection, whatever is asked for.
 _MIN_CONNECT_TIMEOUT = 2
+_CONSOLE_NUMBERS = ("int2", "int4", "int8", "numeric")
+"""The types of the numbers PgBouncer's console answers with."""
 
 
 class PgSession:
@@ -107,6 +110,10 @@ class PgSession:
             self._conn = psycopg.connect(
                 autocommit=True, prepare_threshold=None, cursor_factory=psycopg.ClientCursor, **params
             )
+            # The console's numbers stay the text PgBouncer wrote: the counts are copied into the
+            # answer as they are, with no int to make and no float to spell again.
+            for number in _CONSOLE_NUMBERS:
+                self._conn.adapters.register_loader(number, TextLoader)
         else:
             self._conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         return self._conn
@@ -142,7 +149,7 @@ def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def fetch_columns(conn: Connection, query: str, wanted: Collection[str]) -> dict[str, tuple[Any, ...]]:
+def fetch_columns(conn: Connection, query: str, wanted: Collection[str]) -> dict[str, Sequence[Any]]:
     """The `wanted` columns of a parameterless query's result, as {column: its values, one per row}:
     a wide answer (PgBouncer's SHOW POOLS of a thousand pools, seventeen columns) is read a column at
     a time, not as a dict per row, and the columns nobody reads are never copied. A wanted column the
@@ -151,4 +158,4 @@ def fetch_columns(conn: Connection, query: str, wanted: Collection[str]) -> dict
         cursor.execute(query.encode())
         names = [column.name for column in cursor.description or ()]
         rows = cursor.fetchall()
-    return {name: tuple(map(itemgetter(index), rows)) for index, name in enumerate(names) if name in wanted}
+    return {name: list(map(itemgetter(index), rows)) for index, name in enumerate(names) if name in wanted}

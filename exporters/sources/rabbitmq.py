@@ -34,7 +34,7 @@ from requests.adapters import HTTPAdapter
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import RabbitMQSource
 from obsbundle.exporters.credentials import Secret
-from obsbundle.exporters.families import Batch, Family, Sample
+from obsbundle.exporters.families import Batch, Family, Sample, WrittenNumbers, written_numbers
 from obsbundle.exporters.sources.base import Deadline, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ _PLUGIN_FAMILIES: dict[str, Family] = {
     "rabbitmq_detailed_queue_messages_unacked": f.QUEUE_UNACKED,
     "rabbitmq_detailed_queue_consumers": f.QUEUE_CONSUMERS,
 }
-_VALUE = r'([^"\\\n]*(?:\\.[^"\\\n]*)*)'  # a quoted label value's inside, escapes included
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="' + _VALUE + '"')
+# A label and its value: up to the quote that ends the labels or precedes the next label's name.
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="(.*?)"(?=,[a-zA-Z_][a-zA-Z0-9_]*="|$)')
 _UNESCAPE = re.compile(r"\\(.)")
 _BARE_QUOTE = re.compile(r'(?<!\\)"')
 _UNESCAPED = {"n": "\n", "\\": "\\", '"': '"'}
@@ -303,10 +303,12 @@ def plugin_samples(text: str, vhost: str) -> list[Sample | Batch]:
     """The queue counts of `vhost` in a rabbitmq_prometheus exposition (text format 0.0.4), one
     batch per family.
 
-    The plugin writes `{vhost="…",queue="…"}` on every queue line, which a regular expression per
-    family reads at C speed over the whole body. Lines of other families and other vhosts (a plugin
-    that ignored the `vhost` filter) are skipped; should a line of those families have another
-    shape, every line is read by the general parser instead.
+    The plugin writes `{vhost="…",queue="…"}` on every queue line, so one split of a family's
+    lines, at C speed, at the two places every line has (before its queue and after it, at `"} `)
+    gives the queues and the values in turn. When that gives other pieces than a queue and a number
+    per line (a queue name holding `"} `), a regular expression reads each line up to its last
+    `"} `; should a line of those families have another shape, or another vhost (a plugin that
+    ignored the `vhost` filter), every line is read by the general parser instead.
 
     RabbitMQ 3.10 writes label values as they are, quotes and backslashes included
     (rabbitmq-server#9648; escaped since #9656): a value is whatever stands before the line's last
@@ -315,48 +317,76 @@ def plugin_samples(text: str, vhost: str) -> list[Sample | Batch]:
     text = "\n" + text  # every sample line then starts after a newline, the first one too
     batches: list[Sample | Batch] = []
     for name, family in _PLUGIN_FAMILIES.items():
-        # A family's lines follow its TYPE line: scan only that stretch of the body.
+        lines = text.count(f"\n{name}{{")
+        if not lines:
+            continue
+        # A family's lines follow its TYPE line: split only that stretch of the body.
         start = text.find(f"\n# TYPE {name} ")
         end = text.find("\n# TYPE ", start + 1) if start >= 0 else -1
-        stretch = (max(start, 0), end if end >= 0 else len(text))
-        # Queues and values in two scans of the same lines: lists of strings, where one scan would give
-        # a tuple per line, and ten thousand tuples a family cost more in garbage collection than the
-        # second scan does.
-        queues_of, values_of = _plugin_lines(name, vhost)
-        queues = queues_of.findall(text, *stretch)
-        if len(queues) != text.count(f"\n{name}{{"):
-            return plugin_samples_by_line(text, vhost)
-        if not queues:
-            continue
-        values = values_of.findall(text, *stretch)
+        stretch = text[max(start, 0):end if end >= 0 else len(text)].rstrip("\n")
+        # [the TYPE and HELP lines, queue, value, queue, value, …]: lists of strings, not a tuple
+        # per line, which ten thousand queues would pay for in garbage collection.
+        parts = _plugin_splitter(name, vhost).split(stretch)
+        queues, texts = parts[1::2], parts[2::2]
+        values = _plugin_values(texts) if len(parts) == 1 + 2 * lines else None
+        if values is None:
+            # A queue named with `"} ` in it splits into more pieces: read each line up to its last `"} `.
+            found = _plugin_lines(name, vhost).findall(stretch)
+            queues, texts = [queue for queue, _ in found], [value for _, value in found]
+            values = _plugin_values(texts) if len(found) == lines else None
+            if values is None:
+                return plugin_samples_by_line(text, vhost)
         joined = "\n".join(queues)
         if "\\" in joined and not _BARE_QUOTE.search(joined):
             queues = [_UNESCAPE.sub(_unescape, queue) for queue in queues]
-        batches.append(Batch(family, (BROKER,), (queues,), list(map(float, values))))
+        batches.append(Batch(family, (BROKER,), (queues,), values))
     return batches
 
 
+def _plugin_values(texts: list[str]) -> WrittenNumbers | list[float] | None:
+    """The values of a family's lines: the counts as the plugin wrote them, or floats when it wrote
+    them otherwise; None when one is no number (a line of another shape was split apart)."""
+    written = written_numbers(texts)
+    if written is not None:
+        return written
+    try:
+        return list(map(float, texts))
+    except ValueError:
+        return None
+
+
 @functools.lru_cache(maxsize=64)
-def _plugin_lines(name: str, vhost: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """The lines of family `name` in `vhost` (written as it is, or escaped): one pattern that
-    captures their queue, one their value. Matching the vhost as a literal keeps the scans fast."""
+def _plugin_splitter(name: str, vhost: str) -> re.Pattern[str]:
+    """What splits the lines of family `name` in `vhost` (written as it is, or escaped) before and
+    after their queue. Matching the vhost as a literal keeps the split fast."""
     escaped = vhost.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
     either = "|".join(sorted({re.escape(vhost), re.escape(escaped)}))
-    start = r"\n" + re.escape(name) + r'\{vhost="(?:' + either + r')",queue="'
-    # The queue is all before the line's last `"} `, in both: the two match the same lines.
-    return re.compile(start + r'([^\n]*)"\} [^ \n]+'), re.compile(start + r'[^\n]*"\} ([^ \n]+)')
+    return re.compile(r"\n" + re.escape(name) + r'\{vhost="(?:' + either + r')",queue="|"\} ')
+
+
+@functools.lru_cache(maxsize=64)
+def _plugin_lines(name: str, vhost: str) -> re.Pattern[str]:
+    """The lines of family `name` in `vhost`, each as (its queue: all before the line's last `"} `, its value)."""
+    return re.compile(_plugin_splitter(name, vhost).pattern.removesuffix(r'|"\} ') + r'([^\n]*)"\} ([^ \n]+)')
 
 
 def plugin_samples_by_line(text: str, vhost: str) -> list[Sample | Batch]:
-    """`plugin_samples` for any label order or label set, a line at a time."""
-    samples: list[Sample | Batch] = []
+    """`plugin_samples` for any label order or label set, a line at a time. A label's value runs to
+    the quote that ends the labels or comes before the next `name="`, so that the unescaped quotes
+    of RabbitMQ 3.10 stay in it; values are unescaped by the rule `plugin_samples` follows."""
+    lines: list[tuple[Family, dict[str, str], str]] = []
     for line in text.splitlines():
         name, brace, rest = line.partition("{")
         family = _PLUGIN_FAMILIES.get(name)
         if family is None or not brace:
             continue
         labels_text, _, value_text = rest.rpartition("} ")
-        labels = {key: _UNESCAPE.sub(_unescape, value) for key, value in _LABEL.findall(labels_text)}
+        lines.append((family, dict(_LABEL.findall(labels_text)), value_text))
+    values = "\n".join(value for _, labels, _ in lines for value in labels.values())
+    escaped = "\\" in values and not _BARE_QUOTE.search(values)
+    samples: list[Sample | Batch] = []
+    for family, written, value_text in lines:
+        labels = {key: _UNESCAPE.sub(_unescape, value) for key, value in written.items()} if escaped else written
         if labels.get("vhost") == vhost and "queue" in labels:
             samples.append(Sample(family, (BROKER, labels["queue"]), float(value_text.split(" ", 1)[0])))
     return samples

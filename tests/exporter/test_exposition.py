@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import pytest
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,7 +13,7 @@ from prometheus_client.registry import Collector
 from obsbundle.exporters import families as f
 from obsbundle.exporters.collector import PoolQueueCollector
 from obsbundle.exporters.exposition import Block, Row, RowsMetric, TextWriter, text_exposition
-from obsbundle.exporters.families import Batch, Sample
+from obsbundle.exporters.families import Batch, Sample, written_numbers
 from obsbundle.exporters.sources.base import Deadline, Source
 
 
@@ -77,8 +78,8 @@ def test_the_collectors_rows_and_blocks_are_written_as_generate_latest_writes_th
     for values, count in rows:
         gauge.add_metric(values, count)
     for shared, (queues,), counts in blocks:
-        for queue, count in zip(queues, counts, strict=True):
-            gauge.add_metric((*shared, queue), count)
+        for queue, written in zip(queues, counts, strict=True):
+            gauge.add_metric((*shared, queue), float(written))
     blocks_hit = CounterMetricFamily("poolq_pg_blocks_hit", "Blocks.", labels=("source", "datname"))
     for database, count in ((("main", "postgres"), 42.0), (("other", "app"), 1.0), (("other", "postgres"), 2.0)):
         blocks_hit.add_metric(database, count)
@@ -131,12 +132,16 @@ class Batches(Source):
 
     kind = "rabbitmq"
 
-    def __init__(self) -> None:
+    def __init__(self, *, written: bool = False) -> None:
         super().__init__("broker")
         self.queues: list[str] = []
+        self.written = written
+        """Counts as a server writes them (digits), rather than floats."""
 
     def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
-        counts = [float(index) for index in range(len(self.queues))]
+        counts: Sequence[float | str] = [float(index) for index in range(len(self.queues))]
+        if self.written:
+            counts = written_numbers([str(index) for index in range(len(self.queues))]) or []
         return [Batch(f.QUEUE_READY, ("rabbitmq",), (list(self.queues),), counts),
                 Batch(f.QUEUE_CONSUMERS, ("rabbitmq",), (list(self.queues),), [1.0] * len(counts))]
 
@@ -159,3 +164,31 @@ def test_the_collector_sorts_a_batch_again_when_its_queues_change() -> None:
         assert list(ready) == sorted(queues)
         assert ready == {queue: float(index) for index, queue in enumerate(queues)}
     collector.close()
+
+
+def test_counts_as_the_server_wrote_them_are_copied_and_sorted_with_their_queues() -> None:
+    source = Batches(written=True)
+    collector = PoolQueueCollector([source], timeout=5, margin=0.5)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    writer = TextWriter()
+    for queues in (["c", "a", "b"], ["c", "a", "b"], ["b", "d", "a"]):
+        source.queues = queues
+        text = writer(registry).decode()
+        # The digits as written (PgBouncer and rabbitmq_prometheus write "3", not "3.0"), each on its queue's line.
+        lines = [line for line in text.splitlines() if line.startswith("poolq_queue_messages_ready{")]
+        assert lines == [f'poolq_queue_messages_ready{{broker="rabbitmq",queue="{queue}",source="broker"}} '
+                         f"{queues.index(queue)}" for queue in sorted(queues)]
+        # A reader of prometheus-client's samples (OpenMetrics, a fresh registry) gets the same values, as floats.
+        ready = {sample.labels["queue"]: sample.value for metric in collector.scrape()
+                 if metric.name == "poolq_queue_messages_ready" for sample in metric.samples}
+        assert ready == {queue: float(index) for index, queue in enumerate(queues)}
+        assert all(isinstance(value, float) for value in ready.values())
+    collector.close()
+
+
+@pytest.mark.parametrize("texts", [["1", "2.5"], ["-1"], ["1", ""], ["NaN"], ["+Inf"], ["1e3"], ["\u0661"], [" 1"]])
+def test_only_plain_digits_are_taken_as_written(texts: list[str]) -> None:
+    # Anything else is read as a float and spelled by the writer, as prometheus-client spells it.
+    assert written_numbers(texts) is None
+    assert written_numbers(["0", "7", "12345678901234567890"]) == ("0", "7", "12345678901234567890")
