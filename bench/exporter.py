@@ -19,7 +19,10 @@ alike:
   queues' head messages, one after the other); Redis: INFO stats and LLEN of every list, pipelined;
 - Debian's prometheus-postgres-exporter, prometheus-pgbouncer-exporter and
   prometheus-redis-exporter (`-check-single-keys` for the lists);
-- RabbitMQ's own /metrics/detailed for the same two queue families and vhost, and /metrics/per-object.
+- RabbitMQ's own /metrics/detailed for the same two queue families and vhost, and /metrics/per-object;
+- the exporter's answer served alone (bench/answer_server.py): read from it once, then served per
+  scrape through the exporter's own HTTP handler and gzip, with nothing collected or written. The
+  raw fetch plus that is the least an exporter of the same series over HTTP can cost ("floors").
 
 Per row: latency p50/p99 of a scrape (until its last byte; a gzip answer is not unpacked in the
 timed part); the scraping side's CPU per scrape (the exporter's process, or this process's
@@ -86,6 +89,8 @@ PASSWORDS = {"monitor": "bench-monitor-pw", "app": "bench-app-pw", "stats": "ben
 OURS = "obsbundle-exporter"
 RAW = "raw fetch"
 RAW_WRITTEN = "raw fetch + prometheus-client's writer"
+ANSWER_ALONE = "the exporter's answer served alone"
+"""The exporter's answer, read from it once and served per scrape as it serves it (bench/answer_server.py)."""
 PGBOUNCER_POOL_FAMILIES = (
     ("cl_active", f.PGBOUNCER_CLIENT_ACTIVE.name), ("cl_waiting", f.PGBOUNCER_CLIENT_WAITING.name),
     ("sv_active", f.PGBOUNCER_SERVER_ACTIVE.name), ("sv_idle", f.PGBOUNCER_SERVER_IDLE.name),
@@ -305,8 +310,23 @@ class Run:
     """Targets that did not start, with the reason."""
 
 
+def with_answer_alone(targets: Sequence[Target]) -> list[Target]:
+    """`targets`, and after obsbundle's exporter the server of its answer alone."""
+    listed: list[Target] = []
+    for target in targets:
+        listed.append(target)
+        if target.name == OURS:
+            port = free_port()
+            listed.append(Target(ANSWER_ALONE, [sys.executable, "-m", "bench.answer_server", "--from",
+                                                f"http://127.0.0.1:{target.port}/metrics", "--listen",
+                                                f"127.0.0.1:{port}"], {}, port))
+    return listed
+
+
 def measure(run: Run, data: str, targets: Sequence[Target], server: Server) -> list[Row]:
-    """Start every target, then scrape them in turns, `run.scrapes` rounds after a warm-up."""
+    """Start every target (and the exporter's answer alone), then scrape them in turns, `run.scrapes`
+    rounds after a warm-up."""
+    targets = with_answer_alone(targets)
     rows: list[Row] = []
     folder, scrapes, failures = run.folder, run.scrapes, run.failures
     with ExitStack() as stack:
@@ -646,6 +666,7 @@ def run(scrapes: int, sizes: dict[str, list[int]]) -> dict[str, Any]:
         "failed_to_run": failures,
         "ratios": ratios(rows),
         "goals": goals(rows),
+        "floors": floors(rows),
     }
 
 
@@ -679,6 +700,20 @@ def goals(rows: Sequence[Row]) -> list[dict[str, Any]]:
             checks.append(_goal(f"broker CPU / broker endpoint ({mine.data})", mine.server_cpu_ms,
                                 broker.server_cpu_ms, 1.5))
     return checks
+
+
+def floors(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """The exporter against the least an exporter of its series over HTTP costs: the raw fetch, plus
+    its own answer served alone (the HTTP exchange and gzip, nothing collected or written)."""
+    found: list[dict[str, Any]] = []
+    by_key = {(row.target, row.data): row for row in rows}
+    for mine in (row for row in rows if row.target == OURS):
+        raw, alone = by_key.get((RAW, mine.data)), by_key.get((ANSWER_ALONE, mine.data))
+        if raw is not None and alone is not None:
+            least = raw.p50_ms + alone.p50_ms
+            found.append({"data": mine.data, "raw_fetch_ms": raw.p50_ms, "answer_alone_ms": alone.p50_ms,
+                          "least_ms": round(least, 2), "ours_ms": mine.p50_ms, "ratio": _ratio(mine.p50_ms, least)})
+    return found
 
 
 def _goal(name: str, mine: float, theirs: float, limit: float) -> dict[str, Any]:
@@ -715,6 +750,11 @@ def table(result: dict[str, Any]) -> str:
     lines += ["", "| goal | ratio | limit | met |", "|---|---:|---:|---|"]
     for goal in result["goals"]:
         lines.append(f"| {goal['goal']} | {show(goal['ratio'])} | {goal['limit']} | {'yes' if goal['met'] else 'no'} |")
+    lines += ["", "| data | raw fetch p50 ms | + answer served alone ms | = least ms | ours ms | ours / least |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for floor in result["floors"]:
+        lines.append(f"| {floor['data']} | {floor['raw_fetch_ms']} | {floor['answer_alone_ms']} | {floor['least_ms']} "
+                     f"| {floor['ours_ms']} | {show(floor['ratio'])} |")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from operator import add, itemgetter
+from operator import itemgetter
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -139,9 +139,9 @@ def _needs_escaping(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
-Prefixes = dict[tuple[str, int, tuple[str, ...]], tuple[tuple[Sequence[str], ...], list[str]]]
+Prefixes = dict[tuple[str, int, tuple[str, ...]], tuple[tuple[Sequence[str], ...], str]]
 """Per block (its sample name, place in the family and shared values): the label columns it was
-written for, and the text of each of its lines up to the value."""
+written for, and the text of its lines with a `%s` where each value goes."""
 
 
 def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Prefixes) -> None:
@@ -165,12 +165,22 @@ def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Pr
         key = (name, place, shared)
         known = kept.get(key)
         if known is not None and known[0] == columns:
-            prefixes = known[1]
+            lines = known[1]
         else:
-            prefixes = _block_prefixes(name, names, order, shared, columns, count=len(values))
-        keep[key] = (columns, prefixes)
-        output.append("\n".join(map(add, prefixes, _numbers(values))))
-        output.append("\n")
+            lines = _block_lines(_block_prefixes(name, names, order, shared, columns, count=len(values)))
+        keep[key] = (columns, lines)
+        texts = _numbers(values)
+        # One formatting of the whole block, in C: no string per line to make and join.
+        output.append(lines % (texts if isinstance(texts, tuple) else tuple(texts)))
+
+
+def _block_lines(prefixes: list[str]) -> str:
+    """A block's lines as one template: each line's text up to its value, then a slot for it."""
+    body = "\n".join(prefixes)
+    if "%" in body:
+        body = body.replace("%", "%%")
+    # A line never holds a newline (label values spell it as `\n`): each one is where a slot goes.
+    return body.replace("\n", "%s\n") + "%s\n"
 
 
 def _block_prefixes(name: str, names: tuple[str, ...], order: list[int], shared: tuple[str, ...],

@@ -88,6 +88,10 @@ class MetricsHandler(BaseHTTPRequestHandler):
             return
         finally:
             SCRAPE_TIMEOUT.reset(token)
+        self._send_answer(body, content_type)
+
+    def _send_answer(self, body: bytes, content_type: str) -> None:
+        """A scrape's answer, gzipped when the scraper accepts it (Prometheus always does)."""
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             # The fastest level: on exposition text it takes a third of level 6's CPU for about the same size.

@@ -26,7 +26,7 @@ class PgBouncerPoolsSource(PgSource):
         super().__init__(settings, admin_console=True)
 
     def _read(self, conn: Connection) -> list[Sample | Batch]:
-        pools = _without_console(fetch_columns(conn, "SHOW POOLS", _POOLS_READ), "database")
+        pools = fetch_columns(conn, "SHOW POOLS", _POOLS_READ, without=("database", _CONSOLE_DATABASE))
         # One batch per family, its columns the pools' databases and users: a thousand pools are
         # five batches to write, not five thousand samples.
         labels = (_labels(pools, "database"), _labels(pools, "user"))
@@ -34,7 +34,7 @@ class PgBouncerPoolsSource(PgSource):
             Batch(family, (), labels, _counts(pools, column)) for family, column in _POOL_COLUMNS
         ]
         batches.append(Batch(f.PGBOUNCER_CLIENT_MAXWAIT, (), labels, _waits(pools)))
-        databases = _without_console(fetch_columns(conn, "SHOW DATABASES", _DATABASES_READ), "name")
+        databases = fetch_columns(conn, "SHOW DATABASES", _DATABASES_READ, without=("name", _CONSOLE_DATABASE))
         names = _labels(databases, "name")
         if "pool_size" not in databases:
             raise SourceError("SHOW DATABASES has no column pool_size: is this PgBouncer?")
@@ -88,20 +88,6 @@ def _default_pool_size(conn: Connection) -> float:
 
 Columns = Mapping[str, Sequence[str | None]]
 """Columns of a console answer as PgBouncer wrote them: {name: one text (None for NULL) per row}."""
-
-
-def _without_console(columns: Columns, name: str) -> Columns:
-    """The rows whose `name` column is not the console's pseudo-database (one row, near the end)."""
-    keys = columns.get(name, [])
-    if _CONSOLE_DATABASE not in keys:
-        return columns
-    kept: dict[str, list[str | None]] = {column: list(values) for column, values in columns.items()}
-    keys = kept[name]
-    while _CONSOLE_DATABASE in keys:
-        row = keys.index(_CONSOLE_DATABASE)
-        for values in kept.values():
-            del values[row]
-    return kept
 
 
 def _labels(columns: Columns, name: str) -> Sequence[str]:

@@ -10,7 +10,6 @@ import math
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
-from operator import itemgetter
 from typing import Any, TypeVar
 
 import psycopg
@@ -149,13 +148,19 @@ def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def fetch_columns(conn: Connection, query: str, wanted: Collection[str]) -> dict[str, Sequence[Any]]:
-    """The `wanted` columns of a parameterless query's result, as {column: its values, one per row}:
-    a wide answer (PgBouncer's SHOW POOLS of a thousand pools, seventeen columns) is read a column at
-    a time, not as a dict per row, and the columns nobody reads are never copied. A wanted column the
-    answer lacks is left out."""
+def fetch_columns(conn: Connection, query: str, wanted: Collection[str],
+                  without: tuple[str, Any] | None = None) -> dict[str, Sequence[Any]]:
+    """The `wanted` columns of a parameterless query's result, as {column: its values, one per row},
+    less the rows whose column `without[0]` holds `without[1]`: a wide answer (PgBouncer's SHOW POOLS
+    of a thousand pools, seventeen columns) is turned into columns in one pass, not into a dict per
+    row. A wanted column the answer lacks is left out."""
     with conn.cursor() as cursor:
         cursor.execute(query.encode())
         names = [column.name for column in cursor.description or ()]
         rows = cursor.fetchall()
-    return {name: list(map(itemgetter(index), rows)) for index, name in enumerate(names) if name in wanted}
+    if without is not None and without[0] in names:
+        index, unwanted = names.index(without[0]), without[1]
+        rows = [row for row in rows if row[index] != unwanted]
+    if not rows:
+        return {name: () for name in names if name in wanted}
+    return {name: values for name, values in zip(names, zip(*rows, strict=True), strict=True) if name in wanted}
