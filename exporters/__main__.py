@@ -26,6 +26,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 DEFAULT_LISTEN = "0.0.0.0:9187"
+_YOUNG_OBJECTS_BEFORE_A_COLLECTION = 50_000
+"""The garbage collector's first threshold in the serving process (700 by default)."""
 
 log = logging.getLogger("obsbundle.exporters")
 
@@ -90,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # passes, which the tens of thousands of objects a large scrape makes would otherwise trigger
     # again and again (a third of a 10,000-queue scrape's CPU).
     gc.freeze()
+    # A scrape's objects (rows, label values, lines) die with it, freed by their reference counts,
+    # and make no cycles: collecting the youngest generation every 700 of them, as by default,
+    # only walks them again and again (0.7 ms of a 1,100-row PgBouncer scrape, measured against
+    # the collector switched off). A cycle, should one be made, is collected after 50,000.
+    gc.set_threshold(_YOUNG_OBJECTS_BEFORE_A_COLLECTION)
     try:
         server.serve_forever()
     finally:
