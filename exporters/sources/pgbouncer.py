@@ -53,7 +53,8 @@ def _waits(pools: Columns) -> WrittenNumbers | list[float]:
 
 
 def _pool_sizes(conn: Connection, texts: Sequence[str | None]) -> WrittenNumbers | list[float]:
-    if None not in texts and (written := written_numbers(cast("Sequence[str]", texts))) is not None:
+    written = _written(texts)
+    if written is not None:
         return written
     default_pool_size: float | None = None
     sizes: list[float] = []
@@ -98,11 +99,15 @@ def _labels(columns: Columns, name: str) -> Sequence[str]:
 def _counts(columns: Columns, name: str) -> WrittenNumbers | list[float]:
     """A column of counts: the digits PgBouncer wrote, copied into the answer as they are."""
     texts = _texts(columns, name)
-    if None not in texts:
-        written = written_numbers(cast("Sequence[str]", texts))
-        if written is not None:
-            return written
+    written = _written(texts)
+    if written is not None:
+        return written
     return [math.nan if text is None else float(text) for text in texts]
+
+
+def _written(texts: Sequence[str | None]) -> WrittenNumbers | None:
+    """A column as PgBouncer wrote it, when it holds no NULL and only whole numbers."""
+    return None if None in texts else written_numbers(cast("Sequence[str]", texts))
 
 
 def _texts(columns: Columns, name: str) -> Sequence[str | None]:

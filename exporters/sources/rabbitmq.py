@@ -355,19 +355,24 @@ def _plugin_values(texts: list[str]) -> WrittenNumbers | list[float] | None:
         return None
 
 
-@functools.lru_cache(maxsize=64)
-def _plugin_splitter(name: str, vhost: str) -> re.Pattern[str]:
-    """What splits the lines of family `name` in `vhost` (written as it is, or escaped) before and
-    after their queue. Matching the vhost as a literal keeps the split fast."""
+def _plugin_line_start(name: str, vhost: str) -> str:
+    """The pattern of a line of family `name` in `vhost` (written as it is, or escaped) up to its
+    queue. Matching the vhost as a literal keeps the split and the scan fast."""
     escaped = vhost.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
     either = "|".join(sorted({re.escape(vhost), re.escape(escaped)}))
-    return re.compile(r"\n" + re.escape(name) + r'\{vhost="(?:' + either + r')",queue="|"\} ')
+    return r"\n" + re.escape(name) + r'\{vhost="(?:' + either + r')",queue="'
+
+
+@functools.lru_cache(maxsize=64)
+def _plugin_splitter(name: str, vhost: str) -> re.Pattern[str]:
+    """What splits the lines of family `name` in `vhost` before and after their queue."""
+    return re.compile(_plugin_line_start(name, vhost) + r'|"\} ')
 
 
 @functools.lru_cache(maxsize=64)
 def _plugin_lines(name: str, vhost: str) -> re.Pattern[str]:
     """The lines of family `name` in `vhost`, each as (its queue: all before the line's last `"} `, its value)."""
-    return re.compile(_plugin_splitter(name, vhost).pattern.removesuffix(r'|"\} ') + r'([^\n]*)"\} ([^ \n]+)')
+    return re.compile(_plugin_line_start(name, vhost) + r'([^\n]*)"\} ([^ \n]+)')
 
 
 def plugin_samples_by_line(text: str, vhost: str) -> list[Sample | Batch]:
