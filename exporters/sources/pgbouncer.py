@@ -14,7 +14,7 @@ from obsbundle.exporters import families as f
 from obsbundle.exporters.config import PgBouncerSource
 from obsbundle.exporters.families import Batch, Sample, WrittenNumbers, written_numbers
 from obsbundle.exporters.sources.base import SourceError
-from obsbundle.exporters.sources.pgsession import Connection, PgSource, fetch_columns, fetch_dicts
+from obsbundle.exporters.sources.pgsession import Connection, ConsoleRead, PgSource, fetch_dicts, read_console
 
 _CONSOLE_DATABASE = "pgbouncer"
 
@@ -26,7 +26,7 @@ class PgBouncerPoolsSource(PgSource):
         super().__init__(settings, admin_console=True)
 
     def _read(self, conn: Connection) -> list[Sample | Batch]:
-        pools = fetch_columns(conn, "SHOW POOLS", _POOLS_READ, without=("database", _CONSOLE_DATABASE))
+        pools, databases = read_console(conn, _READS)
         # One batch per family, its columns the pools' databases and users: a thousand pools are
         # five batches to write, not five thousand samples.
         labels = (_labels(pools, "database"), _labels(pools, "user"))
@@ -34,7 +34,6 @@ class PgBouncerPoolsSource(PgSource):
             Batch(family, (), labels, _counts(pools, column)) for family, column in _POOL_COLUMNS
         ]
         batches.append(Batch(f.PGBOUNCER_CLIENT_MAXWAIT, (), labels, _waits(pools)))
-        databases = fetch_columns(conn, "SHOW DATABASES", _DATABASES_READ, without=("name", _CONSOLE_DATABASE))
         names = _labels(databases, "name")
         if "pool_size" not in databases:
             raise SourceError("SHOW DATABASES has no column pool_size: is this PgBouncer?")
@@ -76,8 +75,12 @@ _POOL_COLUMNS = (
     (f.PGBOUNCER_SERVER_IDLE, "sv_idle"),
 )
 """The families read straight from a SHOW POOLS column."""
-_POOLS_READ = frozenset({"database", "user", "maxwait", "maxwait_us", *(column for _, column in _POOL_COLUMNS)})
-_DATABASES_READ = frozenset({"name", "pool_size"})
+_READS = (
+    ConsoleRead("SHOW POOLS", frozenset({"database", "user", "maxwait", "maxwait_us",
+                                          *(column for _, column in _POOL_COLUMNS)}),
+                without=("database", _CONSOLE_DATABASE)),
+    ConsoleRead("SHOW DATABASES", frozenset({"name", "pool_size"}), without=("name", _CONSOLE_DATABASE)),
+)
 
 
 def _default_pool_size(conn: Connection) -> float:

@@ -10,12 +10,11 @@ import math
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
-from psycopg.types.string import TextLoader
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from obsbundle.exporters.config import PostgresConnection
 from obsbundle.exporters.credentials import Secret
@@ -27,8 +26,6 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 # libpq waits at least two seconds for a connection, whatever is asked for.
 _MIN_CONNECT_TIMEOUT = 2
-_CONSOLE_NUMBERS = ("int2", "int4", "int8", "numeric")
-"""The types of the numbers PgBouncer's console answers with."""
 
 
 class PgSession:
@@ -109,10 +106,6 @@ class PgSession:
             self._conn = psycopg.connect(
                 autocommit=True, prepare_threshold=None, cursor_factory=psycopg.ClientCursor, **params
             )
-            # The console's numbers stay the text PgBouncer wrote: the counts are copied into the
-            # answer as they are, with no int to make and no float to spell again.
-            for number in _CONSOLE_NUMBERS:
-                self._conn.adapters.register_loader(number, TextLoader)
         else:
             self._conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         return self._conn
@@ -148,19 +141,75 @@ def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def fetch_columns(conn: Connection, query: str, wanted: Collection[str],
-                  without: tuple[str, Any] | None = None) -> dict[str, Sequence[Any]]:
-    """The `wanted` columns of a parameterless query's result, as {column: its values, one per row},
-    less the rows whose column `without[0]` holds `without[1]`: a wide answer (PgBouncer's SHOW POOLS
-    of a thousand pools, seventeen columns) is turned into columns in one pass, not into a dict per
-    row. A wanted column the answer lacks is left out."""
-    with conn.cursor() as cursor:
-        cursor.execute(query.encode())
-        names = [column.name for column in cursor.description or ()]
-        rows = cursor.fetchall()
-    if without is not None and without[0] in names:
-        index, unwanted = names.index(without[0]), without[1]
-        rows = [row for row in rows if row[index] != unwanted]
-    if not rows:
-        return {name: () for name in names if name in wanted}
-    return {name: values for name, values in zip(names, zip(*rows, strict=True), strict=True) if name in wanted}
+class ConsoleRead(NamedTuple):
+    """What to read of one admin console command's answer."""
+
+    command: str
+    columns: Collection[str]
+    """The columns wanted; one the answer lacks is left out."""
+    without: tuple[str, str] | None = None
+    """(column, text): the rows whose column holds that text are left out (the column is read too)."""
+
+
+ConsoleColumns = dict[str, list[str | None]]
+"""An answer's columns: {name: its texts as the console wrote them, one per row, None for NULL}."""
+
+
+def read_console(conn: Connection, reads: Sequence[ConsoleRead]) -> list[ConsoleColumns]:
+    """The columns of each command's answer, the commands run one after the other on `conn`.
+
+    The console speaks only the simple query protocol, one command per message, so each command is
+    sent as soon as the answer before it has arrived: while PgBouncer writes the next answer, this
+    thread reads the cells of the last one. The cells are taken from libpq's result one by one, and
+    only the wanted ones become Python objects: SHOW DATABASES of a thousand databases holds
+    seventeen thousand cells, of which the PgBouncer source reads two thousand."""
+    if not reads:
+        return []
+    pgconn, encoding = conn.pgconn, conn.info.encoding
+    answers: list[ConsoleColumns] = []
+    result = pgconn.exec_(reads[0].command.encode())
+    for index, read in enumerate(reads):
+        if result.status != ExecStatus.TUPLES_OK:
+            raise psycopg.errors.error_from_result(result, encoding=encoding)
+        if index + 1 < len(reads):
+            pgconn.send_query(reads[index + 1].command.encode())
+        answers.append(_columns(result, read, encoding))
+        if index + 1 < len(reads):
+            result = _last_result(pgconn)
+    return answers
+
+
+def _last_result(pgconn: psycopg.pq.abc.PGconn) -> psycopg.pq.abc.PGresult:
+    """The answer of the command sent, once it has arrived whole (libpq waits without the GIL); an
+    error, if the console answered with one. The connection is left ready for the next command."""
+    results = []
+    while (result := pgconn.get_result()) is not None:
+        results.append(result)
+    failed = [result for result in results if result.status != ExecStatus.TUPLES_OK]
+    if not results:
+        raise psycopg.OperationalError("the console sent no answer")
+    return (failed or results)[0]
+
+
+def _columns(result: psycopg.pq.abc.PGresult, read: ConsoleRead, encoding: str) -> ConsoleColumns:
+    names = [(result.fname(index) or b"").decode(encoding) for index in range(result.nfields)]
+    wanted = set(read.columns) if read.without is None else {*read.columns, read.without[0]}
+    cell, rows = result.get_value, range(result.ntuples)
+    columns = {name: _decoded([cell(row, index) for row in rows], encoding)
+               for index, name in enumerate(names) if name in wanted}
+    if read.without is not None and read.without[0] in columns:
+        column, text = read.without
+        unwanted = [row for row, value in enumerate(columns[column]) if value == text]
+        for texts in columns.values():
+            for row in reversed(unwanted):
+                del texts[row]
+    return columns
+
+
+def _decoded(cells: list[bytes | None], encoding: str) -> list[str | None]:
+    if None in cells:
+        return [None if cell is None else cell.decode(encoding) for cell in cells]
+    if not cells:
+        return []
+    # libpq's texts never hold a NUL byte: joined on it, a column is decoded in one call and split again.
+    return cast("list[str | None]", b"\0".join(cast("list[bytes]", cells)).decode(encoding).split("\0"))

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from obsbundle.exporters.sources.pgsession import ConsoleRead, read_console
 from obsbundle.tools.processes import wait_until
 from tests.exporter.conftest import (
     APP,
@@ -104,3 +106,38 @@ def test_pool_sizes_come_from_each_database_and_the_console_itself_is_left_out(
         samples = parse_samples(endpoint.scrape().text)
     assert value(samples, "poolq_pgbouncer_pool_size", source="pool", database="fixed") == 7
     assert not [labels for name, labels in samples if ("database", "pgbouncer") in labels]
+
+
+def test_the_console_is_read_as_it_writes_its_answers_and_an_error_leaves_the_connection_usable(
+    postgres: PostgresServer, pgbouncer: PgBouncerServer
+) -> None:
+    database = unique("read")
+    postgres.create_database(database, owner=APP)
+    reads = (ConsoleRead("SHOW POOLS", ("database", "user", "cl_active", "maxwait_us", "no_such_column"),
+                         without=("database", "pgbouncer")),
+             ConsoleRead("SHOW DATABASES", ("pool_size", "force_user"), without=("name", "pgbouncer")))
+    with pgbouncer.connect(APP, database) as client, pgbouncer.connect(STATS, "pgbouncer") as console:
+        client.execute("SELECT 1")
+        pools, databases = read_console(console, reads)
+        # What psycopg reads of the same answers, row by row, as text.
+        shown_pools = [row for row in pgbouncer.show(STATS, "POOLS") if row["database"] != "pgbouncer"]
+        shown_databases = [row for row in pgbouncer.show(STATS, "DATABASES") if row["name"] != "pgbouncer"]
+        assert set(pools) == {"database", "user", "cl_active", "maxwait_us"}
+        assert pools["database"] == [row["database"] for row in shown_pools]
+        assert pools["cl_active"] == [str(row["cl_active"]) for row in shown_pools]
+        ours = pools["database"].index(database)
+        assert (pools["user"][ours], pools["cl_active"][ours], pools["maxwait_us"][ours]) == (APP, "1", "0")
+        assert set(databases) == {"name", "pool_size", "force_user"}
+        assert databases["name"] == [row["name"] for row in shown_databases]
+        assert databases["pool_size"] == [str(row["pool_size"]) for row in shown_databases]
+        assert None in databases["force_user"]  # NULL stays None
+        assert "pgbouncer" not in databases["name"]
+
+        # A console error in the command sent ahead is raised as PgBouncer worded it, and the
+        # connection answers the next read.
+        with pytest.raises(psycopg.Error, match="invalid command"):
+            read_console(console, (reads[0], ConsoleRead("SHOW NO_SUCH_THING", ("name",))))
+        assert read_console(console, reads[1:])[0]["name"] == databases["name"]
+        with pytest.raises(psycopg.Error, match="invalid command"):
+            read_console(console, (ConsoleRead("SHOW NO_SUCH_THING", ("name",)),))
+        assert not console.broken
