@@ -52,8 +52,11 @@ class SourceResult:
 class PoolQueueCollector(Collector):
     """Collects all sources for each registry collection; see the module's docstring."""
 
-    def __init__(self, sources: Sequence[Source], timeout: float, margin: float) -> None:
+    def __init__(self, sources: Sequence[Source], timeout: float, margin: float,
+                 alongside: Sequence[Collector] = ()) -> None:
         self._sources = tuple(sources)
+        self._alongside = tuple(alongside)
+        """Collected while the sources answer (the exporter's process metrics), served after them."""
         self._timeout = timeout
         self._margin = margin
         self._executor: ThreadPoolExecutor | None = None
@@ -133,6 +136,8 @@ class PoolQueueCollector(Collector):
                 results.append(SourceResult(source, (), 0.0, reason))
             else:
                 pending[self._workers().submit(self._run, source, deadline)] = source
+        # This thread would only wait for the servers' answers: it reads the process metrics meanwhile.
+        alongside = [metric for collector in self._alongside for metric in collector.collect()]
         done, _ = wait_for(pending, timeout=max(0.0, deadline.remaining()))
         for future, source in pending.items():
             if future in done:
@@ -144,7 +149,7 @@ class PoolQueueCollector(Collector):
         results.sort(key=lambda result: order[result.source.name])
         for result in results:
             self._log_state(result)
-        return self._families(results)
+        return [*self._families(results), *alongside]
 
     def _run(self, source: Source, deadline: Deadline) -> SourceResult:
         started = time.monotonic()

@@ -26,16 +26,16 @@ def build_sources(config: ExporterConfig) -> list[Source]:
 
 
 class Exporter:
-    """The collector of every configured source, registered with the process metrics on a registry of
-    its own (never prometheus-client's global one)."""
+    """The collector of every configured source, and of the process metrics while the sources answer,
+    on a registry of its own (never prometheus-client's global one)."""
 
     def __init__(self, config: ExporterConfig, process_metrics: bool = True) -> None:
         self.config = config
-        self.collector = PoolQueueCollector(build_sources(config), config.timeout_seconds, config.margin_seconds)
+        alongside = [ProcessCollector(registry=None)] if process_metrics else []
+        self.collector = PoolQueueCollector(build_sources(config), config.timeout_seconds, config.margin_seconds,
+                                            alongside)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
-        if process_metrics:
-            ProcessCollector(registry=self.registry)
 
     def close(self) -> None:
         """Close every source's connection."""

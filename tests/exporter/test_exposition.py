@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -192,3 +193,52 @@ def test_only_plain_digits_are_taken_as_written(texts: list[str]) -> None:
     # Anything else is read as a float and spelled by the writer, as prometheus-client spells it.
     assert written_numbers(texts) is None
     assert written_numbers(["0", "7", "12345678901234567890"]) == ("0", "7", "12345678901234567890")
+
+
+class Held(Source):
+    """A source that answers only once the test lets it."""
+
+    kind = "postgres"
+
+    def __init__(self) -> None:
+        super().__init__("held")
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self, deadline: Deadline) -> Sequence[Sample | Batch]:
+        self.asked.set()
+        if not self.release.wait(10):
+            raise TimeoutError("never released")
+        return [Sample(f.PG_MAX_CONNECTIONS, (), 100.0)]
+
+    def close(self) -> None:
+        pass
+
+
+class WhileHeld(Collector):
+    """Process metrics stand-in: notes whether the source was still answering when it was read."""
+
+    def __init__(self, source: Held) -> None:
+        self.source = source
+        self.read_while_answering: list[bool] = []
+
+    def collect(self) -> Iterable[Metric]:
+        self.read_while_answering.append(self.source.asked.wait(5) and not self.source.release.is_set())
+        self.source.release.set()
+        return [GaugeMetricFamily("process_open_fds", "Open fds.", value=7)]
+
+
+def test_the_process_metrics_are_read_while_the_sources_answer_and_served_after_them() -> None:
+    source = Held()
+    alongside = WhileHeld(source)
+    collector = PoolQueueCollector([source], timeout=5, margin=0.5, alongside=[alongside])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    families = list(text_string_to_metric_families(TextWriter()(registry).decode()))
+    collector.close()
+    assert alongside.read_while_answering == [True]
+    names = [family.name for family in families]
+    assert names[-1] == "process_open_fds"
+    assert names.index("poolq_pg_max_connections") < names.index("process_open_fds")
+    up = next(family for family in families if family.name == "poolq_up")
+    assert [sample.value for sample in up.samples] == [1.0]
