@@ -139,9 +139,10 @@ def _needs_escaping(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
-Prefixes = dict[tuple[str, int, tuple[str, ...]], tuple[tuple[Sequence[str], ...], str]]
+Prefixes = dict[tuple[str, int, tuple[str, ...]], tuple[tuple[Sequence[str], ...], str, Sequence[float | str], str]]
 """Per block (its sample name, place in the family and shared values): the label columns it was
-written for, and the text of its lines with a `%s` where each value goes."""
+written for, the text of its lines with a `%s` where each value goes, and the values last written
+into it with the text they made."""
 
 
 def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Prefixes) -> None:
@@ -166,12 +167,19 @@ def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Pr
         known = kept.get(key)
         if known is not None and known[0] == columns:
             lines = known[1]
+            if isinstance(values, WrittenNumbers) and known[2] == values:
+                # The same digits as the scrape before (an idle pool, a quiet queue): the same text.
+                # (Floats are written anew: -0.0 equals 0.0 but is spelled apart.)
+                keep[key] = known
+                output.append(known[3])
+                continue
         else:
             lines = _block_lines(_block_prefixes(name, names, order, shared, columns, count=len(values)))
-        keep[key] = (columns, lines)
         texts = _numbers(values)
         # One formatting of the whole block, in C: no string per line to make and join.
-        output.append(lines % (texts if isinstance(texts, tuple) else tuple(texts)))
+        text = lines % (texts if isinstance(texts, tuple) else tuple(texts))
+        keep[key] = (columns, lines, values, text)
+        output.append(text)
 
 
 def _block_lines(prefixes: list[str]) -> str:

@@ -242,3 +242,29 @@ def test_the_process_metrics_are_read_while_the_sources_answer_and_served_after_
     assert names.index("poolq_pg_max_connections") < names.index("process_open_fds")
     up = next(family for family in families if family.name == "poolq_up")
     assert [sample.value for sample in up.samples] == [1.0]
+
+
+def test_a_block_of_unchanged_digits_is_written_as_before_and_a_changed_one_anew() -> None:
+    names = ("source", "database", "user")
+
+    def family(databases: list[str], counts: list[str]) -> RowsMetric:
+        values = written_numbers(counts)
+        assert values is not None
+        return RowsMetric("poolq_pgbouncer_client_active", "Active.", "gauge", names, rows=[],
+                          blocks=[(("pool",), (databases, ["app"] * len(databases)), values)])
+
+    def expected(databases: list[str], counts: list[str]) -> str:
+        return "".join(f'poolq_pgbouncer_client_active{{database="{database}",source="pool",user="app"}} {count}\n'
+                       for database, count in zip(databases, counts, strict=True))
+
+    writer = TextWriter()
+    scrapes = [
+        (["a", "b", "c"], ["1", "2", "3"]),
+        (["a", "b", "c"], ["1", "2", "3"]),  # nothing changed
+        (["a", "b", "c"], ["1", "2", "30"]),  # one count changed
+        (["a", "b", "d"], ["1", "2", "30"]),  # the same counts on other pools
+        (["a", "b", "c"], ["1", "2", "3"]),
+    ]
+    for databases, counts in scrapes:
+        text = writer(Fixed([family(databases, counts)])).decode()
+        assert text.split("\n", 2)[2] == expected(databases, counts)
