@@ -115,7 +115,7 @@ def test_the_console_is_read_as_it_writes_its_answers_and_an_error_leaves_the_co
     postgres.create_database(database, owner=APP)
     reads = (ConsoleRead("SHOW POOLS", ("database", "user", "cl_active", "maxwait_us", "no_such_column"),
                          without=("database", "pgbouncer")),
-             ConsoleRead("SHOW DATABASES", ("pool_size", "force_user"), without=("name", "pgbouncer")))
+             ConsoleRead("SHOW DATABASES", ("name", "pool_size", "force_user"), without=("name", "pgbouncer")))
     with pgbouncer.connect(APP, database) as client, pgbouncer.connect(STATS, "pgbouncer") as console:
         client.execute("SELECT 1")
         pools, databases = read_console(console, reads)
@@ -123,13 +123,13 @@ def test_the_console_is_read_as_it_writes_its_answers_and_an_error_leaves_the_co
         shown_pools = [row for row in pgbouncer.show(STATS, "POOLS") if row["database"] != "pgbouncer"]
         shown_databases = [row for row in pgbouncer.show(STATS, "DATABASES") if row["name"] != "pgbouncer"]
         assert set(pools) == {"database", "user", "cl_active", "maxwait_us"}
-        assert pools["database"] == [row["database"] for row in shown_pools]
-        assert pools["cl_active"] == [str(row["cl_active"]) for row in shown_pools]
+        assert list(pools["database"]) == [row["database"] for row in shown_pools]
+        assert list(pools["cl_active"]) == [str(row["cl_active"]) for row in shown_pools]
         ours = pools["database"].index(database)
         assert (pools["user"][ours], pools["cl_active"][ours], pools["maxwait_us"][ours]) == (APP, "1", "0")
         assert set(databases) == {"name", "pool_size", "force_user"}
-        assert databases["name"] == [row["name"] for row in shown_databases]
-        assert databases["pool_size"] == [str(row["pool_size"]) for row in shown_databases]
+        assert list(databases["name"]) == [row["name"] for row in shown_databases]
+        assert list(databases["pool_size"]) == [str(row["pool_size"]) for row in shown_databases]
         assert None in databases["force_user"]  # NULL stays None
         assert "pgbouncer" not in databases["name"]
 
