@@ -14,9 +14,11 @@ alike:
   accepted, as Prometheus scrapes (for RabbitMQ also with `prometheus_plugin: false`, the
   management API path);
 - the raw fetch: the exporter's own requests made directly from this process on one kept-alive
-  connection, with nothing parsed or served — PostgreSQL and PgBouncer: its SQL through psycopg;
-  RabbitMQ: its HTTP GETs through requests (the plugin's families, the vhost check and the named
-  queues' head messages, one after the other); Redis: INFO stats and LLEN of every list, pipelined;
+  connection, one after the other, with nothing parsed or served — PostgreSQL and PgBouncer: its
+  statements and console commands through psycopg; RabbitMQ: its HTTP GETs through requests (the
+  plugin's families, the vhost check and the named queues' head messages); Redis: INFO stats and
+  LLEN of every list, pipelined. For PostgreSQL also "in one message": its statements sent together
+  in one simple-protocol message, as the exporter sends them;
 - Debian's prometheus-postgres-exporter, prometheus-pgbouncer-exporter and
   prometheus-redis-exporter (`-check-single-keys` for the lists);
 - RabbitMQ's own /metrics/detailed for the same two queue families and vhost, and /metrics/per-object;
@@ -89,6 +91,7 @@ PASSWORDS = {"monitor": "bench-monitor-pw", "app": "bench-app-pw", "stats": "ben
 OURS = "obsbundle-exporter"
 RAW = "raw fetch"
 RAW_WRITTEN = "raw fetch + prometheus-client's writer"
+RAW_ONE_MESSAGE = "raw fetch, in one message"
 ANSWER_ALONE = "the exporter's answer served alone"
 """The exporter's answer, read from it once and served per scrape as it serves it (bench/answer_server.py)."""
 PGBOUNCER_POOL_FAMILIES = (
@@ -387,7 +390,7 @@ def row(name: str, data: str, tally: Tally, *, scrapes: int, pid: int | None, se
     scraper_cpu = tally.scraper_cpu / scrapes * 1000
     # The broker's own endpoints have no scraper of their own: what this process spends on them
     # is the client's, not an exporter's.
-    own_scraper = is_process or name in (RAW, RAW_WRITTEN)
+    own_scraper = is_process or name in (RAW, RAW_WRITTEN, RAW_ONE_MESSAGE)
     return Row(
         target=name, data=data,
         p50_ms=round(statistics.median(latencies) * 1000, 2),
@@ -430,6 +433,7 @@ def postgres_rows(stack: ExitStack, run: Run, sizes: Sequence[int]) -> list[Row]
                                           "port": postgres.port, "user": "monitor",
                                           "password_file": str(secrets / "monitor")}),
                 Target(RAW, fetch=functools.partial(postgres_raw, raw)),
+                Target(RAW_ONE_MESSAGE, fetch=functools.partial(postgres_raw_one_message, raw, one_message(raw))),
                 debian_postgres_exporter(postgres),
             ]
             rows += measure(run, f"postgres, {size} backends", targets, server)
@@ -444,6 +448,26 @@ def postgres_raw(conn: psycopg.Connection[Any]) -> int:
     cells = len(conn.execute(CONNECTIONS_SQL).fetchall()) + len(conn.execute(DATABASES_SQL).fetchall())
     if settings[4] is not None:
         cells += len(conn.execute(statements_query(settings[4], settings[3])).fetchall())
+    return cells
+
+
+def one_message(conn: psycopg.Connection[Any]) -> bytes:
+    """The exporter's statements joined into the one message its PostgreSQL source sends."""
+    settings = conn.execute(SETTINGS_SQL).fetchone()
+    assert settings is not None
+    queries = [SETTINGS_SQL, CONNECTIONS_SQL, DATABASES_SQL]
+    if settings[4] is not None:
+        queries.append(statements_query(settings[4], settings[3]).as_bytes(conn))
+    return b";\n".join(queries)
+
+
+def postgres_raw_one_message(conn: psycopg.Connection[Any], message: bytes) -> int:
+    """The exporter's statements sent together, as its PostgreSQL source sends them: one round trip."""
+    with conn.cursor() as cursor:
+        cursor.execute(message)
+        cells = len(cursor.fetchall())
+        while cursor.nextset():
+            cells += len(cursor.fetchall())
     return cells
 
 

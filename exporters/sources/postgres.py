@@ -8,6 +8,7 @@ state or timestamps.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from psycopg import errors, sql
@@ -75,24 +76,45 @@ def statements_query(schema: str, version: int) -> sql.Composed:
     ).format(sql.Identifier(time_column), sql.Identifier(schema, "pg_stat_statements"))
 
 
+_STATEMENTS_UNREADABLE = (errors.ObjectNotInPrerequisiteState, errors.InsufficientPrivilege)
+"""pg_stat_statements installed but not in shared_preload_libraries, or not readable by the role."""
+
+
 class PostgresServerSource(PgSource):
     kind = "postgres"
 
     def __init__(self, settings: PostgresSource) -> None:
         super().__init__(settings)
         self._statements_unavailable_logged = False
+        self._statements_read: tuple[str, int] | None = None
+        """pg_stat_statements' schema and the server's version when the extension was last read:
+        its query then goes in the same message as the others."""
 
     def _read(self, conn: Connection) -> list[Sample]:
-        settings = conn.execute(SETTINGS_SQL).fetchone()
-        assert settings is not None
+        # One message, one round trip, one transaction: the statements run back to back on the
+        # server, and the connection counts and per-database ages come from the same snapshot of
+        # pg_stat_activity, taken once.
+        known = self._statements_read
+        queries: list[bytes] = [SETTINGS_SQL, CONNECTIONS_SQL, DATABASES_SQL]
+        if known is not None:
+            queries.append(statements_query(*known).as_bytes(conn))
+        try:
+            answers = _answers(conn, queries)
+        except (*_STATEMENTS_UNREADABLE, errors.UndefinedTable):
+            if known is None:
+                raise
+            # The extension was dropped or made unreadable since the last scrape: read it apart.
+            self._statements_read = known = None
+            answers = _answers(conn, queries[:3])
+        settings, connections, databases = answers[0][0], answers[1], answers[2]
         max_connections, superuser_reserved, reserved, version, statements_schema = settings
         samples = [
             Sample(f.PG_MAX_CONNECTIONS, (), max_connections),
             Sample(f.PG_RESERVED_CONNECTIONS, (), superuser_reserved + reserved),
         ]
-        for datname, usename, state, count in conn.execute(CONNECTIONS_SQL).fetchall():
+        for datname, usename, state, count in connections:
             samples.append(Sample(f.PG_CONNECTIONS, (datname, usename, state), count))
-        for datname, hit, read, waiting, oldest, longest in conn.execute(DATABASES_SQL).fetchall():
+        for datname, hit, read, waiting, oldest, longest in databases:
             labels = (datname,)
             samples += [
                 Sample(f.PG_BLOCKS_HIT, labels, hit),
@@ -101,17 +123,19 @@ class PostgresServerSource(PgSource):
                 Sample(f.PG_OLDEST_TRANSACTION, labels, float(oldest)),
                 Sample(f.PG_LONGEST_QUERY, labels, float(longest)),
             ]
-        if statements_schema is not None:
+        if statements_schema is None:
+            self._statements_read = None
+        elif known == (statements_schema, version):
+            samples += _statements(answers[3])
+        else:
             samples += self._statements(conn, statements_schema, version)
         return samples
 
     def _statements(self, conn: Connection, schema: str, version: int) -> list[Sample]:
-        query = statements_query(schema, version)
         try:
-            rows = conn.execute(query).fetchall()
-        except (errors.ObjectNotInPrerequisiteState, errors.InsufficientPrivilege) as error:
-            # Installed but not in shared_preload_libraries, or not readable: the extension's
-            # metrics are optional, so the source stays up without them.
+            rows = conn.execute(statements_query(schema, version)).fetchall()
+        except _STATEMENTS_UNREADABLE as error:
+            # The extension's metrics are optional, so the source stays up without them.
             if not self._statements_unavailable_logged:
                 log.info("source %s: pg_stat_statements is installed but unreadable (%s); its metrics are left out",
                          self.name, type(error).__name__)
@@ -119,8 +143,25 @@ class PostgresServerSource(PgSource):
             return []
         except psycopg.errors.UndefinedTable:
             return []  # dropped between the two queries
-        samples: list[Sample] = []
-        for datname, seconds, calls in rows:
-            samples.append(Sample(f.PG_STATEMENTS_SECONDS, (datname,), float(seconds)))
-            samples.append(Sample(f.PG_STATEMENTS_CALLS, (datname,), float(calls)))
-        return samples
+        self._statements_read = (schema, version)
+        return _statements(rows)
+
+
+def _answers(conn: Connection, queries: list[bytes]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each query, sent together in one simple-protocol message (no parameters)."""
+    with conn.cursor() as cursor:
+        cursor.execute(b";\n".join(queries))
+        answers = [cursor.fetchall()]
+        while cursor.nextset():
+            answers.append(cursor.fetchall())
+    if len(answers) != len(queries):
+        raise psycopg.InterfaceError(f"{len(queries)} queries sent, {len(answers)} answers read")
+    return answers
+
+
+def _statements(rows: list[tuple[Any, ...]]) -> list[Sample]:
+    samples: list[Sample] = []
+    for datname, seconds, calls in rows:
+        samples.append(Sample(f.PG_STATEMENTS_SECONDS, (datname,), float(seconds)))
+        samples.append(Sample(f.PG_STATEMENTS_CALLS, (datname,), float(calls)))
+    return samples

@@ -16,6 +16,7 @@ from psycopg import sql
 from obsbundle.tools.processes import wait_until
 from tests.exporter.conftest import (
     APP,
+    MONITOR,
     Passwords,
     collect_once,
     config_from,
@@ -200,3 +201,32 @@ def test_every_series_carries_the_source_label_and_build_info_is_served(
     build = [labels for name, labels in samples if name == "poolq_build_info"]
     assert len(build) == 1 and {key for key, _ in build[0]} == {"version", "python"}
     assert value(samples, "poolq_up", source="main", kind="postgres") == 1
+
+
+def test_statement_totals_follow_pg_stat_statements_as_it_is_dropped_and_installed_elsewhere(
+    postgres: PostgresServer, passwords: Passwords, tmp_path: Path
+) -> None:
+    database = unique("stmtlife")
+    postgres.create_database(database, owner=APP)
+    postgres.execute("CREATE EXTENSION pg_stat_statements", dbname=database)
+    config = config_from(tmp_path, {"postgres": [postgres_entry(postgres, passwords, name="life", dbname=database)]})
+    up = {"source": "life", "kind": "postgres"}
+    with exporter_of(config) as exporter:
+        registry = fresh_registry(exporter)
+
+        def calls() -> float | None:
+            return registry.get_sample_value("poolq_pg_statements_calls_total", {"source": "life", "datname": database})
+
+        # Read apart on the first scrape, then in the same message as the other queries.
+        first, second = calls(), calls()
+        assert first is not None and second is not None and second > first
+        postgres.execute("DROP EXTENSION pg_stat_statements", dbname=database)
+        for _ in range(2):  # the scrape that finds it gone, and the one after
+            assert calls() is None
+            assert registry.get_sample_value("poolq_up", up) == 1
+            assert registry.get_sample_value("poolq_pg_max_connections", {"source": "life"}) is not None
+        postgres.execute(f"CREATE SCHEMA stats; GRANT USAGE ON SCHEMA stats TO {MONITOR}", dbname=database)
+        postgres.execute("CREATE EXTENSION pg_stat_statements SCHEMA stats", dbname=database)
+        again = [calls(), calls()]
+        assert all(value is not None for value in again)
+        assert registry.get_sample_value("poolq_up", up) == 1
