@@ -65,6 +65,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from obsbundle.exporters import families as f
+from obsbundle.exporters.sources.pgsession import fetch_together
 from obsbundle.exporters.sources.postgres import CONNECTIONS_SQL, DATABASES_SQL, SETTINGS_SQL, statements_query
 from obsbundle.tools.processes import free_port, require_binary, wait_until
 from tests.support.servers_db import (
@@ -451,24 +452,19 @@ def postgres_raw(conn: psycopg.Connection[Any]) -> int:
     return cells
 
 
-def one_message(conn: psycopg.Connection[Any]) -> bytes:
-    """The exporter's statements joined into the one message its PostgreSQL source sends."""
+def one_message(conn: psycopg.Connection[Any]) -> list[bytes]:
+    """The exporter's statements, as its PostgreSQL source sends them together on each scrape."""
     settings = conn.execute(SETTINGS_SQL).fetchone()
     assert settings is not None
     queries = [SETTINGS_SQL, CONNECTIONS_SQL, DATABASES_SQL]
     if settings[4] is not None:
         queries.append(statements_query(settings[4], settings[3]).as_bytes(conn))
-    return b";\n".join(queries)
+    return queries
 
 
-def postgres_raw_one_message(conn: psycopg.Connection[Any], message: bytes) -> int:
-    """The exporter's statements sent together, as its PostgreSQL source sends them: one round trip."""
-    with conn.cursor() as cursor:
-        cursor.execute(message)
-        cells = len(cursor.fetchall())
-        while cursor.nextset():
-            cells += len(cursor.fetchall())
-    return cells
+def postgres_raw_one_message(conn: psycopg.Connection[Any], queries: list[bytes]) -> int:
+    """The exporter's statements sent in one message, as its PostgreSQL source sends them: one round trip."""
+    return sum(map(len, fetch_together(conn, queries)))
 
 
 def pgbouncer_rows(stack: ExitStack, run: Run, sizes: Sequence[int]) -> list[Row]:

@@ -141,6 +141,19 @@ def fetch_dicts(conn: Connection, query: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def fetch_together(conn: Connection, queries: Sequence[bytes]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each parameterless query, all sent in one simple-protocol message: one round trip,
+    run back to back by the server in one transaction."""
+    with conn.cursor() as cursor:
+        cursor.execute(b";\n".join(queries))
+        answers = [cursor.fetchall()]
+        while cursor.nextset():
+            answers.append(cursor.fetchall())
+    if len(answers) != len(queries):
+        raise psycopg.InterfaceError(f"{len(queries)} queries sent, {len(answers)} answers read")
+    return answers
+
+
 class ConsoleRead(NamedTuple):
     """What to read of one admin console command's answer."""
 

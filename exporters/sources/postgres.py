@@ -16,7 +16,7 @@ from psycopg import errors, sql
 from obsbundle.exporters import families as f
 from obsbundle.exporters.config import PostgresSource
 from obsbundle.exporters.families import Sample
-from obsbundle.exporters.sources.pgsession import Connection, PgSource
+from obsbundle.exporters.sources.pgsession import Connection, PgSource, fetch_together
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,13 @@ class PostgresServerSource(PgSource):
         if known is not None:
             queries.append(statements_query(*known).as_bytes(conn))
         try:
-            answers = _answers(conn, queries)
+            answers = fetch_together(conn, queries)
         except (*_STATEMENTS_UNREADABLE, errors.UndefinedTable):
             if known is None:
                 raise
             # The extension was dropped or made unreadable since the last scrape: read it apart.
             self._statements_read = known = None
-            answers = _answers(conn, queries[:3])
+            answers = fetch_together(conn, queries[:3])
         settings, connections, databases = answers[0][0], answers[1], answers[2]
         max_connections, superuser_reserved, reserved, version, statements_schema = settings
         samples = [
@@ -145,18 +145,6 @@ class PostgresServerSource(PgSource):
             return []  # dropped between the two queries
         self._statements_read = (schema, version)
         return _statements(rows)
-
-
-def _answers(conn: Connection, queries: list[bytes]) -> list[list[tuple[Any, ...]]]:
-    """The rows of each query, sent together in one simple-protocol message (no parameters)."""
-    with conn.cursor() as cursor:
-        cursor.execute(b";\n".join(queries))
-        answers = [cursor.fetchall()]
-        while cursor.nextset():
-            answers.append(cursor.fetchall())
-    if len(answers) != len(queries):
-        raise psycopg.InterfaceError(f"{len(queries)} queries sent, {len(answers)} answers read")
-    return answers
 
 
 def _statements(rows: list[tuple[Any, ...]]) -> list[Sample]:
