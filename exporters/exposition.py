@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
+from typing import NamedTuple
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -139,10 +140,20 @@ def _needs_escaping(text: str) -> bool:
     return "\\" in text or '"' in text or "\n" in text
 
 
-Prefixes = dict[tuple[str, int, tuple[str, ...]], tuple[tuple[Sequence[str], ...], str, Sequence[float | str], str]]
-"""Per block (its sample name, place in the family and shared values): the label columns it was
-written for, the text of its lines with a `%s` where each value goes, and the values last written
-into it with the text they made."""
+class KeptBlock(NamedTuple):
+    """A block as the scrape before wrote it."""
+
+    columns: tuple[Sequence[str], ...]
+    """The label columns it was written for."""
+    lines: str
+    """The text of its lines with a `%s` where each value goes."""
+    values: Sequence[float | str]
+    """The values written into it, and the text they made."""
+    text: str
+
+
+Prefixes = dict[tuple[str, int, tuple[str, ...]], KeptBlock]
+"""Per block (its sample name, place in the family and shared values): how it was last written."""
 
 
 def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Prefixes) -> None:
@@ -165,20 +176,20 @@ def _rows_family(metric: RowsMetric, output: list[str], kept: Prefixes, keep: Pr
             continue
         key = (name, place, shared)
         known = kept.get(key)
-        if known is not None and known[0] == columns:
-            lines = known[1]
-            if isinstance(values, WrittenNumbers) and known[2] == values:
+        if known is not None and known.columns == columns:
+            lines = known.lines
+            if isinstance(values, WrittenNumbers) and known.values == values:
                 # The same digits as the scrape before (an idle pool, a quiet queue): the same text.
                 # (Floats are written anew: -0.0 equals 0.0 but is spelled apart.)
                 keep[key] = known
-                output.append(known[3])
+                output.append(known.text)
                 continue
         else:
             lines = _block_lines(_block_prefixes(name, names, order, shared, columns, count=len(values)))
         texts = _numbers(values)
         # One formatting of the whole block, in C: no string per line to make and join.
         text = lines % (texts if isinstance(texts, tuple) else tuple(texts))
-        keep[key] = (columns, lines, values, text)
+        keep[key] = KeptBlock(columns, lines, values, text)
         output.append(text)
 
 
